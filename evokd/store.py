@@ -1,0 +1,306 @@
+"""The run store: one DuckDB file per run (DIR/evokd.duckdb).
+
+A round is written in one transaction, so a run killed mid-round keeps every earlier round
+intact and resumes after the last committed one. Migrations are numbered and applied in order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from evokd.errors import RunError
+
+EMBED_DIM = 384
+
+_MIGRATIONS: list[str] = [
+    # 1: initial schema
+    f"""
+    CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY,
+        created_at TIMESTAMP,
+        task_name VARCHAR,
+        task_kind VARCHAR,
+        task JSON,
+        teacher VARCHAR,
+        api_base VARCHAR,
+        config JSON,
+        evokd_version VARCHAR
+    );
+    CREATE SEQUENCE sample_id START 1;
+    CREATE TABLE samples (
+        id BIGINT PRIMARY KEY DEFAULT nextval('sample_id'),
+        round INTEGER NOT NULL,
+        source VARCHAR NOT NULL,          -- seed | generated | pool
+        intent VARCHAR,                   -- hard | easy (NULL for seeds)
+        text VARCHAR NOT NULL,
+        label VARCHAR,                    -- final label (accepted rows)
+        intended_label VARCHAR,           -- label the generator aimed at, if any
+        teacher_label VARCHAR,            -- label from the separate labeling call
+        student_pred VARCHAR,             -- student's prediction before training on it
+        student_score DOUBLE,
+        status VARCHAR NOT NULL,          -- accepted | rejected
+        reject_reason VARCHAR,
+        text_hash VARCHAR NOT NULL,
+        embedding FLOAT[{EMBED_DIM}],
+        created_at TIMESTAMP
+    );
+    CREATE TABLE rounds (
+        round INTEGER PRIMARY KEY,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        seconds DOUBLE,
+        analysis VARCHAR,
+        n_generated INTEGER,
+        n_accepted INTEGER,
+        n_rejected INTEGER,
+        rejected_by_reason JSON,
+        feedback_size INTEGER,
+        feedback_accuracy DOUBLE,
+        batch_student_accuracy DOUBLE,
+        train_size INTEGER,
+        eval_n INTEGER,
+        eval_accuracy DOUBLE,
+        eval_macro_f1 DOUBLE,
+        prompt_tokens BIGINT,
+        completion_tokens BIGINT,
+        n_calls INTEGER,
+        n_failed_calls INTEGER
+    );
+    CREATE SEQUENCE call_id START 1;
+    CREATE TABLE calls (
+        id BIGINT PRIMARY KEY DEFAULT nextval('call_id'),
+        round INTEGER,
+        step VARCHAR,
+        attempt INTEGER,
+        model VARCHAR,
+        prompt_tokens BIGINT,
+        completion_tokens BIGINT,
+        latency_s DOUBLE,
+        ok BOOLEAN,
+        error VARCHAR,
+        created_at TIMESTAMP
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass
+class SampleRow:
+    round: int
+    source: str
+    text: str
+    text_hash: str
+    status: str
+    intent: str | None = None
+    label: str | None = None
+    intended_label: str | None = None
+    teacher_label: str | None = None
+    student_pred: str | None = None
+    student_score: float | None = None
+    reject_reason: str | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class CallRow:
+    round: int
+    step: str
+    attempt: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    ok: bool
+    error: str | None = None
+    created_at: _dt.datetime = field(default_factory=_dt.datetime.now)
+
+
+@dataclass
+class RoundRecord:
+    round: int
+    started_at: _dt.datetime
+    finished_at: _dt.datetime
+    analysis: str | None
+    n_generated: int
+    n_accepted: int
+    n_rejected: int
+    rejected_by_reason: dict
+    feedback_size: int
+    feedback_accuracy: float | None
+    batch_student_accuracy: float | None
+    train_size: int
+    eval_n: int
+    eval_accuracy: float | None
+    eval_macro_f1: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    n_calls: int
+    n_failed_calls: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Store:
+    """Thin, typed access to the run's DuckDB file. The only module that writes SQL."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise RunError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
+        self._migrate()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _one(self, sql: str, params=None):
+        """First row of a query. DuckDB 2.0 needs every result fetched to the end before the next statement."""
+        rows = self._exec(sql, params)
+        return rows[0] if rows else None
+
+    def _exec(self, sql: str, params=None) -> list[tuple]:
+        """Run a statement and fetch its result to the end (DuckDB 2.0 refuses the next statement otherwise)."""
+        return self.con.execute(sql, params or []).fetchall()
+
+    # schema -----------------------------------------------------------------
+    def _migrate(self) -> None:
+        self._exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+        current = self._one("SELECT coalesce(max(version), 0) FROM schema_version")[0]
+        if current > SCHEMA_VERSION:
+            raise RunError(f"{self.path}: store schema v{current} is newer than this evokd (v{SCHEMA_VERSION}); upgrade evokd")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self._exec("BEGIN TRANSACTION")
+            try:
+                self.con.execute(_MIGRATIONS[version - 1]).fetchall()
+                self._exec("INSERT INTO schema_version VALUES (?, now())", [version])
+                self._exec("COMMIT")
+            except BaseException:
+                self._exec("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        return self._one("SELECT max(version) FROM schema_version")[0]
+
+    # runs -------------------------------------------------------------------
+    def run_info(self) -> dict | None:
+        row = self._one(
+            "SELECT run_id, task_name, task_kind, task, teacher, api_base, config, evokd_version, created_at FROM runs"
+        )
+        if row is None:
+            return None
+        keys = ["run_id", "task_name", "task_kind", "task", "teacher", "api_base", "config", "evokd_version", "created_at"]
+        info = dict(zip(keys, row))
+        info["task"] = json.loads(info["task"])
+        info["config"] = json.loads(info["config"])
+        return info
+
+    def create_run(self, run_id: str, task: dict, teacher: str, api_base: str | None, config: dict, version: str) -> None:
+        self._exec(
+            "INSERT INTO runs VALUES (?, now(), ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, task["name"], task["kind"], json.dumps(task), teacher, api_base, json.dumps(config), version],
+        )
+
+    # rounds -----------------------------------------------------------------
+    def last_round(self) -> int | None:
+        return self._one("SELECT max(round) FROM rounds")[0]
+
+    def commit_round(self, record: RoundRecord, samples: list[SampleRow], calls: list[CallRow]) -> None:
+        """Write a round's samples, calls and summary atomically."""
+        con = self.con
+        self._exec("BEGIN TRANSACTION")
+        try:
+            if samples:
+                con.executemany(
+                    "INSERT INTO samples (round, source, intent, text, label, intended_label, teacher_label, student_pred,"
+                    " student_score, status, reject_reason, text_hash, embedding, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    [
+                        [s.round, s.source, s.intent, s.text, s.label, s.intended_label, s.teacher_label, s.student_pred,
+                         s.student_score, s.status, s.reject_reason, s.text_hash,
+                         None if s.embedding is None else [float(x) for x in s.embedding]]
+                        for s in samples
+                    ],
+                )
+            if calls:
+                con.executemany(
+                    "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[c.round, c.step, c.attempt, c.model, c.prompt_tokens, c.completion_tokens, c.latency_s, c.ok, c.error,
+                      c.created_at] for c in calls],
+                )
+            r = record
+            self._exec(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [r.round, r.started_at, r.finished_at, r.seconds, r.analysis, r.n_generated, r.n_accepted, r.n_rejected,
+                 json.dumps(r.rejected_by_reason), r.feedback_size, r.feedback_accuracy, r.batch_student_accuracy,
+                 r.train_size, r.eval_n, r.eval_accuracy, r.eval_macro_f1, r.prompt_tokens, r.completion_tokens,
+                 r.n_calls, r.n_failed_calls],
+            )
+            self._exec("COMMIT")
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+
+    def rounds(self) -> list[dict]:
+        rel = self.con.sql("SELECT * FROM rounds ORDER BY round")
+        cols = rel.columns
+        out = []
+        for row in rel.fetchall():
+            d = dict(zip(cols, row))
+            d["rejected_by_reason"] = json.loads(d["rejected_by_reason"] or "{}")
+            for key in ("started_at", "finished_at"):
+                d[key] = d[key].isoformat() if d[key] is not None else None
+            out.append(d)
+        return out
+
+    # samples ----------------------------------------------------------------
+    _SAMPLE_COLS = ["id", "round", "source", "intent", "text", "label", "intended_label", "teacher_label",
+                    "student_pred", "student_score", "status", "reject_reason"]
+
+    def samples(self, *, status: str | None = "accepted", round: int | None = None, source: str | None = None) -> list[dict]:
+        where, params = [], []
+        for col, value in (("status", status), ("round", round), ("source", source)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        sql = f"SELECT {', '.join(self._SAMPLE_COLS)} FROM samples"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        return [dict(zip(self._SAMPLE_COLS, row)) for row in self._exec(sql, params)]
+
+    def accepted_hashes(self) -> set[str]:
+        return {row[0] for row in self._exec("SELECT text_hash FROM samples WHERE status = 'accepted'")}
+
+    def accepted_vectors(self) -> np.ndarray:
+        """All accepted embeddings as an (n, 384) float32 matrix, read through Arrow."""
+        table = self.con.sql(
+            "SELECT embedding FROM samples WHERE status = 'accepted' AND embedding IS NOT NULL ORDER BY id"
+        ).to_arrow_table()
+        if table.num_rows == 0:
+            return np.zeros((0, EMBED_DIM), dtype=np.float32)
+        column = table.column(0).combine_chunks()
+        flat = column.values.to_numpy()
+        return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, EMBED_DIM)
+
+    def token_totals(self) -> tuple[int, int]:
+        row = self._one("SELECT coalesce(sum(prompt_tokens),0), coalesce(sum(completion_tokens),0) FROM calls")
+        return int(row[0]), int(row[1])

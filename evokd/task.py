@@ -1,0 +1,139 @@
+"""The task spec (TASK.yaml): what the student must learn, its labels, seeds and eval data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evokd.errors import InputError
+from evokd.io import read_labeled
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class TaskSpec(BaseModel):
+    """A validated task. Paths are resolved relative to the YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["classification"]
+    description: str = Field(min_length=1)
+    labels: list[Label] = Field(min_length=2)
+    seeds: Path
+    eval: Optional[Path] = None
+    language: str = "en"
+    path: Optional[Path] = Field(default=None, exclude=True)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_from_mapping(cls, value):
+        # Accept {name: description}, [name, ...] or [{name, description}, ...].
+        if isinstance(value, dict):
+            return [{"name": str(k), "description": "" if v is None else v} for k, v in value.items()]
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, value: list[Label]):
+        names = [label.name for label in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate label {dupes[0]!r}; expected unique label names")
+        return value
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def seed_rows(self) -> list[dict]:
+        rows = read_labeled(self.seeds, self.label_names)
+        if not rows:
+            raise InputError(self.seeds, "no rows; expected at least one labeled seed example")
+        found = {row["label"] for row in rows}
+        if len(found) < 2:
+            raise InputError(self.seeds, f"only label(s) {sorted(found)} present; expected seeds for at least two labels", field="label")
+        return rows
+
+    def eval_rows(self) -> list[dict] | None:
+        if self.eval is None:
+            return None
+        rows = read_labeled(self.eval, self.label_names, unique=False)
+        if not rows:
+            raise InputError(self.eval, "no rows; expected labeled evaluation examples")
+        return rows
+
+    def to_public_dict(self) -> dict:
+        data = self.model_dump(mode="json")
+        return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _format_error(err: dict) -> tuple[str, str]:
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "missing":
+        msg = "missing; required"
+    elif err["type"] == "literal_error":
+        msg = f"got {err.get('input')!r}; {msg.replace('Input should be', 'expected')}"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown field; expected name, kind, description, labels, seeds, eval, language"
+    return field, msg.replace("Value error, ", "")
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Parse and validate TASK.yaml, then check that its seed and eval files exist and parse."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found; expected a task YAML file")
+    try:
+        raw = yaml.load(path.read_bytes().decode("utf-8-sig"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise InputError(path, "not valid UTF-8; expected a UTF-8 YAML file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "malformed"
+        raise InputError(path, f"invalid YAML ({problem})", line=line) from None
+    if not isinstance(raw, dict):
+        raise InputError(path, f"expected a YAML mapping at the top level, got {type(raw).__name__}")
+    base = path.resolve().parent
+    for key in ("seeds", "eval"):
+        if isinstance(raw.get(key), str):
+            raw[key] = str((base / raw[key]).resolve())
+    try:
+        task = TaskSpec(**raw)
+    except ValidationError as exc:
+        field, msg = _format_error(exc.errors()[0])
+        raise InputError(path, msg, field=field) from None
+    task.path = path.resolve()
+    for key in ("seeds", "eval"):
+        value = getattr(task, key)
+        if value is not None and not Path(value).is_file():
+            raise InputError(path, f"file {value} not found; expected a path relative to the task file", field=key)
+    return task
