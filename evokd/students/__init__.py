@@ -1,0 +1,24 @@
+"""Students: small classifiers that learn from the teacher's data and ship as ONNX.
+
+Each student lives in its own module and follows `Student` in `base.py`; `make_student`
+builds one by the name the CLI's `--student` option takes.
+"""
+
+from evokd.students.base import ParityError, Student
+from evokd.students.tfidf import TfidfStudent
+
+STUDENTS: dict[str, type[Student]] = {"tfidf": TfidfStudent}
+
+
+def make_student(name: str, **params) -> Student:
+    """Build the student registered as `name` with the given hyper-parameters."""
+    try:
+        cls = STUDENTS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown student {name!r}; expected one of: {', '.join(STUDENTS)}"
+        ) from None
+    return cls(**params)
+
+
+__all__ = ["STUDENTS", "ParityError", "Student", "TfidfStudent", "make_student"]
