@@ -1,0 +1,63 @@
+"""Progress display and end-of-run summary for `evokd generate` (rich, on stderr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class RoundProgress:
+    """A callable progress sink for `EvoKD(progress=...)`: a bar over rounds plus the current step."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = Console(stderr=True)
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.quiet:
+            self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("round 0", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: str, **info):
+        if self._progress is None:
+            return
+        p, t = self._progress, self._task
+        if event in ("start", "resume"):
+            p.update(t, total=info["total"], completed=info["done"],
+                     description=f"resuming after round {info['done']}" if event == "resume" else "starting")
+        elif event == "round_start":
+            p.update(t, total=info["total"], description=f"round {info['round']}")
+        elif event == "step":
+            p.update(t, description=f"round {info['round']}: {info['name']}")
+        elif event == "round":
+            r = info["record"]
+            acc = "–" if r.eval_accuracy is None else f"{r.eval_accuracy:.3f}"
+            p.console.print(f"round {r.round}: accepted {r.n_accepted}, rejected {r.n_rejected}, eval accuracy {acc}, "
+                            f"{r.prompt_tokens + r.completion_tokens} tokens, {r.seconds:.1f} s")
+            if r.round > 0:
+                p.advance(t)
+
+
+def print_summary(rounds: list[dict], out_dir: Path) -> None:
+    table = Table(title=f"evokd generate → {out_dir}")
+    for col in ("round", "accepted", "rejected (by reason)", "eval acc", "macro-F1", "tokens", "seconds"):
+        table.add_column(col, justify="right" if col != "rejected (by reason)" else "left")
+    for r in rounds:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "–"
+        fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(str(r["round"]), str(r["n_accepted"]), f"{r['n_rejected']} ({reasons})" if r["n_rejected"] else "0",
+                      fmt(r["eval_accuracy"]), fmt(r["eval_macro_f1"]),
+                      str((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)), f"{r['seconds']:.1f}")
+    Console().print(table)

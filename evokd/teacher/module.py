@@ -1,0 +1,213 @@
+"""The Teacher: the paper's three LLM steps (weakness analysis, input generation, separate
+labeling) as one DSPy module, with bounded retries and a log of every call.
+
+Teacher output is untrusted: every step validates what comes back, retries a failed or empty
+answer with a new rollout id, and returns what it could get. A step never raises because of
+what the model wrote; failures are recorded in `calls` with their reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+import dspy
+
+from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
+from evokd.store import CallRow
+from evokd.task import TaskSpec
+from evokd.teacher.signatures import AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature
+
+
+@dataclass
+class Feedback:
+    """What the student got wrong and right on the latest batch, computed by code."""
+
+    wrong: list[dict]  # {"text", "gold", "pred"}
+    correct: list[dict]  # {"text", "gold"}
+    error_stats: str
+    score_history: list[float | None]
+
+
+def _generation_budget(n_items: int, per_item: int = 70) -> int:
+    """Tokens for a generation call: room for n items of a sentence or two, and JSON around them."""
+    return 64 + per_item * max(1, n_items)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+class Teacher(dspy.Module):
+    def __init__(self, task: TaskSpec, lm: dspy.LM, *, demonstrations: list[dict] | None = None,
+                 max_attempts: int = 3, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300):
+        super().__init__()
+        self.task = task
+        self.lm = lm
+        self.seed = seed
+        self.max_attempts = max_attempts
+        self.max_examples = max_examples_in_prompt
+        self.demonstrations = demonstrations or []
+        self.analyze = dspy.Predict(AnalyzeWeaknesses)
+        self.generate = dspy.Predict(generate_signature(max_chars))
+        self.label = dspy.Predict(label_signature(task.label_names))
+        self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
+        self.calls: list[CallRow] = []
+        self.prompt_state: str | None = None
+
+    # formatting ------------------------------------------------------------------
+    def labels_text(self) -> str:
+        return "\n".join(f"- {lab.name}: {lab.description}" if lab.description else f"- {lab.name}" for lab in self.task.labels)
+
+    def demonstrations_text(self) -> str:
+        if not self.demonstrations:
+            return "(none)"
+        return "\n".join(f"text: {d['text']}\nlabel: {d['label']}" for d in self.demonstrations)
+
+    def _examples_text(self, rows: list[dict], with_pred: bool) -> str:
+        if not rows:
+            return "(none)"
+        lines = []
+        for row in rows[: self.max_examples]:
+            if with_pred:
+                lines.append(f"- \"{row['text']}\" -> correct: {row['gold']}; student predicted: {row['pred']}")
+            else:
+                lines.append(f"- \"{row['text']}\" -> {row['gold']}")
+        return "\n".join(lines)
+
+    # calls -------------------------------------------------------------------------
+    def _rollout(self, round_: int, step: str, key: str, attempt: int) -> int:
+        digest = hashlib.sha256(f"{self.seed}|{round_}|{step}|{key}|{attempt}".encode()).hexdigest()
+        return int(digest[:12], 16)
+
+    def _call(self, predictor: dspy.Predict, *, round_: int, step: str, key: str, validate, max_tokens: int, **inputs):
+        """Run one step with retries; return the validated value or None.
+
+        `max_tokens` bounds each call to what the step needs, so a weak model that keeps writing
+        (40 texts when 8 were asked) is cut off early instead of burning minutes of CPU.
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            history_len = len(self.lm.history)
+            start = time.perf_counter()
+            error = None
+            value = None
+            try:
+                with dspy.context(lm=self.lm, adapter=dspy.JSONAdapter()):
+                    pred = predictor(**inputs, config={"rollout_id": self._rollout(round_, step, key, attempt),
+                                                       "max_tokens": max_tokens})
+                value, error = validate(pred)
+            except Exception as exc:  # teacher output is untrusted; any failure is recorded and retried
+                error = _first_line(exc)
+            latency = time.perf_counter() - start
+            prompt_tokens = completion_tokens = 0
+            for entry in self.lm.history[history_len:]:
+                usage = entry.get("usage") or {}
+                prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.calls.append(CallRow(round=round_, step=step, attempt=attempt, model=self.lm.model,
+                                      prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                      latency_s=latency, ok=error is None, error=error))
+            if error is None:
+                return value
+        return None
+
+    def drain_calls(self) -> list[CallRow]:
+        calls, self.calls = self.calls, []
+        return calls
+
+    # steps -------------------------------------------------------------------------
+    def analyze_weaknesses(self, round_: int, feedback: Feedback, *, use_correct: bool = True) -> str | None:
+        def validate(pred):
+            text = (pred.weaknesses or "").strip()
+            if len(text) < 10:
+                return None, "empty or too short weakness analysis"
+            return text, None
+
+        history = ", ".join(f"round {i}: {s:.3f}" for i, s in enumerate(feedback.score_history) if s is not None)
+        return self._call(
+            self.analyze, round_=round_, step="analyze", key="", validate=validate, max_tokens=400,
+            task=self.task.description, labels=self.labels_text(), error_stats=feedback.error_stats,
+            wrong_examples=self._examples_text(feedback.wrong, with_pred=True),
+            correct_examples=self._examples_text(feedback.correct, with_pred=False) if use_correct else "(not shown)",
+            score_history=history or "(no earlier rounds)",
+        )
+
+    def generate_inputs(self, round_: int, weaknesses: str, previous: list[str], n_hard: int, n_easy: int
+                        ) -> tuple[list[str], list[str]]:
+        def validate(pred):
+            hard = [t for t in (clean_generated(x) for x in (pred.hard_texts or [])) if t]
+            easy = [t for t in (clean_generated(x) for x in (pred.easy_texts or [])) if t]
+            if not hard and not easy:
+                return None, "generation returned no texts"
+            return (hard[:n_hard], easy[:n_easy]), None
+
+        out = self._call(
+            self.generate, round_=round_, step="generate", key="", validate=validate,
+            max_tokens=_generation_budget(n_hard + n_easy),
+            task=self.task.description, labels=self.labels_text(), weaknesses=weaknesses,
+            previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
+        )
+        return out if out is not None else ([], [])
+
+    def generate_labeled_inputs(self, round_: int, weaknesses: str, previous: list[str], n_hard: int, n_easy: int
+                                ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        def pairs(items, limit):
+            out = []
+            for item in items or []:
+                text = clean_generated(getattr(item, "text", ""))
+                if text:
+                    out.append((text, item.label))
+            return out[:limit]
+
+        def validate(pred):
+            hard, easy = pairs(pred.hard_examples, n_hard), pairs(pred.easy_examples, n_easy)
+            if not hard and not easy:
+                return None, "generation returned no examples"
+            return (hard, easy), None
+
+        out = self._call(
+            self.generate_labeled, round_=round_, step="generate_labeled", key="", validate=validate,
+            max_tokens=_generation_budget(n_hard + n_easy, per_item=90),
+            task=self.task.description, labels=self.labels_text(), weaknesses=weaknesses,
+            previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
+        )
+        return out if out is not None else ([], [])
+
+    def label_text(self, round_: int, text: str, vote: int = 0) -> str | None:
+        allowed = set(self.task.label_names)
+
+        def validate(pred):
+            if pred.label not in allowed:
+                return None, f"label {pred.label!r} not in the task's labels"
+            return pred.label, None
+
+        return self._call(
+            self.label, round_=round_, step="label", key=f"{text}|{vote}" if vote else text, validate=validate,
+            max_tokens=48,
+            task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
+        )
+
+    def label_with_votes(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None]:
+        """Label `votes` times with independent samples; keep the label only if all agree.
+
+        Returns (label, None) or (None, reject reason). With a weak teacher, agreement filters
+        out many wrong labels at the price of extra calls.
+        """
+        labels = []
+        for vote in range(votes):
+            label = self.label_text(round_, text, vote)
+            if label is None:
+                return None, REASON_NO_LABEL
+            labels.append(label)
+            if len(set(labels)) > 1:
+                return None, REASON_LABEL_DISAGREES
+        return labels[0], None
+
+    @staticmethod
+    def _previous_text(previous: list[str]) -> str:
+        if not previous:
+            return "(none)"
+        start = max(0, len(previous) - 3)
+        return "\n".join(f"round {start + i + 1}: {p}" for i, p in enumerate(previous[start:]))

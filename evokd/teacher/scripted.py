@@ -1,0 +1,93 @@
+"""TEST DOUBLE: a scripted teacher engine that answers DSPy requests without any model.
+
+It is for unit and end-to-end tests of the loop's logic and for smoke benchmarks, never for
+real data: "generated" texts are drawn from a labeled pool of real sentences, and "labels" are
+that pool's gold labels (optionally corrupted at a fixed rate to exercise the filters).
+It plugs in through DSPy's custom-engine interface, the same path the embedded model uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+import dspy
+from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+
+_TEXT_FIELD = re.compile(r"\[\[ ## text ## \]\]\n(.*?)\n\n(?:\[\[ ## |Respond with)", re.DOTALL)
+
+
+class ScriptedEngine:
+    """Deterministic stand-in for an LLM; see the module docstring."""
+
+    supports_response_schema = True
+    supported_params = {"response_format", "temperature", "max_tokens", "seed"}
+
+    def __init__(self, pool: list[dict], labels: list[str], *, label_noise: float = 0.0, seed: int = 0,
+                 fail_every: int = 0):
+        self.pool = list(pool)
+        self.gold = {row["text"]: row["label"] for row in pool}
+        self.labels = labels
+        self.label_noise = label_noise
+        self.seed = seed
+        self.fail_every = fail_every
+        self.n_calls = 0
+        self._seen: dict[str, int] = {}
+
+    def _rng_for(self, request) -> random.Random:
+        # Deterministic per (prompt, how often this prompt was asked), so a resumed run sees
+        # the same answers as an uninterrupted one.
+        prompt = "\n".join(m.text or "" for m in request.messages)
+        key = hashlib.sha256(f"{self.seed}|{prompt}".encode()).hexdigest()
+        self._seen[key] = self._seen.get(key, 0) + 1
+        return random.Random(f"{key}|{self._seen[key]}")
+
+    def _answer(self, request, rng: random.Random) -> dict | str:
+        schema = (request.config.response_format or {}).get("schema", {})
+        fields = set(schema.get("properties", {}))
+        prompt = "\n".join(m.text or "" for m in request.messages)
+        if "weaknesses" in fields:
+            return {"weaknesses": "- confuses mixed or negated statements\n- struggles with short, sarcastic texts"}
+        if "hard_texts" in fields:
+            n_hard = int(re.search(r"\[\[ ## n_hard ## \]\]\n(\d+)", prompt).group(1))
+            n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
+            picks = rng.sample(self.pool, min(len(self.pool), n_hard + n_easy))
+            return {"hard_texts": [r["text"] for r in picks[:n_hard]], "easy_texts": [r["text"] for r in picks[n_hard:]]}
+        if "hard_examples" in fields:
+            n_hard = int(re.search(r"\[\[ ## n_hard ## \]\]\n(\d+)", prompt).group(1))
+            n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
+            picks = rng.sample(self.pool, min(len(self.pool), n_hard + n_easy))
+            ex = [{"text": r["text"], "label": r["label"]} for r in picks]
+            return {"hard_examples": ex[:n_hard], "easy_examples": ex[n_hard:]}
+        if "label" in fields:
+            match = _TEXT_FIELD.search(prompt)
+            text = match.group(1).strip() if match else ""
+            label = self.gold.get(text, self.labels[0])
+            if rng.random() < self.label_noise:
+                label = rng.choice([lab for lab in self.labels if lab != label])
+            return {"label": label}
+        return "not JSON at all"
+
+    def complete(self, request):
+        self.n_calls += 1
+        if self.fail_every and self.n_calls % self.fail_every == 0:
+            out = "{ this is truncated"
+        else:
+            answer = self._answer(request, self._rng_for(request))
+            out = answer if isinstance(answer, str) else json.dumps(answer)
+        n_in = sum(len((m.text or "").split()) for m in request.messages)
+        return Response(id=None, model="scripted", message=Message.assistant((TextPart(out),)), finish_reason="stop",
+                        usage=Usage(input_tokens=n_in, output_tokens=len(out.split())))
+
+    def stream(self, request):
+        return response_to_events(self.complete(request))
+
+    def close(self):
+        pass
+
+
+def scripted_lm(pool: list[dict], labels: list[str], **kwargs) -> dspy.LM:
+    """A `dspy.LM` backed by `ScriptedEngine` (TEST DOUBLE)."""
+    return dspy.LM("scripted/test-double", engine=ScriptedEngine(pool, labels, **kwargs), cache=False, temperature=0.8)

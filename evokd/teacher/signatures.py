@@ -1,0 +1,99 @@
+"""The teacher's steps as DSPy signatures. All prompt wording lives here (and in prompts/)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import dspy
+import pydantic
+
+
+class AnalyzeWeaknesses(dspy.Signature):
+    """A small text classifier (the student) is being trained for the task below. Study the inputs
+    it got wrong and right, and the error statistics computed by code, then describe concretely which
+    kinds of inputs it fails on: topics, phrasing, negation, length, and which labels it confuses.
+    Write 3 to 5 short bullet points. Do not copy the examples; generalise from them."""
+
+    task: str = dspy.InputField(desc="what the classifier does")
+    labels: str = dspy.InputField(desc="the label names with their meaning")
+    error_stats: str = dspy.InputField(desc="per-label error rates and the most frequent confusions, computed by code")
+    wrong_examples: str = dspy.InputField(desc="inputs the student got wrong, with the correct and the predicted label")
+    correct_examples: str = dspy.InputField(desc="inputs the student got right")
+    score_history: str = dspy.InputField(desc="the student's held-out accuracy after each earlier round")
+    weaknesses: str = dspy.OutputField(desc="3-5 bullet points describing the student's weaknesses")
+
+
+_GENERATE_DOC = """Write new inputs for the task below, each one a single realistic, self-contained text in the
+task's domain and style, all different from each other. Hard inputs must target the student's
+weaknesses so that it will probably misclassify them; easy inputs must be clear, typical cases
+it should get right. Cover all labels. Write only the texts themselves: no labels, no numbering,
+no notes about the student."""
+
+
+def _texts(max_chars: int):
+    # The cap becomes JSON-schema maxLength, which llama.cpp enforces as a grammar: a weak model
+    # cannot write an essay per item. (DSPy drops a list-level maxItems; the Teacher bounds the
+    # number of items through max_tokens instead.)
+    return list[Annotated[str, pydantic.StringConstraints(max_length=max_chars)]]
+
+
+def generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
+    """Input generation: hard and easy texts, no labels (the paper's step 3)."""
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the classifier does")),
+            "labels": (str, dspy.InputField(desc="the label names with their meaning")),
+            "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
+            "previous_weaknesses": (str, dspy.InputField(desc="weaknesses found in earlier rounds, oldest first")),
+            "n_hard": (int, dspy.InputField(desc="how many hard texts to write")),
+            "n_easy": (int, dspy.InputField(desc="how many easy texts to write")),
+            "hard_texts": (_texts(max_chars), dspy.OutputField(desc="the hard texts")),
+            "easy_texts": (_texts(max_chars), dspy.OutputField(desc="the easy texts")),
+        },
+        _GENERATE_DOC,
+    ).with_instructions(_GENERATE_DOC)
+
+
+_LABEL_DOC = """Assign the text exactly one label from the task's label set. Read the label meanings
+and the labeled examples, then answer with the label that fits the text best."""
+
+_GENERATE_LABELED_DOC = """Write new inputs for the task below together with their correct labels, each
+text a single realistic, self-contained text in the task's domain and style, all different from each
+other. Hard inputs must target the student's weaknesses so that it will probably misclassify them;
+easy inputs must be clear, typical cases. Cover all labels. Put no label or note inside the texts."""
+
+
+def label_signature(labels: list[str]) -> type[dspy.Signature]:
+    """The labeling step, with the task's labels as an enum so the output is always a valid label."""
+    label_type = Literal[tuple(labels)]  # type: ignore[valid-type]
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the classifier does")),
+            "labels": (str, dspy.InputField(desc="the label names with their meaning")),
+            "demonstrations": (str, dspy.InputField(desc="labeled examples from the task")),
+            "text": (str, dspy.InputField(desc="the text to label")),
+            "label": (label_type, dspy.OutputField(desc="the one label that fits the text")),
+        },
+        _LABEL_DOC,
+    ).with_instructions(_LABEL_DOC)
+
+
+def generate_labeled_signature(labels: list[str], max_chars: int = 300) -> type[dspy.Signature]:
+    """Generation that also labels (the paper's ablation without a separate labeling call)."""
+    label_type = Literal[tuple(labels)]  # type: ignore[valid-type]
+    text_type = Annotated[str, pydantic.StringConstraints(max_length=max_chars)]
+    example = pydantic.create_model("LabeledText", text=(text_type, ...), label=(label_type, ...))
+    examples = list[example]
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the classifier does")),
+            "labels": (str, dspy.InputField(desc="the label names with their meaning")),
+            "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
+            "previous_weaknesses": (str, dspy.InputField(desc="weaknesses found in earlier rounds, oldest first")),
+            "n_hard": (int, dspy.InputField(desc="how many hard examples to write")),
+            "n_easy": (int, dspy.InputField(desc="how many easy examples to write")),
+            "hard_examples": (examples, dspy.OutputField(desc="the hard examples with labels")),
+            "easy_examples": (examples, dspy.OutputField(desc="the easy examples with labels")),
+        },
+        _GENERATE_LABELED_DOC,
+    ).with_instructions(_GENERATE_LABELED_DOC)

@@ -1,0 +1,141 @@
+"""The EvoKD loop with the scripted TEST DOUBLE teacher, real MiniLM embeddings, real DuckDB,
+real TF-IDF student. Checks the paper's order, the store contents, interrupt + resume."""
+
+import json
+
+import duckdb
+import pytest
+
+from evokd.loop import EvoKD, LoopConfig
+from evokd.task import load_task
+from evokd.teacher.scripted import scripted_lm
+
+
+def run(task_path, out, pool, rounds=2, per_round=8, progress=None, **cfg):
+    task = load_task(task_path)
+    lm = scripted_lm(pool, task.label_names, seed=1, **cfg.pop("engine", {}))
+    loop = EvoKD(task, out, LoopConfig(rounds=rounds, per_round=per_round, **cfg), teacher_lm=lm,
+                 teacher_name="scripted", progress=progress or (lambda *a, **k: None))
+    return loop.run(), lm
+
+
+def accepted(out):
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    rows = con.execute("SELECT round, text, label FROM samples WHERE status='accepted' ORDER BY id").fetchall()
+    con.close()
+    return rows
+
+
+def test_two_rounds_fill_store_and_files(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    rounds, lm = run(sst2_task, out, sst2_pool, rounds=2, per_round=8)
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert all(r["eval_accuracy"] is not None and r["eval_n"] == 200 for r in rounds)
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    tables = {t[0] for t in con.execute("SHOW TABLES").fetchall()}
+    assert {"runs", "samples", "rounds", "calls", "schema_version"} <= tables
+    per_round = dict(con.execute("SELECT round, count(*) FROM samples GROUP BY round").fetchall())
+    assert per_round[0] == 6 and per_round[1] == 8 and per_round[2] >= 7
+    intents = dict(con.execute("SELECT intent, count(*) FROM samples WHERE round=1 GROUP BY intent").fetchall())
+    assert intents == {"hard": 4, "easy": 4}
+    steps = dict(con.execute("SELECT step, count(*) FROM calls WHERE round=1 GROUP BY step").fetchall())
+    assert steps["analyze"] == 1 and steps["generate"] == 1 and steps["label"] == per_round[1]
+    assert con.execute("SELECT count(*) FROM calls WHERE prompt_tokens = 0").fetchall()[0][0] == 0
+    # the student's prediction on each accepted generated text was recorded before it trained on it
+    nulls = con.execute("SELECT count(*) FROM samples WHERE status='accepted' AND round>0 AND student_pred IS NULL").fetchall()
+    assert nulls[0][0] == 0
+    assert con.execute("SELECT count(*) FROM samples WHERE embedding IS NULL AND status='accepted'").fetchall()[0][0] == 0
+    con.close()
+    rows = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(rows) == sum(r["n_accepted"] for r in rounds)
+    assert {"text", "label", "source", "round", "intent", "student_pred"} <= set(rows[0])
+    assert {r["source"] for r in rows} == {"seed", "generated"}
+    gold = {r["text"]: r["label"] for r in sst2_pool}
+    assert all(r["label"] == gold[r["text"]] for r in rows if r["source"] == "generated")
+    lines = (out / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(x)["round"] for x in lines] == [0, 1, 2]
+
+
+def test_generated_data_improves_the_student(sst2_task, sst2_pool, tmp_path):
+    rounds, _ = run(sst2_task, tmp_path / "run", sst2_pool, rounds=3, per_round=24)
+    assert rounds[-1]["eval_accuracy"] > rounds[0]["eval_accuracy"]
+    assert rounds[-1]["train_size"] > 60
+
+
+def test_duplicates_are_rejected_with_reasons(sst2_task, sst2_pool, tmp_path):
+    # A pool of 12 texts forces the teacher to repeat itself: repeats must be rejected, never stored twice.
+    rounds, _ = run(sst2_task, tmp_path / "run", sst2_pool[:12], rounds=3, per_round=8)
+    reasons = {}
+    for r in rounds:
+        for k, v in r["rejected_by_reason"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    assert reasons.get("exact_duplicate", 0) > 0
+    texts = [t for _, t, _ in accepted(tmp_path / "run")]
+    assert len(texts) == len(set(texts))
+
+
+def test_teacher_failures_are_retried_and_recorded(sst2_task, sst2_pool, tmp_path):
+    rounds, _ = run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=6, engine={"fail_every": 3})
+    con = duckdb.connect(str(tmp_path / "run" / "evokd.duckdb"), read_only=True)
+    failed = con.execute("SELECT step, attempt, error FROM calls WHERE NOT ok").fetchall()
+    retried = con.execute("SELECT count(*) FROM calls WHERE attempt > 1 AND ok").fetchall()[0][0]
+    con.close()
+    assert failed and all("AdapterParseError" in e or "JSON" in e for _, _, e in failed)
+    assert retried >= 1
+    assert rounds[1]["n_failed_calls"] == len(failed)
+    assert rounds[1]["n_accepted"] >= 5
+
+
+def test_ablation_switches(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    run(sst2_task, out, sst2_pool, rounds=1, per_round=6, use_easy=False, separate_labeling=False)
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    assert con.execute("SELECT DISTINCT intent FROM samples WHERE round=1").fetchall() == [("hard",)]
+    steps = {s for (s,) in con.execute("SELECT DISTINCT step FROM calls").fetchall()}
+    con.close()
+    assert "label" not in steps and "generate_labeled" in steps
+
+
+class Interrupt(BaseException):
+    pass
+
+
+def test_interrupt_mid_round_then_resume_matches_uninterrupted(sst2_task, sst2_pool, tmp_path):
+    reference, _ = run(sst2_task, tmp_path / "ref", sst2_pool, rounds=3, per_round=8)
+
+    def kill_in_round_2(event, **info):
+        if event == "step" and info.get("round") == 2 and info["name"].startswith("labeling 3/"):
+            raise Interrupt()
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        run(sst2_task, out, sst2_pool, rounds=3, per_round=8, progress=kill_in_round_2)
+    assert max(r for r, _, _ in accepted(out)) == 1  # round 2 left no trace
+    assert [json.loads(x)["round"] for x in (out / "rounds.jsonl").read_text().splitlines()] == [0, 1]
+    resumed, _ = run(sst2_task, out, sst2_pool, rounds=3, per_round=8)
+    assert [r["round"] for r in resumed] == [0, 1, 2, 3]
+    assert accepted(out) == accepted(tmp_path / "ref")
+    assert [r["eval_accuracy"] for r in resumed] == [r["eval_accuracy"] for r in reference]
+
+
+def test_resume_with_more_rounds_and_wrong_task(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    run(sst2_task, out, sst2_pool, rounds=1)
+    rounds, _ = run(sst2_task, out, sst2_pool, rounds=2)
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    other = sst2_task.parent / "other.yaml"
+    other.write_text(sst2_task.read_text().replace("name: sst2-small", "name: other"))
+    from evokd.errors import RunError
+
+    with pytest.raises(RunError, match="holds a run of task 'sst2-small'"):
+        run(other, out, sst2_pool, rounds=3)
+
+
+def test_label_votes_reject_disagreements(sst2_task, sst2_pool, tmp_path):
+    rounds, _ = run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=16, label_votes=2,
+                    engine={"label_noise": 0.4})
+    assert rounds[1]["rejected_by_reason"].get("label_disagrees", 0) > 0
+    con = duckdb.connect(str(tmp_path / "run" / "evokd.duckdb"), read_only=True)
+    n_label_calls = con.execute("SELECT count(*) FROM calls WHERE step='label'").fetchall()[0][0]
+    con.close()
+    assert n_label_calls > 16  # a second vote was asked for every text whose first vote came back
