@@ -234,21 +234,31 @@ class EvoKD:
         cfg = self.config
         n_hard = cfg.per_round if not cfg.use_easy else math.ceil(cfg.per_round / 2)
         n_easy = cfg.per_round - n_hard
-        hard: list[Candidate] = []
-        easy: list[Candidate] = []
+        candidates: list[Candidate] = []
+        unique = {"hard": set(), "easy": set()}
+        seen: set[str] = set()
         for _ in range(1 + cfg.generation_topups):
-            need_hard, need_easy = n_hard - len(hard), n_easy - len(easy)
+            need_hard, need_easy = n_hard - len(unique["hard"]), n_easy - len(unique["easy"])
             if need_hard <= 0 and need_easy <= 0:
                 break
+            need_hard, need_easy = max(need_hard, 0), max(need_easy, 0)
             if cfg.separate_labeling:
-                h, e = teacher.generate_inputs(round_, analysis, previous, max(need_hard, 0), max(need_easy, 0))
-                hard += [Candidate(t, "hard") for t in h[: max(need_hard, 0)]]
-                easy += [Candidate(t, "easy") for t in e[: max(need_easy, 0)]]
+                h, e = teacher.generate_inputs(round_, analysis, previous, need_hard, need_easy)
+                batch = [Candidate(t, "hard") for t in h[:need_hard]] + [Candidate(t, "easy") for t in e[:need_easy]]
             else:
-                h, e = teacher.generate_labeled_inputs(round_, analysis, previous, max(need_hard, 0), max(need_easy, 0))
-                hard += [Candidate(t, "hard", teacher_label=lab) for t, lab in h[: max(need_hard, 0)]]
-                easy += [Candidate(t, "easy", teacher_label=lab) for t, lab in e[: max(need_easy, 0)]]
-        return hard + easy
+                h, e = teacher.generate_labeled_inputs(round_, analysis, previous, need_hard, need_easy)
+                batch = ([Candidate(t, "hard", teacher_label=lab) for t, lab in h[:need_hard]]
+                         + [Candidate(t, "easy", teacher_label=lab) for t, lab in e[:need_easy]])
+            # A weak teacher often copies its hard texts into the easy list. Copies stay as
+            # candidates (the filter rejects and records them) but do not count toward the
+            # batch, so the next top-up call asks for what is still missing.
+            for c in batch:
+                h_ = text_hash(c.text)
+                if h_ not in seen:
+                    seen.add(h_)
+                    unique[c.intent].add(h_)
+                candidates.append(c)
+        return candidates
 
     def _filter(self, store: Store, candidates: list[Candidate]) -> None:
         seen = store.accepted_hashes()

@@ -53,11 +53,15 @@ class RoundProgress:
 def print_summary(rounds: list[dict], out_dir: Path) -> None:
     table = Table(title=f"evokd generate → {out_dir}")
     for col in ("round", "accepted", "rejected (by reason)", "eval acc", "macro-F1", "tokens", "seconds"):
-        table.add_column(col, justify="right" if col != "rejected (by reason)" else "left")
+        table.add_column(col, justify="right" if col != "rejected (by reason)" else "left",
+                         no_wrap=col == "rejected (by reason)")
     for r in rounds:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "–"
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(str(r["round"]), str(r["n_accepted"]), f"{r['n_rejected']} ({reasons})" if r["n_rejected"] else "0",
                       fmt(r["eval_accuracy"]), fmt(r["eval_macro_f1"]),
                       str((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)), f"{r['seconds']:.1f}")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    console.print(table)

