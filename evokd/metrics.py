@@ -33,3 +33,56 @@ def confusion_pairs(gold: list[str], pred: list[str], top: int = 5) -> list[tupl
     """Most frequent (gold, predicted) mistakes."""
     counts = Counter((g, p) for g, p in zip(gold, pred) if g != p)
     return [(g, p, c) for (g, p), c in counts.most_common(top)]
+
+
+def _entity_set(spans) -> set[tuple[int, int, str]]:
+    out = set()
+    for s in spans:
+        if isinstance(s, dict):
+            out.add((s["start"], s["end"], s["label"]))
+        else:
+            start, end, label = s
+            out.add((start, end, label))
+    return out
+
+
+def entity_report(gold: list[list[dict]], pred: list[list[dict]], labels: list[str] | None = None) -> dict:
+    """Entity-level P/R/F1, CoNLL style: a predicted entity counts only when its span and type both
+    match a gold entity exactly. `gold`/`pred` hold one list of spans {"start","end","label"} (or
+    (start, end, label) tuples) per sentence. Micro scores count every entity; `per_label` covers
+    `labels` (default: types seen in gold or pred)."""
+    if len(gold) != len(pred):
+        raise ValueError(f"gold has {len(gold)} sentences but pred has {len(pred)}")
+    tp, n_gold, n_pred = Counter(), Counter(), Counter()
+    for g_spans, p_spans in zip(gold, pred):
+        g, p = _entity_set(g_spans), _entity_set(p_spans)
+        for _, _, lab in g:
+            n_gold[lab] += 1
+        for _, _, lab in p:
+            n_pred[lab] += 1
+        for _, _, lab in g & p:
+            tp[lab] += 1
+    labels = list(labels) if labels is not None else sorted(set(n_gold) | set(n_pred))
+
+    def prf(t: int, np_: int, ng: int) -> tuple[float, float, float]:
+        precision = t / np_ if np_ else 0.0
+        recall = t / ng if ng else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return precision, recall, f1
+
+    per_label = {}
+    for lab in labels:
+        p_, r_, f_ = prf(tp[lab], n_pred[lab], n_gold[lab])
+        per_label[lab] = {"precision": p_, "recall": r_, "f1": f_, "support": n_gold[lab]}
+    t_all, p_all, g_all = sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())
+    precision, recall, f1 = prf(t_all, p_all, g_all)
+    return {
+        "n": len(gold),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": g_all,
+        "predicted": p_all,
+        "correct": t_all,
+        "per_label": per_label,
+    }
