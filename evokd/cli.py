@@ -77,7 +77,7 @@ def main():
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory [default: datasets/<task name>/generated].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and rollout ids.")
-@click.option("--student", default="tfidf", show_default=True, help="Student retrained every round.")
+@click.option("--student", default=None, help="Student retrained every round [default: tfidf; tagger for NER].")
 @click.option("--near-dup", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Cosine similarity at or above which a text is a near-duplicate.")
 @click.option("--easy/--no-easy", default=True, show_default=True, help="Ask for easy texts besides hard ones (paper ablation).")
@@ -113,7 +113,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     task = load_task(task_file)
     task.seed_rows()
     task.eval_rows()
-    if student not in STUDENTS:
+    if student is not None and student not in STUDENTS:
         raise EvokdError(f"--student {student!r}: expected one of: {', '.join(STUDENTS)}")
     out_dir = out_dir or Path("datasets") / task.name / "generated"
     config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, near_dup_threshold=near_dup,
@@ -135,7 +135,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task's YAML file.")
-@click.option("--student", default="tfidf", show_default=True, help="Student to train.")
+@click.option("--student", default=None, help="Student to train [default: tfidf; tagger for NER].")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
               help="Labeled held-out data [default: the task's eval file].")
@@ -156,6 +156,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quiet):
     from evokd.task import load_task
 
     task = load_task(task_file)
+    student = student or ("tagger" if task.is_ner else "tfidf")
     if student not in STUDENTS:
         raise EvokdError(f"--student {student!r}: expected one of: {', '.join(STUDENTS)}")
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"· {msg}", err=True))
@@ -163,7 +164,8 @@ def distill(dataset, task_file, student, out_dir, eval_path, quiet):
     summary = {k: metrics[k] for k in ("student", "task", "size_bytes")}
     summary["train_n"] = metrics["train"]["n"]
     if "eval" in metrics:
-        summary["eval"] = {k: metrics["eval"][k] for k in ("data", "n", "accuracy", "macro_f1")}
+        summary["eval"] = {k: metrics["eval"][k] for k in ("data", "n", "accuracy", "macro_f1", "precision", "recall", "f1")
+                           if k in metrics["eval"]}
     summary["latency_ms_p50"] = metrics["latency"]["single_sentence_ms_p50"]
     click.echo(json.dumps(summary))
     if not quiet:

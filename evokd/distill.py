@@ -17,7 +17,7 @@ from pathlib import Path
 from evokd import __version__
 from evokd.errors import InputError
 from evokd.io import read_labeled, write_json_atomic
-from evokd.metrics import classification_report
+from evokd.metrics import classification_report, entity_report
 from evokd.task import TaskSpec
 
 PARITY_LIMIT = 2000
@@ -31,8 +31,13 @@ def load_dataset(dataset: str | Path, task: TaskSpec) -> list[dict]:
         path = path / "dataset.jsonl"
         if not path.is_file():
             raise InputError(path, "not found; expected a run directory written by `evokd generate` or a .jsonl file")
-    rows = read_labeled(path, task.label_names)
-    if len({r["label"] for r in rows}) < 2:
+    rows = task.read_rows(path)
+    if not rows:
+        raise InputError(path, "no rows; expected labeled examples")
+    if task.is_ner:
+        if not any(r["entities"] for r in rows):
+            raise InputError(path, "no entities in any row; expected annotated examples", field="entities")
+    elif len({r["label"] for r in rows}) < 2:
         raise InputError(path, "fewer than two distinct labels; expected examples of at least two labels", field="label")
     return rows
 
@@ -64,12 +69,13 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
 
     out_dir = Path(out_dir)
     rows = load_dataset(dataset, task)
-    eval_rows = read_labeled(eval_path, task.label_names, unique=False) if eval_path else task.eval_rows()
+    eval_rows = task.read_rows(eval_path, unique=False) if eval_path else task.eval_rows()
+    target = "entities" if task.is_ner else "label"
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
     student = make_student(student_name)
     progress(f"training {student_name} on {len(rows)} examples")
     start = time.perf_counter()
-    student.fit([r["text"] for r in rows], [r["label"] for r in rows])
+    student.fit([r["text"] for r in rows], [r[target] for r in rows])
     fit_seconds = time.perf_counter() - start
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +93,8 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             "train": {
                 "n": len(rows),
                 "fit_seconds": round(fit_seconds, 3),
-                "by_label": dict(Counter(r["label"] for r in rows)),
+                "by_label": dict(Counter(e["label"] for r in rows for e in r["entities"])) if task.is_ner
+                else dict(Counter(r["label"] for r in rows)),
                 "by_source": dict(Counter(r.get("source", "unknown") for r in rows)),
                 "by_round": {str(k): v for k, v in sorted(Counter(r.get("round", 0) for r in rows).items())},
             },
@@ -97,8 +104,12 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             progress(f"evaluating on {len(eval_rows)} held-out examples")
             from evokd.runtime import load_student
 
-            pred = [p["label"] for p in load_student(tmp).predict([r["text"] for r in eval_rows])]
-            report = classification_report([r["label"] for r in eval_rows], pred, task.label_names)
+            out = load_student(tmp).predict([r["text"] for r in eval_rows])
+            if task.is_ner:
+                pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
+                report = entity_report([r["entities"] for r in eval_rows], pred, task.label_names)
+            else:
+                report = classification_report([r["label"] for r in eval_rows], [p["label"] for p in out], task.label_names)
             metrics["eval"] = {"data": Path(eval_name).name, **report}
         progress("measuring latency")
         metrics["latency"] = measure_latency(tmp, [r["text"] for r in rows])
@@ -123,14 +134,17 @@ def model_card(task: TaskSpec, m: dict) -> str:
     lines = [
         f"# {task.name} — `{m['student']}` student",
         "",
-        f"A CPU text classifier distilled by evokd {m['evokd_version']} for the task below. It runs with "
-        "onnxruntime alone (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`).",
+        (f"A CPU named-entity tagger distilled by evokd {m['evokd_version']} for the task below. It runs with "
+         "onnxruntime plus spaCy's rule-based English tokenizer (`evokd predict DIR TEXT` or "
+         "`evokd.runtime.load_student(DIR)`)." if task.is_ner else
+         f"A CPU text classifier distilled by evokd {m['evokd_version']} for the task below. It runs with "
+         "onnxruntime alone (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
         "",
         "## Task",
         "",
         task.description.strip(),
         "",
-        "| label | meaning |",
+        "| entity type | meaning |" if task.is_ner else "| label | meaning |",
         "|---|---|",
         *[f"| {lab.name} | {lab.description} |" for lab in task.labels],
         "",
@@ -140,11 +154,20 @@ def model_card(task: TaskSpec, m: dict) -> str:
         "",
         "| by source | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_source"].items()], "",
         "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",
-        "| by label | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_label"].items()], "",
+        "| entities by type | n |" if task.is_ner else "| by label | n |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in train["by_label"].items()], "",
         "## Metrics",
         "",
     ]
-    if "eval" in m:
+    if "eval" in m and task.is_ner:
+        ev = m["eval"]
+        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out sentences) with the shipped ONNX model, "
+                  "entity level (exact span and type):", "",
+                  f"- precision: **{ev['precision']:.4f}**, recall: **{ev['recall']:.4f}**, F1: **{ev['f1']:.4f}**", "",
+                  "| type | precision | recall | F1 | support |", "|---|---|---|---|---|",
+                  *[f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+                    for k, v in ev["per_label"].items()], ""]
+    elif "eval" in m:
         ev = m["eval"]
         lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out examples) with the shipped ONNX model:", "",
                   f"- accuracy: **{ev['accuracy']:.4f}**", f"- macro-F1: **{ev['macro_f1']:.4f}**", "",
@@ -162,7 +185,8 @@ def model_card(task: TaskSpec, m: dict) -> str:
         f"- Size on disk: {m['size_bytes'] / 1e6:.2f} MB.",
         f"- Latency, one sentence per call, onnxruntime on 1 thread: p50 {lat['single_sentence_ms_p50']:.3f} ms, "
         f"p95 {lat['single_sentence_ms_p95']:.3f} ms ({lat['n_calls']} calls).",
-        "- Runtime requirements: `onnxruntime` and `numpy` (no scikit-learn, no torch).",
+        ("- Runtime requirements: `onnxruntime`, `numpy` and `spacy` (tokenizer only; no torch)." if task.is_ner else
+         "- Runtime requirements: `onnxruntime` and `numpy` (no scikit-learn, no torch)."),
         "",
         "## Provenance",
         "",
@@ -187,6 +211,15 @@ def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     metrics_file = Path(student_dir) / "metrics.json"
     if metrics_file.is_file():  # the task's full label set, which may be wider than what the student saw
         labels = json.loads(metrics_file.read_text(encoding="utf-8")).get("task_labels", labels)
+    if runtime.meta.get("kind") == "ner":
+        from evokd.ner import read_ner_rows
+
+        rows = read_ner_rows(data, labels)
+        if not rows:
+            raise InputError(data, "no rows; expected annotated examples")
+        out = runtime.predict([r["text"] for r in rows])
+        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
+        return {"data": str(data), **entity_report([r["entities"] for r in rows], pred, labels)}
     rows = read_labeled(data, labels, unique=False)
     if not rows:
         raise InputError(data, "no rows; expected labeled examples")

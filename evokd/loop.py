@@ -26,9 +26,9 @@ import numpy as np
 from evokd import __version__
 from evokd.embed import encode
 from evokd.errors import RunError
-from evokd.filters import REASON_EXACT_DUP, REASON_NEAR_DUP, NearDuplicateFilter, ValidityFilter, text_hash
+from evokd.filters import REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, NearDuplicateFilter, ValidityFilter, text_hash
 from evokd.io import write_jsonl_atomic
-from evokd.metrics import classification_report, confusion_pairs
+from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
 from evokd.students import make_student
 from evokd.task import TaskSpec
@@ -44,7 +44,7 @@ class LoopConfig:
     rounds: int = 3
     per_round: int = 8
     seed: int = 0
-    student: str = "tfidf"
+    student: str | None = None  # None: tfidf for classification, tagger for NER
     near_dup_threshold: float = 0.9
     min_chars: int = 3
     max_chars: int = 1000
@@ -82,6 +82,7 @@ class Candidate:
     embedding: np.ndarray | None = None
     student_pred: str | None = None
     student_score: float | None = None
+    label_notes: list | None = None
     hash: str = field(default="")
 
 
@@ -102,21 +103,51 @@ class EvoKD:
         self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
         self.eval_rows = task.eval_rows()
         self.seeds = task.seed_rows()
+        self.student_name = config.student or ("tagger" if task.is_ner else "tfidf")
+        self.target_key = "entities" if task.is_ner else "label"
+        self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
     # helpers -------------------------------------------------------------------
     def _rng(self, round_: int) -> random.Random:
         return random.Random(int(hashlib.sha256(f"{self.config.seed}|{round_}".encode()).hexdigest()[:12], 16))
 
     def _train(self, rows: list[dict]):
-        student = make_student(self.config.student)
-        student.fit([r["text"] for r in rows], [r["label"] for r in rows])
+        student = make_student(self.student_name)
+        student.fit([r["text"] for r in rows], [r[self.target_key] for r in rows])
         return student
+
+    def _same(self, a, b) -> bool:
+        if self.task.is_ner:
+            key = lambda spans: sorted((s["start"], s["end"], s["label"]) for s in spans or [])  # noqa: E731
+            return a is not None and b is not None and key(a) == key(b)
+        return a == b
+
+    def _predict(self, student, texts: list[str]) -> list[tuple[Any, float | None]]:
+        """(prediction, confidence) per text; NER students give spans and no single confidence."""
+        if not texts:
+            return []
+        if self.task.is_ner:
+            return [(spans, None) for spans in student.predict(texts)]
+        proba = student.predict_proba(texts)
+        return [(student.labels_[int(np.argmax(row))], float(np.max(row))) for row in proba]
 
     def _evaluate(self, student) -> dict | None:
         if not self.eval_rows:
             return None
         pred = student.predict([r["text"] for r in self.eval_rows])
-        return classification_report([r["label"] for r in self.eval_rows], list(pred), self.labels)
+        gold = [r[self.target_key] for r in self.eval_rows]
+        if self.task.is_ner:
+            return entity_report(gold, list(pred), self.labels)
+        return classification_report(gold, list(pred), self.labels)
+
+    @staticmethod
+    def _eval_fields(report: dict | None) -> dict:
+        if report is None:
+            return {"eval_n": 0, "eval_accuracy": None, "eval_macro_f1": None, "eval_entity_f1": None}
+        if "accuracy" in report:
+            return {"eval_n": report["n"], "eval_accuracy": report["accuracy"], "eval_macro_f1": report["macro_f1"],
+                    "eval_entity_f1": None}
+        return {"eval_n": report["n"], "eval_accuracy": None, "eval_macro_f1": None, "eval_entity_f1": report["f1"]}
 
     def _cross_predictions(self, rows: list[dict]) -> list[str | None]:
         """Out-of-fold predictions on the seeds: what the student says before it has seen each one."""
@@ -124,20 +155,25 @@ class EvoKD:
         k = min(5, n)
         order = list(range(n))
         self._rng(0).shuffle(order)
-        preds: list[str | None] = [None] * n
+        preds: list = [None] * n
         for fold in range(k):
             test_idx = set(order[fold::k])
             train = [rows[i] for i in range(n) if i not in test_idx]
-            labels = {r["label"] for r in train}
-            if len(labels) >= 2:
+            if self.task.is_ner:
+                trainable = any(r["entities"] for r in train)
+                fallback = []
+            else:
+                labels = {r["label"] for r in train}
+                trainable = len(labels) >= 2
+                fallback = next(iter(labels)) if labels else None
+            if trainable:
                 student = self._train(train)
                 out = student.predict([rows[i]["text"] for i in sorted(test_idx)])
                 for i, p in zip(sorted(test_idx), out):
                     preds[i] = p
             else:
-                only = next(iter(labels)) if labels else None
                 for i in test_idx:
-                    preds[i] = only
+                    preds[i] = fallback
         return preds
 
     def _demonstrations(self) -> list[dict]:
@@ -183,20 +219,21 @@ class EvoKD:
         self.progress("step", round=0, name="embedding and training on seeds")
         preds = self._cross_predictions(self.seeds)
         vectors = encode([r["text"] for r in self.seeds])
+        ner = self.task.is_ner
         samples = [
-            SampleRow(round=0, source="seed", text=r["text"], label=r["label"], text_hash=text_hash(r["text"]),
-                      status="accepted", student_pred=p, embedding=v)
+            SampleRow(round=0, source="seed", text=r["text"], label=None if ner else r["label"],
+                      entities=r["entities"] if ner else None, text_hash=text_hash(r["text"]), status="accepted",
+                      student_pred=None if ner else p, student_entities=p if ner else None, embedding=v)
             for r, p, v in zip(self.seeds, preds, vectors)
         ]
         student = self._train(self.seeds)
         report = self._evaluate(student)
-        correct = sum(p == r["label"] for p, r in zip(preds, self.seeds))
+        correct = sum(self._same(p, r[self.target_key]) for p, r in zip(preds, self.seeds))
         record = RoundRecord(
             round=0, started_at=started, finished_at=_dt.datetime.now(), analysis=None,
             n_generated=0, n_accepted=len(samples), n_rejected=0, rejected_by_reason={},
             feedback_size=0, feedback_accuracy=None, batch_student_accuracy=correct / len(self.seeds),
-            train_size=len(self.seeds), eval_n=report["n"] if report else 0,
-            eval_accuracy=report["accuracy"] if report else None, eval_macro_f1=report["macro_f1"] if report else None,
+            train_size=len(self.seeds), **self._eval_fields(report),
             prompt_tokens=0, completion_tokens=0, n_calls=0, n_failed_calls=0,
         )
         store.commit_round(record, samples, [])
@@ -207,14 +244,21 @@ class EvoKD:
     def _feedback(self, store: Store, round_: int) -> Feedback:
         cfg = self.config
         latest = store.samples(round=round_ - 1)
-        rows = [r for r in latest if r["student_pred"] is not None]
+        tk, pk = self.target_key, self.pred_key
+        rows = [r for r in latest if r[pk] is not None]
         if cfg.review_every and round_ > 2 and round_ % cfg.review_every == 0:
             earlier = [r for r in store.samples() if r["round"] < round_ - 1 and r["intent"] == "hard"
-                       and r["student_pred"] is not None and r["student_pred"] != r["label"]]
+                       and r[pk] is not None and not self._same(r[pk], r[tk])]
             rng = self._rng(round_)
             rows += rng.sample(earlier, min(len(earlier), 4))
-        wrong = [{"text": r["text"], "gold": r["label"], "pred": r["student_pred"]} for r in rows if r["student_pred"] != r["label"]]
-        correct = [{"text": r["text"], "gold": r["label"]} for r in rows if r["student_pred"] == r["label"]]
+        wrong = [{"text": r["text"], "gold": r[tk], "pred": r[pk]} for r in rows if not self._same(r[pk], r[tk])]
+        correct = [{"text": r["text"], "gold": r[tk]} for r in rows if self._same(r[pk], r[tk])]
+        lines = self._ner_error_stats(rows) if self.task.is_ner else self._error_stats(rows)
+        metric = "eval_entity_f1" if self.task.is_ner else "eval_accuracy"
+        history = [r[metric] for r in store.rounds()]
+        return Feedback(wrong=wrong, correct=correct, error_stats="\n".join(lines), score_history=history)
+
+    def _error_stats(self, rows: list[dict]) -> list[str]:
         gold = [r["label"] for r in rows]
         pred = [r["student_pred"] for r in rows]
         lines = []
@@ -227,8 +271,19 @@ class EvoKD:
                 lines.append(f"{label}: no examples in the latest batch")
         for g, p, c in confusion_pairs(gold, pred):
             lines.append(f"{c}x true {g} predicted as {p}")
-        history = [r["eval_accuracy"] for r in store.rounds()]
-        return Feedback(wrong=wrong, correct=correct, error_stats="\n".join(lines), score_history=history)
+        return lines
+
+    def _ner_error_stats(self, rows: list[dict]) -> list[str]:
+        report = entity_report([r["entities"] for r in rows], [r["student_entities"] for r in rows], self.labels)
+        lines = []
+        for label in self.labels:
+            v = report["per_label"].get(label)
+            if v and v["support"]:
+                missed = round(v["support"] * (1 - v["recall"]))
+                lines.append(f"{label}: {missed} of {v['support']} entities missed, precision {v['precision']:.2f}")
+            else:
+                lines.append(f"{label}: no entities in the latest batch")
+        return lines
 
     def _generate(self, teacher: Teacher, round_: int, analysis: str, previous: list[str]) -> list[Candidate]:
         cfg = self.config
@@ -294,20 +349,31 @@ class EvoKD:
         to_label = [c for c in candidates if c.reject_reason is None and c.teacher_label is None]
         for i, c in enumerate(to_label, start=1):
             self.progress("step", round=round_, name=f"labeling {i}/{len(to_label)}")
-            c.teacher_label, c.reject_reason = teacher.label_with_votes(round_, c.text, cfg.label_votes)
+            if self.task.is_ner:
+                placed = teacher.label_entities(round_, c.text)
+                if placed is None:
+                    c.reject_reason = REASON_NO_LABEL
+                else:
+                    c.teacher_label, c.label_notes = placed
+            else:
+                c.teacher_label, c.reject_reason = teacher.label_with_votes(round_, c.text, cfg.label_votes)
+        for c in candidates:
+            if self.task.is_ner and c.reject_reason is None and isinstance(c.teacher_label, tuple):
+                c.teacher_label, c.label_notes = c.teacher_label  # generated together with its spans
+            if self.task.is_ner and c.reject_reason is None:
+                from evokd.ner import validate_spans
+
+                c.reject_reason = validate_spans(c.text, c.teacher_label, self.labels)
         accepted = [c for c in candidates if c.reject_reason is None]
-        if accepted:
-            proba = student.predict_proba([c.text for c in accepted])
-            for c, row in zip(accepted, proba):
-                j = int(np.argmax(row))
-                c.student_pred, c.student_score = student.labels_[j], float(row[j])
+        for c, (pred, score) in zip(accepted, self._predict(student, [c.text for c in accepted])):
+            c.student_pred, c.student_score = pred, score
         self.progress("step", round=round_, name="training the student")
-        train_rows = store.samples() + [{"text": c.text, "label": c.teacher_label} for c in accepted]
+        train_rows = store.samples() + [{"text": c.text, self.target_key: c.teacher_label} for c in accepted]
         new_student = self._train(train_rows)
         report = self._evaluate(new_student)
         calls: list[CallRow] = teacher.drain_calls()
         rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
-        batch_correct = [c.student_pred == c.teacher_label for c in accepted]
+        batch_correct = [self._same(c.student_pred, c.teacher_label) for c in accepted]
         record = RoundRecord(
             round=round_, started_at=started, finished_at=_dt.datetime.now(), analysis=analysis,
             n_generated=len(candidates), n_accepted=len(accepted), n_rejected=len(candidates) - len(accepted),
@@ -315,15 +381,18 @@ class EvoKD:
             feedback_accuracy=(len(feedback.correct) / (len(feedback.wrong) + len(feedback.correct))
                                if feedback.wrong or feedback.correct else None),
             batch_student_accuracy=sum(batch_correct) / len(batch_correct) if batch_correct else None,
-            train_size=len(train_rows), eval_n=report["n"] if report else 0,
-            eval_accuracy=report["accuracy"] if report else None, eval_macro_f1=report["macro_f1"] if report else None,
+            train_size=len(train_rows), **self._eval_fields(report),
             prompt_tokens=sum(c.prompt_tokens for c in calls), completion_tokens=sum(c.completion_tokens for c in calls),
             n_calls=len(calls), n_failed_calls=sum(not c.ok for c in calls),
         )
+        ner = self.task.is_ner
         samples = [
             SampleRow(round=round_, source="generated", intent=c.intent, text=c.text,
-                      label=c.teacher_label if c.reject_reason is None else None, intended_label=c.intended_label,
-                      teacher_label=c.teacher_label, student_pred=c.student_pred, student_score=c.student_score,
+                      label=None if ner or c.reject_reason else c.teacher_label,
+                      entities=c.teacher_label if ner and c.reject_reason is None else None,
+                      intended_label=c.intended_label, teacher_label=None if ner else c.teacher_label,
+                      student_pred=None if ner else c.student_pred, student_entities=c.student_pred if ner else None,
+                      student_score=c.student_score, label_notes=c.label_notes or None,
                       status="accepted" if c.reject_reason is None else "rejected", reject_reason=c.reject_reason,
                       text_hash=c.hash or text_hash(c.text), embedding=c.embedding)
             for c in candidates
@@ -334,11 +403,14 @@ class EvoKD:
 
     # outputs ---------------------------------------------------------------------
     def _write_outputs(self, store: Store) -> None:
-        rows = [
-            {"id": r["id"], "text": r["text"], "label": r["label"], "source": r["source"], "round": r["round"],
-             "intent": r["intent"], "teacher_label": r["teacher_label"], "student_pred": r["student_pred"],
-             "student_score": r["student_score"]}
-            for r in store.samples()
-        ]
+        if self.task.is_ner:
+            rows = [{"id": r["id"], "text": r["text"], "entities": r["entities"], "source": r["source"],
+                     "round": r["round"], "intent": r["intent"], "student_entities": r["student_entities"]}
+                    for r in store.samples()]
+        else:
+            rows = [{"id": r["id"], "text": r["text"], "label": r["label"], "source": r["source"], "round": r["round"],
+                     "intent": r["intent"], "teacher_label": r["teacher_label"], "student_pred": r["student_pred"],
+                     "student_score": r["student_score"]}
+                    for r in store.samples()]
         write_jsonl_atomic(self.out_dir / DATASET_NAME, rows)
         write_jsonl_atomic(self.out_dir / ROUNDS_NAME, store.rounds())

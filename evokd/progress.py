@@ -43,8 +43,11 @@ class RoundProgress:
             p.update(t, description=f"round {info['round']}: {info['name']}")
         elif event == "round":
             r = info["record"]
-            acc = "–" if r.eval_accuracy is None else f"{r.eval_accuracy:.3f}"
-            p.console.print(f"round {r.round}: accepted {r.n_accepted}, rejected {r.n_rejected}, eval accuracy {acc}, "
+            if r.eval_entity_f1 is not None:
+                metric = f"eval entity F1 {r.eval_entity_f1:.3f}"
+            else:
+                metric = "eval accuracy " + ("–" if r.eval_accuracy is None else f"{r.eval_accuracy:.3f}")
+            p.console.print(f"round {r.round}: accepted {r.n_accepted}, rejected {r.n_rejected}, {metric}, "
                             f"{r.prompt_tokens + r.completion_tokens} tokens, {r.seconds:.1f} s")
             if r.round > 0:
                 p.advance(t)
@@ -52,14 +55,16 @@ class RoundProgress:
 
 def print_summary(rounds: list[dict], out_dir: Path) -> None:
     table = Table(title=f"evokd generate → {out_dir}")
-    for col in ("round", "accepted", "rejected (by reason)", "eval acc", "macro-F1", "tokens", "seconds"):
+    ner = any(r.get("eval_entity_f1") is not None for r in rounds)
+    metrics = ("entity F1",) if ner else ("eval acc", "macro-F1")
+    for col in ("round", "accepted", "rejected (by reason)", *metrics, "tokens", "seconds"):
         table.add_column(col, justify="right" if col != "rejected (by reason)" else "left",
                          no_wrap=col == "rejected (by reason)")
     for r in rounds:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "–"
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(str(r["round"]), str(r["n_accepted"]), f"{r['n_rejected']} ({reasons})" if r["n_rejected"] else "0",
-                      fmt(r["eval_accuracy"]), fmt(r["eval_macro_f1"]),
+                      *((fmt(r["eval_entity_f1"]),) if ner else (fmt(r["eval_accuracy"]), fmt(r["eval_macro_f1"]))),
                       str((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)), f"{r['seconds']:.1f}")
     console = Console()
     if not console.is_terminal:

@@ -87,6 +87,13 @@ _MIGRATIONS: list[str] = [
         created_at TIMESTAMP
     );
     """,
+    # 2: named-entity recognition: entity spans as JSON next to the classification label
+    """
+    ALTER TABLE samples ADD COLUMN entities JSON;          -- final spans [{start, end, label}] (NER)
+    ALTER TABLE samples ADD COLUMN student_entities JSON;  -- student's spans before training on it (NER)
+    ALTER TABLE samples ADD COLUMN label_notes JSON;       -- teacher mentions that could not be placed, with reasons
+    ALTER TABLE rounds ADD COLUMN eval_entity_f1 DOUBLE;   -- entity-level micro F1 (NER)
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -107,6 +114,9 @@ class SampleRow:
     student_score: float | None = None
     reject_reason: str | None = None
     embedding: np.ndarray | None = None
+    entities: list[dict] | None = None
+    student_entities: list[dict] | None = None
+    label_notes: list | None = None
 
 
 @dataclass
@@ -144,10 +154,15 @@ class RoundRecord:
     completion_tokens: int
     n_calls: int
     n_failed_calls: int
+    eval_entity_f1: float | None = None
 
     @property
     def seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+
+def _json_or_none(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 class Store:
@@ -230,12 +245,13 @@ class Store:
             if samples:
                 con.executemany(
                     "INSERT INTO samples (round, source, intent, text, label, intended_label, teacher_label, student_pred,"
-                    " student_score, status, reject_reason, text_hash, embedding, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    " student_score, status, reject_reason, text_hash, embedding, entities, student_entities, label_notes,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                     [
                         [s.round, s.source, s.intent, s.text, s.label, s.intended_label, s.teacher_label, s.student_pred,
                          s.student_score, s.status, s.reject_reason, s.text_hash,
-                         None if s.embedding is None else [float(x) for x in s.embedding]]
+                         None if s.embedding is None else [float(x) for x in s.embedding],
+                         _json_or_none(s.entities), _json_or_none(s.student_entities), _json_or_none(s.label_notes)]
                         for s in samples
                     ],
                 )
@@ -248,11 +264,14 @@ class Store:
                 )
             r = record
             self._exec(
-                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rounds (round, started_at, finished_at, seconds, analysis, n_generated, n_accepted,"
+                " n_rejected, rejected_by_reason, feedback_size, feedback_accuracy, batch_student_accuracy, train_size,"
+                " eval_n, eval_accuracy, eval_macro_f1, eval_entity_f1, prompt_tokens, completion_tokens, n_calls,"
+                " n_failed_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [r.round, r.started_at, r.finished_at, r.seconds, r.analysis, r.n_generated, r.n_accepted, r.n_rejected,
                  json.dumps(r.rejected_by_reason), r.feedback_size, r.feedback_accuracy, r.batch_student_accuracy,
-                 r.train_size, r.eval_n, r.eval_accuracy, r.eval_macro_f1, r.prompt_tokens, r.completion_tokens,
-                 r.n_calls, r.n_failed_calls],
+                 r.train_size, r.eval_n, r.eval_accuracy, r.eval_macro_f1, r.eval_entity_f1, r.prompt_tokens,
+                 r.completion_tokens, r.n_calls, r.n_failed_calls],
             )
             self._exec("COMMIT")
         except BaseException:
@@ -273,7 +292,8 @@ class Store:
 
     # samples ----------------------------------------------------------------
     _SAMPLE_COLS = ["id", "round", "source", "intent", "text", "label", "intended_label", "teacher_label",
-                    "student_pred", "student_score", "status", "reject_reason"]
+                    "student_pred", "student_score", "status", "reject_reason", "entities", "student_entities", "label_notes"]
+    _JSON_COLS = ("entities", "student_entities", "label_notes")
 
     def samples(self, *, status: str | None = "accepted", round: int | None = None, source: str | None = None) -> list[dict]:
         where, params = [], []
@@ -285,7 +305,14 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id"
-        return [dict(zip(self._SAMPLE_COLS, row)) for row in self._exec(sql, params)]
+        out = []
+        for row in self._exec(sql, params):
+            d = dict(zip(self._SAMPLE_COLS, row))
+            for col in self._JSON_COLS:
+                if d[col] is not None:
+                    d[col] = json.loads(d[col])
+            out.append(d)
+        return out
 
     def accepted_hashes(self) -> set[str]:
         return {row[0] for row in self._exec("SELECT text_hash FROM samples WHERE status = 'accepted'")}

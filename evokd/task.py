@@ -24,7 +24,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["classification"]
+    kind: Literal["classification", "ner"]
     description: str = Field(min_length=1)
     labels: list[Label] = Field(min_length=2)
     seeds: Path
@@ -55,10 +55,33 @@ class TaskSpec(BaseModel):
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
 
+    @property
+    def is_ner(self) -> bool:
+        return self.kind == "ner"
+
+    def read_rows(self, path, *, unique: bool = True) -> list[dict]:
+        """Labeled rows of this task's kind: {"text", "label"} or {"text", "entities"}."""
+        if self.is_ner:
+            from evokd.ner import read_ner_rows
+
+            rows = read_ner_rows(path, self.label_names)
+            if unique:
+                seen: dict[str, int] = {}
+                for i, row in enumerate(rows, start=1):
+                    if row["text"] in seen:
+                        raise InputError(path, f"duplicates row {seen[row['text']]}; expected unique texts", line=i, field="text")
+                    seen[row["text"]] = i
+            return rows
+        return read_labeled(path, self.label_names, unique=unique)
+
     def seed_rows(self) -> list[dict]:
-        rows = read_labeled(self.seeds, self.label_names)
+        rows = self.read_rows(self.seeds)
         if not rows:
             raise InputError(self.seeds, "no rows; expected at least one labeled seed example")
+        if self.is_ner:
+            if not any(row["entities"] for row in rows):
+                raise InputError(self.seeds, "no entities in any seed; expected at least one annotated entity", field="entities")
+            return rows
         found = {row["label"] for row in rows}
         if len(found) < 2:
             raise InputError(self.seeds, f"only label(s) {sorted(found)} present; expected seeds for at least two labels", field="label")
@@ -67,7 +90,7 @@ class TaskSpec(BaseModel):
     def eval_rows(self) -> list[dict] | None:
         if self.eval is None:
             return None
-        rows = read_labeled(self.eval, self.label_names, unique=False)
+        rows = self.read_rows(self.eval, unique=False)
         if not rows:
             raise InputError(self.eval, "no rows; expected labeled evaluation examples")
         return rows

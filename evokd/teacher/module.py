@@ -17,7 +17,8 @@ import dspy
 from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
 from evokd.store import CallRow
 from evokd.task import TaskSpec
-from evokd.teacher.signatures import AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature
+from evokd.teacher.signatures import (AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature,
+                                     ner_generate_labeled_signature, ner_label_signature)
 
 
 @dataclass
@@ -52,8 +53,12 @@ class Teacher(dspy.Module):
         self.demonstrations = demonstrations or []
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
-        self.label = dspy.Predict(label_signature(task.label_names))
-        self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
+        if task.is_ner:
+            self.label = dspy.Predict(ner_label_signature(task.label_names))
+            self.generate_labeled = dspy.Predict(ner_generate_labeled_signature(task.label_names, max_chars))
+        else:
+            self.label = dspy.Predict(label_signature(task.label_names))
+            self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
         self.calls: list[CallRow] = []
         self.prompt_state: str | None = None
 
@@ -64,17 +69,31 @@ class Teacher(dspy.Module):
     def demonstrations_text(self) -> str:
         if not self.demonstrations:
             return "(none)"
+        if self.task.is_ner:
+            return "\n".join(f"text: {d['text']}\nentities: {self._spans_text(d['text'], d['entities'])}"
+                             for d in self.demonstrations)
         return "\n".join(f"text: {d['text']}\nlabel: {d['label']}" for d in self.demonstrations)
+
+    @staticmethod
+    def _spans_text(text: str, spans: list[dict] | None) -> str:
+        if not spans:
+            return "(no entities)"
+        return "; ".join(f"{text[s['start']:s['end']]} ({s['label']})" for s in spans)
+
+    def _target_text(self, text: str, target) -> str:
+        return self._spans_text(text, target) if self.task.is_ner else str(target)
 
     def _examples_text(self, rows: list[dict], with_pred: bool) -> str:
         if not rows:
             return "(none)"
         lines = []
         for row in rows[: self.max_examples]:
+            gold = self._target_text(row["text"], row["gold"])
             if with_pred:
-                lines.append(f"- \"{row['text']}\" -> correct: {row['gold']}; student predicted: {row['pred']}")
+                pred = self._target_text(row["text"], row["pred"])
+                lines.append(f"- \"{row['text']}\" -> correct: {gold}; student predicted: {pred}")
             else:
-                lines.append(f"- \"{row['text']}\" -> {row['gold']}")
+                lines.append(f"- \"{row['text']}\" -> {gold}")
         return "\n".join(lines)
 
     # calls -------------------------------------------------------------------------
@@ -157,7 +176,11 @@ class Teacher(dspy.Module):
             out = []
             for item in items or []:
                 text = clean_generated(getattr(item, "text", ""))
-                if text:
+                if not text:
+                    continue
+                if self.task.is_ner:
+                    out.append((text, self._place_mentions(text, item.entities)))
+                else:
                     out.append((text, item.label))
             return out[:limit]
 
@@ -204,6 +227,27 @@ class Teacher(dspy.Module):
             if len(set(labels)) > 1:
                 return None, REASON_LABEL_DISAGREES
         return labels[0], None
+
+    def _place_mentions(self, text: str, mentions) -> tuple[list[dict], list]:
+        """Turn the teacher's (mention, type) list into character spans; code, not the LLM, finds offsets."""
+        from evokd.ner import locate_mentions
+
+        pairs = [(getattr(m, "text", ""), getattr(m, "type", "")) for m in (mentions or [])]
+        spans, rejected = locate_mentions(text, pairs, self.task.label_names)
+        return spans, [list(r) for r in rejected]
+
+    def label_entities(self, round_: int, text: str) -> tuple[list[dict], list] | None:
+        """NER labeling: (spans, rejected mentions) or None if the teacher gave no usable answer."""
+
+        def validate(pred):
+            if pred.entities is None:
+                return None, "no entity list"
+            return self._place_mentions(text, pred.entities), None
+
+        return self._call(
+            self.label, round_=round_, step="label", key=text, validate=validate, max_tokens=300,
+            task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
+        )
 
     @staticmethod
     def _previous_text(previous: list[str]) -> str:

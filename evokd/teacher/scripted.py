@@ -26,13 +26,14 @@ class ScriptedEngine:
     supported_params = {"response_format", "temperature", "max_tokens", "seed"}
 
     def __init__(self, pool: list[dict], labels: list[str], *, label_noise: float = 0.0, seed: int = 0,
-                 fail_every: int = 0):
+                 fail_every: int = 0, extra_mention: str | None = None):
         self.pool = list(pool)
-        self.gold = {row["text"]: row["label"] for row in pool}
+        self.gold = {row["text"]: row.get("label", row.get("entities")) for row in pool}
         self.labels = labels
         self.label_noise = label_noise
         self.seed = seed
         self.fail_every = fail_every
+        self.extra_mention = extra_mention  # NER: a mention that is not in the text, to exercise placement checks
         self.n_calls = 0
         self._seen: dict[str, int] = {}
 
@@ -59,8 +60,19 @@ class ScriptedEngine:
             n_hard = int(re.search(r"\[\[ ## n_hard ## \]\]\n(\d+)", prompt).group(1))
             n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
             picks = rng.sample(self.pool, min(len(self.pool), n_hard + n_easy))
-            ex = [{"text": r["text"], "label": r["label"]} for r in picks]
+            ex = [{"text": r["text"], "entities": self._mentions(r["text"], r["entities"])} if "entities" in r
+                  else {"text": r["text"], "label": r["label"]} for r in picks]
             return {"hard_examples": ex[:n_hard], "easy_examples": ex[n_hard:]}
+        if "entities" in fields:
+            match = _TEXT_FIELD.search(prompt)
+            text = match.group(1).strip() if match else ""
+            spans = list(self.gold.get(text) or [])
+            if spans and rng.random() < self.label_noise:
+                spans.pop(rng.randrange(len(spans)))  # a missed entity
+            mentions = self._mentions(text, spans)
+            if self.extra_mention:
+                mentions.append({"text": self.extra_mention, "type": self.labels[0]})
+            return {"entities": mentions}
         if "label" in fields:
             match = _TEXT_FIELD.search(prompt)
             text = match.group(1).strip() if match else ""
@@ -69,6 +81,10 @@ class ScriptedEngine:
                 label = rng.choice([lab for lab in self.labels if lab != label])
             return {"label": label}
         return "not JSON at all"
+
+    @staticmethod
+    def _mentions(text: str, spans: list[dict]) -> list[dict]:
+        return [{"text": text[s["start"]:s["end"]], "type": s["label"]} for s in spans]
 
     def complete(self, request):
         self.n_calls += 1

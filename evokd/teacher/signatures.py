@@ -97,3 +97,51 @@ def generate_labeled_signature(labels: list[str], max_chars: int = 300) -> type[
         },
         _GENERATE_LABELED_DOC,
     ).with_instructions(_GENERATE_LABELED_DOC)
+
+
+_NER_LABEL_DOC = """Find every named entity in the text and give its type. Copy each entity exactly as it
+is written in the text (same spelling and capitalisation); list an entity once even if it occurs
+several times. Use only the entity types of the task; return an empty list if there is none."""
+
+_NER_GENERATE_LABELED_DOC = """Write new sentences for the task below together with their named entities,
+each sentence realistic, self-contained and different from the others. Hard sentences must target
+the student's weaknesses; easy ones must be clear, typical cases. For every sentence list each
+entity copied exactly as written in the sentence, with its type."""
+
+
+def _mention_model(types: list[str]):
+    type_type = Literal[tuple(types)]  # type: ignore[valid-type]
+    return pydantic.create_model("Mention", text=(str, ...), type=(type_type, ...))
+
+
+def ner_label_signature(types: list[str]) -> type[dspy.Signature]:
+    """NER labeling: entity mentions with types, never character offsets (code places them)."""
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the entity tagger does")),
+            "labels": (str, dspy.InputField(desc="the entity types with their meaning")),
+            "demonstrations": (str, dspy.InputField(desc="annotated examples from the task")),
+            "text": (str, dspy.InputField(desc="the text to annotate")),
+            "entities": (list[_mention_model(types)], dspy.OutputField(desc="each entity as written in the text, with its type")),
+        },
+        _NER_LABEL_DOC,
+    ).with_instructions(_NER_LABEL_DOC)
+
+
+def ner_generate_labeled_signature(types: list[str], max_chars: int = 300) -> type[dspy.Signature]:
+    """NER generation that also annotates (the ablation without a separate labeling call)."""
+    text_type = Annotated[str, pydantic.StringConstraints(max_length=max_chars)]
+    example = pydantic.create_model("AnnotatedText", text=(text_type, ...), entities=(list[_mention_model(types)], ...))
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the entity tagger does")),
+            "labels": (str, dspy.InputField(desc="the entity types with their meaning")),
+            "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
+            "previous_weaknesses": (str, dspy.InputField(desc="weaknesses found in earlier rounds, oldest first")),
+            "n_hard": (int, dspy.InputField(desc="how many hard sentences to write")),
+            "n_easy": (int, dspy.InputField(desc="how many easy sentences to write")),
+            "hard_examples": (list[example], dspy.OutputField(desc="the hard sentences with their entities")),
+            "easy_examples": (list[example], dspy.OutputField(desc="the easy sentences with their entities")),
+        },
+        _NER_GENERATE_LABELED_DOC,
+    ).with_instructions(_NER_GENERATE_LABELED_DOC)
