@@ -97,6 +97,10 @@ def one_round(task_file: Path, lm, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--zero-shot", action="store_true", help="also label without demonstrations (doubles the time)")
+    parser.add_argument("--votes", type=int, default=1, help="2: label twice and report agreement (doubles the time)")
+    parser.add_argument("--part", choices=["all", "labeling", "rounds"], default="all",
+                        help="run one part and merge it into the existing teacher_local.json")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/evokd-bench-teacher"))
     args = parser.parse_args()
     import shutil
@@ -109,24 +113,31 @@ def main() -> None:
     Teacher(warm_task, lm).label_text(0, "a warm-up sentence")
     results_load = time.perf_counter() - load
     info = teacher_info(verify=True)
-    results: dict = {"teacher": info, "labeling": {}, "rounds": {}, "model_load_and_first_call_s": results_load}
+    existing = OUT / "teacher_local.json"
+    results: dict = json.loads(existing.read_text()) if args.part != "all" and existing.is_file() else {}
+    results.update({"teacher": info, "model_load_and_first_call_s": results_load})
+    results.setdefault("labeling", {})
+    results.setdefault("rounds", {})
+    results.setdefault("meta", {})
     cases = {"sst2": DATA / "sst2" / "dev.jsonl", "ag_news": DATA / "ag_news" / "test.jsonl"}
-    for name, path in cases.items():
+    for name, path in (cases.items() if args.part in ("all", "labeling") else []):
         task = load_task(ROOT / "datasets" / name / "task.yaml")
         rows = sample_rows(path, args.n)
         demos = EvoKD(task, args.scratch / f"unused-{name}", LoopConfig())._demonstrations()
-        print(f"{name}: zero-shot", file=sys.stderr)
-        results["labeling"][f"{name}/zero-shot"] = label_accuracy(task, lm, rows, [], 1)
-        print(f"{name}: with seed demonstrations, two votes", file=sys.stderr)
-        results["labeling"][f"{name}/demos+2votes"] = label_accuracy(task, lm, rows, demos, 2)
-    for name in ("sst2", "trec"):
+        if args.zero_shot:
+            print(f"{name}: zero-shot", file=sys.stderr)
+            results["labeling"][f"{name}/zero-shot"] = label_accuracy(task, lm, rows, [], 1)
+        print(f"{name}: with seed demonstrations, {args.votes} vote(s)", file=sys.stderr)
+        results["labeling"][f"{name}/demos"] = label_accuracy(task, lm, rows, demos, args.votes)
+    for name in (("sst2", "trec") if args.part in ("all", "rounds") else ()):
         print(f"{name}: one loop round", file=sys.stderr)
         results["rounds"][name] = one_round(ROOT / "datasets" / name / "task.yaml", lm, args.scratch / f"round-{name}")
-    results["meta"] = {
+    results["meta"][args.part] = {
         "date": dt.date.today().isoformat(), "evokd_version": evokd.__version__, "python": platform.python_version(),
         "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"),
         "cores": __import__("os").cpu_count(), "threads": default_threads(),
-        "command": f".venv/bin/python benchmarks/teacher_local.py --n {args.n}",
+        "command": f"EVOKD_LOCAL_THREADS={default_threads()} .venv/bin/python benchmarks/teacher_local.py --n {args.n}"
+                   + f" --votes {args.votes} --part {args.part}" + (" --zero-shot" if args.zero_shot else ""),
         "wall_seconds": time.perf_counter() - started,
     }
     (OUT / "teacher_local.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -135,13 +146,11 @@ def main() -> None:
 
 
 def render(r: dict) -> str:
-    m = r["meta"]
-    lines = [
-        "# Embedded local teacher (Qwen2.5-Coder-1.5B-Instruct Q4_K_M)",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, llama.cpp threads {m['threads']}; Python {m['python']}; "
-        f"evokd {m['evokd_version']}; {m['date']}.  ",
-        f"Command: `{m['command']}` (wall time {m['wall_seconds'] / 60:.1f} min).",
+    lines = ["# Embedded local teacher (Qwen2.5-Coder-1.5B-Instruct Q4_K_M)", ""]
+    for part, m in r["meta"].items():
+        lines += [f"- **{part}**: {m['cpu']}, {m['cores']} cores, llama.cpp threads {m['threads']}; Python {m['python']}; "
+                  f"evokd {m['evokd_version']}; {m['date']}; `{m['command']}` ({m['wall_seconds'] / 60:.1f} min)."]
+    lines += [
         "",
         "## Labeling accuracy on real held-out items",
         "",
@@ -155,7 +164,8 @@ def render(r: dict) -> str:
         name, mode = key.split("/")
         kept = f"{v['kept']:.1%}" if v["votes"] > 1 else "–"
         acc_kept = f"{v['accuracy_on_kept']:.1%}" if v["votes"] > 1 and v["accuracy_on_kept"] is not None else "–"
-        lines.append(f"| {name} (n={v['n']}) | {'zero-shot' if mode == 'zero-shot' else f'{v['demonstrations']} seed demos'} | "
+        prompt = "zero-shot" if mode == "zero-shot" else f"{v['demonstrations']} seed demos"
+        lines.append(f"| {name} (n={v['n']}) | {prompt} | "
                      f"{v['accuracy_first_vote']:.1%} | {kept} | {acc_kept} | {v['valid_output_rate']:.1%} | "
                      f"{v['seconds_per_call_median']:.2f} |")
     lines += ["", "## One loop round (8 texts: 4 hard + 4 easy)", "",

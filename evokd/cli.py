@@ -59,7 +59,7 @@ def main():
     """evokd: an LLM teacher writes data aimed at a small student's mistakes; the student ships as ONNX.
 
     \b
-    Typical session:
+    Example:
       evokd generate datasets/sst2/task.yaml --rounds 3 --per-round 8 --out runs/sst2
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student tfidf --out students/sst2
       evokd predict students/sst2 "a gorgeous, witty film"
@@ -229,7 +229,12 @@ def eval_cmd(student_dir, data):
 # teacher -------------------------------------------------------------------------------------
 @main.group()
 def teacher():
-    """Inspect the available teachers."""
+    """Inspect the available teachers.
+
+    \b
+    Example:
+      evokd teacher info --json
+    """
 
 
 @teacher.command("info")

@@ -15,14 +15,13 @@ Everything in evokd that touches NER goes through this module:
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from evokd.errors import InputError
+from evokd.io import write_text_atomic
 
 SCHEMES = ("BIO", "IOB1", "BIOES")
 _SCHEME_ALIASES = {"BIO": "BIO", "IOB2": "BIO", "IOB1": "IOB1", "BIOES": "BIOES", "IOBES": "BIOES", "BILOU": "BIOES"}
@@ -528,15 +527,5 @@ def write_conll(path: str | Path, rows: Iterable[dict]) -> int:
             if tok == "-DOCSTART-":
                 raise ValueError(f"row {n}: token '-DOCSTART-' would be read back as a document marker")
         chunks.append("".join(f"{tok} {tag}\n" for tok, tag in zip(tokens, tags)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(chunks))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "\n".join(chunks))
     return len(chunks)

@@ -16,7 +16,7 @@ def runner():
 
 
 def test_every_command_has_help_with_an_example(runner):
-    for cmd in (["generate"], ["distill"], ["predict"], ["eval"], ["teacher", "info"]):
+    for cmd in ([], ["generate"], ["distill"], ["predict"], ["eval"], ["teacher"], ["teacher", "info"]):
         result = runner.invoke(main, [*cmd, "--help"])
         assert result.exit_code == 0, result.output
         assert "Example:" in result.output and "evokd " in result.output
