@@ -4,6 +4,11 @@ This module is what `evokd predict` and shipped students depend on, so it import
 json, pathlib, numpy and onnxruntime — never scikit-learn, torch or `evokd.students`.
 A student directory holds `model.onnx`, `student.json` (how to feed and read the graph)
 and `labels.json` (labels in probability-column order).
+
+NER students (student.json kind "ner", input "tokens") also ship `words.json` and
+`chars.json` (their vocabularies); texts are tokenised with `evokd.ner.tokenize` (spaCy's
+rule-based tokenizer), imported only when such a student is loaded. The token encoding and
+the tag decoding below are the ones the training side (`evokd.students.tagger`) uses too.
 """
 
 import os
@@ -34,7 +39,7 @@ def _encode_text(texts: list[str]) -> np.ndarray:
 # How each kind of graph input is built from texts, keyed by student.json's "input".
 # Later students (e.g. "token_ids" for a MiniLM graph) add an encoder here.
 INPUT_ENCODERS = {"text": _encode_text}
-SUPPORTED_KINDS = ("classification",)
+SUPPORTED_KINDS = ("classification", "ner")
 
 
 def _check_texts(texts) -> list[str]:
@@ -125,7 +130,205 @@ def _read_json(path: Path, expected: str):
         raise StudentLoadError(f"{path}: not valid JSON ({exc}); expected {expected}") from exc
 
 
-def load_student(student_dir, intra_op_num_threads: int = 1) -> RuntimeStudent:
+# -- NER students -----------------------------------------------------------------------------
+WORDS_FILE = "words.json"
+CHARS_FILE = "chars.json"
+TAGGER_INPUTS = ("word_ids", "char_ids", "case_ids")
+TAGGER_OUTPUT = "scores"
+PAD_ID, UNK_ID = 0, 1  # the first two entries of words.json and chars.json
+CASE_NO_LETTERS, CASE_LOWER, CASE_UPPER, CASE_TITLE, CASE_MIXED = range(5)
+N_CASES = 5
+
+
+def normalise_word(word: str) -> str:
+    """Word-vocabulary key: lower-cased, every digit mapped to 0 (dates and scores share entries)."""
+    return "".join("0" if c.isdigit() else c for c in word.lower())
+
+
+def case_id(word: str) -> int:
+    """Capitalisation class of a token, which the lower-cased word vocabulary no longer shows."""
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return CASE_NO_LETTERS
+    if all(c.islower() for c in letters):
+        return CASE_LOWER
+    if all(c.isupper() for c in letters):
+        return CASE_UPPER
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return CASE_TITLE
+    return CASE_MIXED
+
+
+def encode_tokens(
+    token_lists: list[list[str]], word_index: dict, char_index: dict, max_word_length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(word_ids [B, T], char_ids [B, T, C], case_ids [B, T]) int64 for sentences of equal length T.
+
+    Words are cut to `max_word_length` characters; shorter ones are padded with PAD_ID, which
+    the graph masks out, so C (the batch's longest word) does not change any output.
+    """
+    n_tokens = {len(tokens) for tokens in token_lists}
+    if len(n_tokens) > 1:
+        raise ValueError(f"expected sentences of equal length in one batch, got lengths {sorted(n_tokens)}")
+    batch, length = len(token_lists), n_tokens.pop() if n_tokens else 0
+    width = max((min(len(w), max_word_length) for tokens in token_lists for w in tokens), default=1)
+    word_ids = np.zeros((batch, length), dtype=np.int64)
+    char_ids = np.zeros((batch, length, max(width, 1)), dtype=np.int64)
+    case_ids = np.zeros((batch, length), dtype=np.int64)
+    for b, tokens in enumerate(token_lists):
+        for t, word in enumerate(tokens):
+            word_ids[b, t] = word_index.get(normalise_word(word), UNK_ID)
+            case_ids[b, t] = case_id(word)
+            for c, ch in enumerate(word[:max_word_length]):
+                char_ids[b, t, c] = char_index.get(ch, UNK_ID)
+    return word_ids, char_ids, case_ids
+
+
+def batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of sentences with exactly the same number of tokens.
+
+    A bidirectional LSTM's backward pass would read padding before the real tokens, so a
+    batch never mixes lengths; empty sentences are left out (they have nothing to tag).
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        if n:
+            by_length.setdefault(n, []).append(i)
+    return [
+        group[k:k + batch_size]
+        for _, group in sorted(by_length.items())
+        for k in range(0, len(group), batch_size)
+    ]
+
+
+def decode_tags(scores: np.ndarray, tags: list[str], repair: bool = True) -> list[str]:
+    """Argmax tag per token; with `repair`, invalid BIO (I-X after O or another type) becomes B-X."""
+    best = [tags[j] for j in np.asarray(scores).argmax(axis=-1)]
+    if not repair:
+        return best
+    from evokd.ner import bio_to_token_spans
+
+    fixed = ["O"] * len(best)
+    for start, end, etype in bio_to_token_spans(best):
+        fixed[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
+    return fixed
+
+
+def entities_from_tags(text: str, tokens: list, tags: list[str]) -> list[dict]:
+    """{"start", "end", "label", "text"} character spans (end exclusive) for BIO tags over tokens."""
+    from evokd.ner import bio_to_spans
+
+    return [{**span, "text": text[span["start"]:span["end"]]} for span in bio_to_spans(text, tokens, tags)]
+
+
+class RuntimeTagger:
+    """An NER student (token tagger) loaded into an onnxruntime session."""
+
+    def __init__(
+        self,
+        model_path,
+        tags: list[str],
+        words: list[str],
+        chars: list[str],
+        max_word_length: int,
+        meta: dict | None = None,
+        intra_op_num_threads: int = 1,
+        batch_size: int = 64,
+    ):
+        self.labels = list(tags)
+        self.meta = dict(meta or {})
+        self.max_word_length = int(max_word_length)
+        self.batch_size = batch_size
+        self._word_index = {w: i for i, w in enumerate(words)}
+        self._char_index = {c: i for i, c in enumerate(chars)}
+        try:
+            self.session = make_session(model_path, intra_op_num_threads)
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StudentLoadError(
+                f"{model_path}: expected an ONNX model onnxruntime can load ({first_line})"
+            ) from exc
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(inputs) != sorted(TAGGER_INPUTS) or TAGGER_OUTPUT not in outputs:
+            raise StudentLoadError(
+                f"{model_path}: expected a tagger graph with inputs {list(TAGGER_INPUTS)} and output "
+                f"{TAGGER_OUTPUT!r}, found inputs {inputs} and outputs {outputs}"
+            )
+
+    def encode(self, token_lists: list[list[str]]) -> dict:
+        """The graph's feeds for sentences of equal length."""
+        arrays = encode_tokens(token_lists, self._word_index, self._char_index, self.max_word_length)
+        return dict(zip(TAGGER_INPUTS, arrays))
+
+    def scores(self, token_lists: list[list[str]]) -> list[np.ndarray]:
+        """Tag scores [n_tokens, n_tags] per sentence, columns in `self.labels` order."""
+        out = [np.zeros((len(tokens), len(self.labels)), dtype=np.float32) for tokens in token_lists]
+        for batch in batches_by_length([len(t) for t in token_lists], self.batch_size):
+            (scores,) = self.session.run([TAGGER_OUTPUT], self.encode([token_lists[i] for i in batch]))
+            for row, i in enumerate(batch):
+                out[i] = scores[row]
+        return out
+
+    def predict_tags(self, token_lists: list[list[str]], repair: bool = True) -> list[list[str]]:
+        """BIO tags for pre-tokenised sentences (lists of token strings)."""
+        token_lists = [_check_texts(tokens) for tokens in _check_token_lists(token_lists)]
+        return [decode_tags(s, self.labels, repair) for s in self.scores(token_lists)]
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """One {"entities": [{"start", "end", "label", "text"}, ...]} per text (character offsets)."""
+        from evokd.ner import tokenize
+
+        texts = _check_texts(texts)
+        tokens = [tokenize(text) for text in texts]
+        tags = self.predict_tags([[t.text for t in toks] for toks in tokens])
+        return [
+            {"entities": entities_from_tags(text, toks, sentence_tags)}
+            for text, toks, sentence_tags in zip(texts, tokens, tags)
+        ]
+
+
+def _check_token_lists(token_lists) -> list:
+    if isinstance(token_lists, str) or not isinstance(token_lists, (list, tuple)):
+        raise TypeError(
+            f"expected a list of token lists, got {type(token_lists).__name__}; "
+            "e.g. [['Angela', 'Merkel', 'spoke']]"
+        )
+    for i, tokens in enumerate(token_lists):
+        if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
+            raise TypeError(f"expected a list of token lists, got {type(tokens).__name__} at index {i}")
+    return list(token_lists)
+
+
+def _load_tagger(student_dir: Path, meta: dict, intra_op_num_threads: int) -> RuntimeTagger:
+    meta_path = student_dir / META_FILE
+    if not isinstance(meta.get("max_word_length"), int) or meta["max_word_length"] < 1:
+        raise StudentLoadError(
+            f"{meta_path}: expected a positive integer \"max_word_length\" for an NER student, "
+            f"got {meta.get('max_word_length')!r}"
+        )
+    files = {}
+    for name, what in ((LABELS_FILE, "BIO tags"), (WORDS_FILE, "vocabulary words"), (CHARS_FILE, "vocabulary characters")):
+        value = _read_json(student_dir / name, f"a JSON list of {what}")
+        if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
+            raise StudentLoadError(
+                f"{student_dir / name}: expected a JSON list of at least 2 {what}, got {json.dumps(value)[:80]}"
+            )
+        files[name] = value
+    if files[LABELS_FILE][0] != "O":
+        raise StudentLoadError(
+            f"{student_dir / LABELS_FILE}: expected BIO tags starting with 'O', got {json.dumps(files[LABELS_FILE])[:80]}"
+        )
+    model_path = student_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise StudentLoadError(f"{model_path}: file not found; expected an ONNX model")
+    return RuntimeTagger(
+        model_path, files[LABELS_FILE], files[WORDS_FILE], files[CHARS_FILE],
+        meta["max_word_length"], meta, intra_op_num_threads,
+    )
+
+
+def load_student(student_dir, intra_op_num_threads: int = 1) -> RuntimeStudent | RuntimeTagger:
     """Load a student directory written by `Student.save` / `evokd distill`."""
     student_dir = Path(student_dir)
     if not student_dir.is_dir():
@@ -144,6 +347,13 @@ def load_student(student_dir, intra_op_num_threads: int = 1) -> RuntimeStudent:
         raise StudentLoadError(
             f"{meta_path}: unknown kind {meta['kind']!r}; expected one of: {', '.join(SUPPORTED_KINDS)}"
         )
+    if meta["kind"] == "ner":
+        if meta["input"] != "tokens":
+            raise StudentLoadError(
+                f"{meta_path}: unknown kind 'ner' with input {meta['input']!r}; "
+                "expected input 'tokens' for NER students"
+            )
+        return _load_tagger(student_dir, meta, intra_op_num_threads)
     if meta["input"] not in INPUT_ENCODERS:
         raise StudentLoadError(
             f"{meta_path}: unknown input {meta['input']!r}; expected one of: {', '.join(INPUT_ENCODERS)}"

@@ -144,7 +144,7 @@ def test_predict_before_fit_and_bad_predict_input(sst2_student):
 
 
 def test_make_student_registry():
-    assert STUDENTS == {"tfidf": TfidfStudent}
+    assert STUDENTS["tfidf"] is TfidfStudent
     student = make_student("tfidf", C=3.0, ngram_range=(1, 1))
     assert isinstance(student, Student) and student.name == "tfidf" and student.kind == "classification"
     assert student.get_params()["C"] == 3.0 and student.get_params()["ngram_range"] == (1, 1)

@@ -5,9 +5,10 @@ builds one by the name the CLI's `--student` option takes.
 """
 
 from evokd.students.base import ParityError, Student
+from evokd.students.tagger import TaggerStudent  # torch is imported only when it trains
 from evokd.students.tfidf import TfidfStudent
 
-STUDENTS: dict[str, type[Student]] = {"tfidf": TfidfStudent}
+STUDENTS: dict[str, type[Student]] = {"tfidf": TfidfStudent, "tagger": TaggerStudent}
 
 
 def make_student(name: str, **params) -> Student:
@@ -21,4 +22,4 @@ def make_student(name: str, **params) -> Student:
     return cls(**params)
 
 
-__all__ = ["STUDENTS", "ParityError", "Student", "TfidfStudent", "make_student"]
+__all__ = ["STUDENTS", "ParityError", "Student", "TaggerStudent", "TfidfStudent", "make_student"]
