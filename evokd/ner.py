@@ -31,6 +31,7 @@ REASON_NOT_ALIGNED = "mention_not_token_aligned"
 REASON_BAD_TYPE = "type_not_in_task"
 REASON_OVERLAP = "mention_overlaps"
 REASON_EMPTY = "empty_mention"
+CONLL_SUFFIXES = (".conll", ".iob", ".bio")
 REASONS = (REASON_NOT_IN_TEXT, REASON_NOT_ALIGNED, REASON_BAD_TYPE, REASON_OVERLAP, REASON_EMPTY)
 
 # Characters stripped around a mention's surface string (whitespace is stripped too).
@@ -425,7 +426,9 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
     types = _entity_types(labels)
     sch = _norm_scheme(scheme)
     rows: list[dict] = []
-    for lineno, obj in iter_rows(path):
+    # CoNLL files are read sentence by sentence; their "line" in errors is the sentence number.
+    source = enumerate(read_conll(path), start=1) if path.suffix.lower() in CONLL_SUFFIXES else iter_rows(path)
+    for lineno, obj in source:
         extra = {k: v for k, v in obj.items() if k not in ("text", "entities", "tokens", "tags")}
         if "text" in obj and obj["text"] is not None:
             if "entities" not in obj or obj["entities"] is None:

@@ -497,3 +497,16 @@ def test_read_conll_malformed(tmp_path, content, line, needle):
 def test_read_conll_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_conll(tmp_path / "nope.conll")
+
+
+def test_conll_file_is_read_as_task_rows(tmp_path):
+    from evokd.ner import read_ner_rows, write_conll
+
+    rows = [{"tokens": ["Angela", "Merkel", "visited", "Paris", "."], "tags": ["B-PER", "I-PER", "O", "B-LOC", "O"]},
+            {"tokens": ["No", "entities", "here"], "tags": ["O", "O", "O"]}]
+    path = tmp_path / "data.conll"
+    write_conll(path, rows)
+    got = read_ner_rows(path, ["PER", "LOC"])
+    assert got[0]["text"] == "Angela Merkel visited Paris ."
+    assert got[0]["entities"] == [{"start": 0, "end": 13, "label": "PER"}, {"start": 22, "end": 27, "label": "LOC"}]
+    assert got[1]["entities"] == []
