@@ -55,8 +55,9 @@ def measure_latency(student_dir: Path, texts: list[str], n: int = 300) -> dict:
         runtime.predict([text])
         times.append((time.perf_counter() - start) * 1e3)
     times.sort()
+    runtime_name = "spaCy" if runtime.meta.get("runtime") == "spacy" else "onnxruntime"
     return {"single_sentence_ms_p50": statistics.median(times), "single_sentence_ms_p95": times[int(0.95 * (len(times) - 1))],
-            "n_calls": n, "runtime": "onnxruntime"}
+            "n_calls": n, "runtime": runtime_name}
 
 
 def _dir_size(path: Path) -> int:
@@ -88,6 +89,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             "student": student_name,
             "task": task.name,
             "task_labels": task.label_names,
+            "runtime": getattr(student, "runtime", "onnxruntime"),
             "evokd_version": __version__,
             "command": command,
             "train": {
@@ -134,7 +136,10 @@ def model_card(task: TaskSpec, m: dict) -> str:
     lines = [
         f"# {task.name} — `{m['student']}` student",
         "",
-        (f"A CPU named-entity tagger distilled by evokd {m['evokd_version']} for the task below. It runs with "
+        (f"A CPU named-entity recogniser (spaCy pipeline, shipped as a folder and an installable wheel) distilled by "
+         f"evokd {m['evokd_version']} for the task below. It needs the spaCy runtime, not onnxruntime "
+         "(`evokd predict DIR TEXT`, or `pip install` the wheel)." if m.get("runtime") == "spacy" else
+         f"A CPU named-entity tagger distilled by evokd {m['evokd_version']} for the task below. It runs with "
          "onnxruntime plus spaCy's rule-based English tokenizer (`evokd predict DIR TEXT` or "
          "`evokd.runtime.load_student(DIR)`)." if task.is_ner else
          f"A CPU text classifier distilled by evokd {m['evokd_version']} for the task below. It runs with "
@@ -177,16 +182,25 @@ def model_card(task: TaskSpec, m: dict) -> str:
     else:
         lines += ["No held-out data was given (`--eval` or the task's `eval`), so no accuracy is reported.", ""]
     p, lat = m["parity"], m["latency"]
+    spacy_runtime = m.get("runtime") == "spacy"
+    if spacy_runtime:
+        runtime_line = ("- Runtime requirements: `spacy` (not onnxruntime): load `pipeline/` with `spacy.load`, or "
+                        "`pip install` the wheel in this folder and `spacy.load` the package it installs.")
+        parity_line = (f"- The saved pipeline predicts exactly like the trained one: {p['label_agreement']:.4f} agreement "
+                       f"over {p['n_checked']} texts.")
+    else:
+        runtime_line = ("- Runtime requirements: `onnxruntime`, `numpy` and `spacy` (tokenizer only; no torch)." if task.is_ner
+                        else "- Runtime requirements: `onnxruntime` and `numpy` (no scikit-learn, no torch).")
+        parity_line = (f"- ONNX parity with the training framework: {p['label_agreement']:.4f} label agreement, "
+                       f"max |Δp| = {p['max_abs_diff']:.2e} over {p['n_checked']} texts.")
     lines += [
         "## Export and runtime",
         "",
-        f"- ONNX parity with the training framework: {p['label_agreement']:.4f} label agreement, "
-        f"max |Δp| = {p['max_abs_diff']:.2e} over {p['n_checked']} texts.",
+        parity_line,
         f"- Size on disk: {m['size_bytes'] / 1e6:.2f} MB.",
-        f"- Latency, one sentence per call, onnxruntime on 1 thread: p50 {lat['single_sentence_ms_p50']:.3f} ms, "
+        f"- Latency, one sentence per call, {lat['runtime']} on 1 thread: p50 {lat['single_sentence_ms_p50']:.3f} ms, "
         f"p95 {lat['single_sentence_ms_p95']:.3f} ms ({lat['n_calls']} calls).",
-        ("- Runtime requirements: `onnxruntime`, `numpy` and `spacy` (tokenizer only; no torch)." if task.is_ner else
-         "- Runtime requirements: `onnxruntime` and `numpy` (no scikit-learn, no torch)."),
+        runtime_line,
         "",
         "## Provenance",
         "",

@@ -347,6 +347,10 @@ def load_student(student_dir, intra_op_num_threads: int = 1) -> RuntimeStudent |
         raise StudentLoadError(
             f"{meta_path}: unknown kind {meta['kind']!r}; expected one of: {', '.join(SUPPORTED_KINDS)}"
         )
+    if meta.get("runtime") == "spacy":  # spaCy students ship a pipeline (and a wheel), not an ONNX graph
+        from evokd.students.spacy_ner import load_runtime as load_spacy_runtime
+
+        return load_spacy_runtime(student_dir, meta)
     if meta["kind"] == "ner":
         if meta["input"] != "tokens":
             raise StudentLoadError(

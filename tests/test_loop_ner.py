@@ -100,6 +100,18 @@ def test_ner_cli_generate_distill_predict(ner_task, ner_pool, tmp_path):
         result = runner.invoke(main, ["eval", str(student), "--data", str(ner_task.parent / "eval.jsonl")])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output)["f1"] == pytest.approx(metrics["eval"]["f1"])
+
+        spacy_student = tmp_path / "spacy-student"
+        result = runner.invoke(main, ["distill", str(out), "--task", str(ner_task), "--student", "spacy-ner",
+                                      "--out", str(spacy_student)])
+        assert result.exit_code == 0, result.output
+        assert list(spacy_student.glob("*.whl")) and (spacy_student / "pipeline").is_dir()
+        card = (spacy_student / "MODEL_CARD.md").read_text()
+        assert "spaCy runtime, not onnxruntime" in card
+        result = runner.invoke(main, ["predict", str(spacy_student), text])
+        assert result.exit_code == 0 and "entities" in json.loads(result.output)
+        result = runner.invoke(main, ["eval", str(spacy_student), "--data", str(ner_task.parent / "eval.jsonl")])
+        assert result.exit_code == 0 and 0 <= json.loads(result.output)["f1"] <= 1
     finally:
         lm_module._registry.pop("scripted-ner", None)
 

@@ -5,10 +5,11 @@ builds one by the name the CLI's `--student` option takes.
 """
 
 from evokd.students.base import ParityError, Student
+from evokd.students.spacy_ner import SpacyNerStudent
 from evokd.students.tagger import TaggerStudent  # torch is imported only when it trains
 from evokd.students.tfidf import TfidfStudent
 
-STUDENTS: dict[str, type[Student]] = {"tfidf": TfidfStudent, "tagger": TaggerStudent}
+STUDENTS: dict[str, type] = {"tfidf": TfidfStudent, "tagger": TaggerStudent, "spacy-ner": SpacyNerStudent}
 
 
 def make_student(name: str, **params) -> Student:
@@ -22,4 +23,4 @@ def make_student(name: str, **params) -> Student:
     return cls(**params)
 
 
-__all__ = ["STUDENTS", "ParityError", "Student", "TaggerStudent", "TfidfStudent", "make_student"]
+__all__ = ["STUDENTS", "ParityError", "Student", "SpacyNerStudent", "TaggerStudent", "TfidfStudent", "make_student"]
