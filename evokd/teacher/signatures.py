@@ -26,8 +26,9 @@ class AnalyzeWeaknesses(dspy.Signature):
 _GENERATE_DOC = """Write new inputs for the task below, each one a single realistic, self-contained text in the
 task's domain and style, all different from each other. Hard inputs must target the student's
 weaknesses so that it will probably misclassify them; easy inputs must be clear, typical cases
-it should get right. Cover all labels. Write only the texts themselves: no labels, no numbering,
-no notes about the student."""
+it should get right. Cover all labels. Each text must be an actual input as the task would see it
+(for example the sentence itself), never a description or summary of one. Write only the texts
+themselves: no labels, no numbering, no notes about the student."""
 
 
 def _texts(max_chars: int):
@@ -104,7 +105,8 @@ is written in the text (same spelling and capitalisation); list an entity once e
 several times. Use only the entity types of the task; return an empty list if there is none."""
 
 _NER_GENERATE_LABELED_DOC = """Write new sentences for the task below together with their named entities,
-each sentence realistic, self-contained and different from the others. Hard sentences must target
+each sentence realistic, self-contained and different from the others (the sentence itself, never a
+description of one). Hard sentences must target
 the student's weaknesses; easy ones must be clear, typical cases. For every sentence list each
 entity copied exactly as written in the sentence, with its type."""
 
