@@ -17,6 +17,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=1, help="2: label twice and report agreement (doubles the time)")
     parser.add_argument("--part", choices=["all", "labeling", "rounds"], default="all",
                         help="run one part and merge it into the existing teacher_local.json")
-    parser.add_argument("--scratch", type=Path, default=Path("/tmp/evokd-bench-teacher"))
+    parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "evokd-bench-teacher")
     args = parser.parse_args()
     import shutil
 
@@ -113,6 +114,7 @@ def main() -> None:
     Teacher(warm_task, lm).label_text(0, "a warm-up sentence")
     results_load = time.perf_counter() - load
     info = teacher_info(verify=True)
+    info["model_path"] = str(info["model_path"]).replace(str(Path.home()), "~")  # no machine paths in results
     existing = OUT / "teacher_local.json"
     results: dict = json.loads(existing.read_text()) if args.part != "all" and existing.is_file() else {}
     results.update({"teacher": info, "model_load_and_first_call_s": results_load})
