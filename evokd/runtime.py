@@ -58,9 +58,13 @@ def make_session(model_path, intra_op_num_threads: int = 1) -> onnxruntime.Infer
     options.intra_op_num_threads = intra_op_num_threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(
-        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    try:
+        return onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StudentLoadError(f"{model_path}: expected an ONNX model onnxruntime can load ({first_line})") from exc
 
 
 class RuntimeStudent:
@@ -81,13 +85,7 @@ class RuntimeStudent:
         self.labels = list(labels)
         self.meta = dict(meta or {})
         self._encode = INPUT_ENCODERS[input_kind]
-        try:
-            self.session = make_session(model_path, intra_op_num_threads)
-        except Exception as exc:  # onnxruntime raises several unrelated types
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StudentLoadError(
-                f"{model_path}: expected an ONNX model onnxruntime can load ({first_line})"
-            ) from exc
+        self.session = make_session(model_path, intra_op_num_threads)
         self._input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         if PROBABILITIES_OUTPUT not in outputs:
@@ -241,13 +239,7 @@ class RuntimeTagger:
         self.batch_size = batch_size
         self._word_index = {w: i for i, w in enumerate(words)}
         self._char_index = {c: i for i, c in enumerate(chars)}
-        try:
-            self.session = make_session(model_path, intra_op_num_threads)
-        except Exception as exc:  # onnxruntime raises several unrelated types
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StudentLoadError(
-                f"{model_path}: expected an ONNX model onnxruntime can load ({first_line})"
-            ) from exc
+        self.session = make_session(model_path, intra_op_num_threads)
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if sorted(inputs) != sorted(TAGGER_INPUTS) or TAGGER_OUTPUT not in outputs:

@@ -433,12 +433,9 @@ class SpacyRuntime:
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One {"entities": [{"start", "end", "label", "text"}, ...]} per text (character offsets)."""
-        if isinstance(texts, str):
-            raise TypeError("expected a list of strings, got a single str; wrap it in a list")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"expected a list of strings, got {type(text).__name__} at index {i}")
+        from evokd.runtime import _check_texts
+
+        texts = _check_texts(texts)
         return [{"entities": _spans_of(doc)} for doc in self.nlp.pipe(texts, batch_size=self.batch_size)]
 
 
