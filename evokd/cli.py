@@ -19,7 +19,10 @@ from evokd.errors import EvokdError
 
 
 def _fail(message: str, code: int = 2):
-    click.echo(f"evokd: error: {message}", err=True)
+    from evokd.errors import scrub_secrets
+
+    message = " ".join(scrub_secrets(str(message)).split())  # one line, never a key
+    click.echo(f"evokd: {'stopped' if code == 3 else 'error'}: {message}", err=True)
     sys.exit(code)
 
 
@@ -90,22 +93,45 @@ def main():
 @click.option("--label-votes", default=1, show_default=True, type=click.IntRange(1, 5),
               help="Label each text this many times and keep it only if every vote agrees (guards against a weak teacher).")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Parallel teacher calls within a step (hosted teachers; the embedded teacher runs one at a time).")
+@click.option("--rpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: requests per minute to the provider.")
+@click.option("--tpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: tokens per minute to the provider.")
+@click.option("--timeout", "timeout_s", default=None, type=click.FloatRange(0, min_open=True),
+              help="Per-call timeout in seconds (hosted teachers).")
+@click.option("--max-retries", default=5, show_default=True, type=click.IntRange(0, 100),
+              help="Retries of a call that failed with 429, 5xx, a timeout or a dropped connection (backoff with jitter).")
+@click.option("--max-tokens", default=None, type=click.IntRange(1), help="Budget: stop once the run has spent this many tokens.")
+@click.option("--max-cost", default=None, type=click.FloatRange(0, min_open=True),
+              help="Budget: stop once the run has spent this many USD (provider price table).")
+@click.option("--max-calls", default=None, type=click.IntRange(1), help="Budget: stop once the run has sent this many calls.")
+@click.option("--dry-run", is_flag=True, help="Print the estimated calls and tokens of the run and exit; calls no teacher.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Progress as JSON lines on stderr and the per-round summary as JSON on stdout.")
 @friendly_errors
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, near_dup, easy, correct_feedback,
-             review_every, separate_labeling, label_votes, temperature, quiet):
+             review_every, separate_labeling, label_votes, temperature, concurrency, rpm, tpm, timeout_s, max_retries,
+             max_tokens, max_cost, max_calls, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
     Writes DIR/evokd.duckdb (samples, rounds, teacher calls), DIR/dataset.jsonl (accepted rows)
     and DIR/rounds.jsonl (per-round eval metrics). Re-running on the same DIR resumes after the
     last committed round.
 
+    A run stopped by a budget (exit code 3), Ctrl-C or a kill keeps every committed round, and
+    the teacher calls of the interrupted round are cached with the run: re-running the same
+    command (with a higher limit) continues without paying for them again.
+
     \b
     Example:
       evokd generate datasets/sst2/task.yaml --rounds 2 --per-round 8 --out runs/sst2
-      evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --out runs/trec
+      evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --out runs/trec \\
+          --concurrency 8 --rpm 500 --max-cost 0.50
+      evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --dry-run
     """
     from evokd.loop import EvoKD, LoopConfig
+    from evokd.teacher.gateway import GatewayConfig
     from evokd.students import STUDENTS
     from evokd.task import load_task
     from evokd.teacher.lm import make_lm
@@ -116,60 +142,110 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     if student is not None and student not in STUDENTS:
         raise EvokdError(f"--student {student!r}: expected one of: {', '.join(STUDENTS)}")
     out_dir = out_dir or Path("datasets") / task.name / "generated"
+    gateway = GatewayConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout_s, max_retries=max_retries,
+                            max_tokens=max_tokens, max_cost=max_cost, max_calls=max_calls)
     config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, near_dup_threshold=near_dup,
                         use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
-                        separate_labeling=separate_labeling, label_votes=label_votes)
-    lm = make_lm(teacher, api_base=api_base, temperature=temperature)
-    from evokd.progress import RoundProgress
+                        separate_labeling=separate_labeling, label_votes=label_votes, gateway=gateway)
+    if dry_run:
+        _print_estimate(task, config, teacher)
+        return
+    lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s)
+    from evokd.progress import JsonProgress, RoundProgress
 
-    with RoundProgress(quiet=quiet) as progress:
+    with (JsonProgress() if as_json else RoundProgress(quiet=quiet)) as progress:
         loop = EvoKD(task, out_dir, config, teacher_lm=lm, teacher_name=teacher, api_base=api_base, progress=progress)
         rounds_done = loop.run()
-    if not quiet:
+    if as_json:
+        click.echo(json.dumps(rounds_done, default=str))
+    elif not quiet:
         from evokd.progress import print_summary
 
         print_summary(rounds_done, out_dir)
+
+
+def _print_estimate(task, config, teacher: str) -> None:
+    from evokd.estimate import estimate_run
+    from evokd.teacher.local import MODEL_NAME
+
+    est = estimate_run(task, config, MODEL_NAME if teacher == "local" else teacher)
+    click.echo(f"dry run: {task.name}, {est['rounds']} rounds x {est['per_round']} texts, teacher {teacher}; nothing was sent")
+    for s in est["steps"]:
+        click.echo(f"  {s['step']:<17} {s['calls_per_round']:>4} call(s)/round   ~{s['prompt_tokens']:>6,} prompt tokens"
+                   f"   <= {s['max_completion_tokens']:>5,} completion tokens per call")
+    click.echo(f"  calls: {est['calls']:,} expected, {est['calls_worst_case']:,} at worst (every retry and top-up)")
+    click.echo(f"  tokens: ~{est['prompt_tokens']:,} prompt + <= {est['completion_tokens_max']:,} completion"
+               f" = <= {est['tokens_max']:,}")
+    cost = est["cost_usd_max"]
+    click.echo(f"  cost: <= ${cost:.4f}" if cost is not None else "  cost: unknown (no price for this model)")
+    click.echo(f"  ({est['note']})")
 
 
 # distill -------------------------------------------------------------------------------------
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task's YAML file.")
-@click.option("--student", default=None, help="Student to train [default: tfidf; tagger for NER].")
+@click.option("--student", default=None,
+              help="tfidf, minilm, spacy-textcat (classification), tagger, spacy-ner (NER), or auto: train the "
+                   "candidates for the task kind and keep the best [default: tfidf; tagger for NER].")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
-              help="Labeled held-out data [default: the task's eval file].")
+              help="Labeled held-out data [default: the task's eval file]. With --student auto, the candidates are "
+                   "compared on it instead of by cross-validation.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Ship a dynamically quantised int8 graph (per-channel), if it keeps accuracy on the eval data.")
+@click.option("--int8-max-loss", default=1.0, show_default=True, type=click.FloatRange(0.0),
+              help="Accuracy points the int8 graph may lose against the float one before distill refuses it.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A student hyper-parameter (repeatable), e.g. --param C=1.0 or --param fine_tune=setfit (minilm).")
 @click.option("--quiet", is_flag=True, help="Print only the metrics JSON.")
 @friendly_errors
-def distill(dataset, task_file, student, out_dir, eval_path, quiet):
-    """Train a CPU student on a dataset and ship it as ONNX.
+def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_loss, params, quiet):
+    """Train a CPU student on a dataset and ship it as a self-contained folder.
 
     DATASET is a run directory from `evokd generate` or a JSONL file of {"text", "label"} rows.
-    Writes model.onnx, student.json, labels.json, metrics.json and MODEL_CARD.md into --out.
+    Writes model.onnx (minilm: + tokenizer.json; spaCy students: pipeline/ and a wheel instead),
+    student.json, labels.json, metrics.json and MODEL_CARD.md into --out.
 
     \b
     Example:
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student tfidf --out students/sst2-tfidf
+      evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
+      evokd distill runs/trec --task datasets/trec/task.yaml --student auto --out students/trec
     """
+    import yaml
+
     from evokd.distill import distill as run_distill
-    from evokd.students import STUDENTS
     from evokd.task import load_task
 
     task = load_task(task_file)
     student = student or ("tagger" if task.is_ner else "tfidf")
-    if student not in STUDENTS:
-        raise EvokdError(f"--student {student!r}: expected one of: {', '.join(STUDENTS)}")
+    overrides = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise EvokdError(f"--param {item!r}: expected NAME=VALUE, e.g. --param C=1.0")
+        try:
+            overrides[name.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            overrides[name.strip()] = value
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"· {msg}", err=True))
-    metrics = run_distill(dataset, task, student, out_dir, eval_path=eval_path, command=_command_line(), progress=say)
+    metrics = run_distill(dataset, task, student, out_dir, eval_path=eval_path, command=_command_line(), progress=say,
+                          params=overrides, quantize=quantize, int8_max_loss=int8_max_loss)
     summary = {k: metrics[k] for k in ("student", "task", "size_bytes")}
     summary["train_n"] = metrics["train"]["n"]
+    if "selection" in metrics:
+        summary["candidates"] = {c["student"]: round(c["score"], 4) for c in metrics["selection"]["candidates"]}
     if "eval" in metrics:
         summary["eval"] = {k: metrics["eval"][k] for k in ("data", "n", "accuracy", "macro_f1", "precision", "recall", "f1")
                            if k in metrics["eval"]}
+    if "quantization" in metrics:
+        summary["int8_accuracy_loss_points"] = metrics["quantization"]["accuracy_loss_points"]
     summary["latency_ms_p50"] = metrics["latency"]["single_sentence_ms_p50"]
     click.echo(json.dumps(summary))
     if not quiet:
-        click.echo(f"wrote {out_dir}/ (model.onnx, student.json, labels.json, metrics.json, MODEL_CARD.md)", err=True)
+        files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(out_dir).iterdir()))
+        click.echo(f"wrote {out_dir}/ ({files})", err=True)
 
 
 # predict / eval ------------------------------------------------------------------------------
@@ -181,6 +257,8 @@ def distill(dataset, task_file, student, out_dir, eval_path, quiet):
 @friendly_errors
 def predict(student_dir, texts, input_file):
     """Predict with a shipped student: one JSON line per input with `label` and `score`.
+
+    Needs onnxruntime and numpy; a minilm student also needs `tokenizers`, spaCy students spaCy.
 
     \b
     Example:
@@ -224,6 +302,151 @@ def eval_cmd(student_dir, data):
     except StudentLoadError as exc:
         raise EvokdError(str(exc)) from None
     click.echo(json.dumps(report, indent=2))
+
+
+# report / export / runs / calls ---------------------------------------------------------------
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "conll", "spacy", "hf")  # evokd.export.FORMATS
+SAMPLE_SOURCES = ("seed", "generated", "pool")  # evokd.export.SOURCES
+
+
+def _say(quiet: bool):
+    return (lambda msg: None) if quiet else (lambda msg: click.echo(f"· {msg}", err=True))
+
+
+@main.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="HTML file to write [default: DIR/report.html].")
+@click.option("--ceiling", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Draw a ceiling line at this eval metric, e.g. the student trained on all real labeled data "
+                   "(none is drawn otherwise).")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
+              help="Labeled data to score the latest student on [default: the task's eval file].")
+@click.option("--examples", default=12, show_default=True, type=click.IntRange(0, 10_000),
+              help="Samples shown per round beside the weakness analysis (hard ones first).")
+@click.option("--retrain/--no-retrain", default=True, show_default=True,
+              help="Retrain the latest student on the accepted rows for its confusion matrix on the eval data "
+                   "(tfidf: about a second; tagger: longer). Without it the latest batch is scored instead.")
+@click.option("--quiet", is_flag=True, help="No progress lines; print only the report's path.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (report, plots, metrics) instead of the path.")
+@friendly_errors
+def report(run_dir, out, ceiling, eval_path, examples, retrain, quiet, as_json):
+    """Write a self-contained HTML report of a run (plots embedded, opens offline).
+
+    Learning curve (with the seed-only line, and --ceiling), accepted and rejected samples per
+    round by reason, label distribution, the latest student's confusion matrix (NER: per-type
+    F1), each round's weakness analysis beside the examples it produced and whether the student
+    got them right before training on them, teacher tokens/calls/latency, and the task. Writes
+    DIR/report.html and the plots as PNG in DIR/report_plots/.
+
+    \b
+    Example:
+      evokd report runs/sst2
+      evokd report runs/sst2 --ceiling 0.84 --out sst2-report.html
+    """
+    from evokd.report import build_report
+
+    summary = build_report(run_dir, out, ceiling=ceiling, eval_path=eval_path, examples=examples, retrain=retrain,
+                           progress=_say(quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(summary["report"])
+    if not quiet:
+        click.echo(f"wrote {summary['report']} ({summary['bytes'] / 1e6:.2f} MB) and {len(summary['plots'])} plots in "
+                   f"{Path(summary['plots'][0]).parent}/", err=True)
+
+
+@main.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="Output format [default: from the --out suffix: .jsonl .csv .parquet .conll .spacy].")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="File to write (hf: a folder). Replaced only once the export is complete.")
+@click.option("--source", "sources", multiple=True, type=click.Choice(SAMPLE_SOURCES),
+              help="Only rows from this source; repeat for several.")
+@click.option("--round", "rounds", multiple=True, metavar="N|A-B", help="Only rows of this round or range; repeatable.")
+@click.option("--include-rejected", is_flag=True,
+              help="Also rejected texts, with status and reject_reason (jsonl, csv, parquet, hf only).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (format, path, rows).")
+@friendly_errors
+def export(run_dir, fmt, out, sources, rounds, include_rejected, quiet, as_json):
+    """Export a run's rows as JSONL, CSV, Parquet, CoNLL (NER), spaCy DocBin or a Hugging Face folder.
+
+    Rows are the accepted ones, with the columns of DIR/dataset.jsonl. `hf` writes a folder for
+    datasets.load_from_disk when `datasets` is installed (pip install "evokd[hf]"), otherwise
+    a dataset card plus Parquet that datasets.load_dataset(FOLDER) reads with the same features.
+
+    \b
+    Example:
+      evokd export runs/sst2 --out sst2.parquet
+      evokd export runs/conll --format conll --source generated --out generated.conll
+      evokd export runs/sst2 --format hf --round 1-3 --out sst2-hf
+    """
+    from evokd.export import export_run, parse_rounds
+
+    summary = export_run(run_dir, out, fmt, sources=sources, rounds=parse_rounds(rounds),
+                         include_rejected=include_rejected, progress=_say(quiet or as_json))
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not quiet:
+        parts = ", ".join(f"{n} {k}" for k, n in summary["by_source"].items())
+        click.echo(f"wrote {summary['rows']} rows ({parts}) as {summary['format']} to {summary['out']}", err=True)
+
+
+@main.command("runs")
+@click.argument("root", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@friendly_errors
+def runs_cmd(root, as_json):
+    """List the runs under ROOT (default: here): task, teacher, rounds, samples, best eval, status.
+
+    Status is complete, partial (re-run `evokd generate` to resume), running (another process
+    is writing it) or unreadable.
+
+    \b
+    Example:
+      evokd runs runs/
+      evokd runs --json
+    """
+    from evokd.progress import print_runs
+    from evokd.runs import RUNS_COLUMNS, list_runs, runs_table_rows
+
+    found = list_runs(root)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    elif not found:
+        click.echo(f"no runs under {root} (a run is a directory holding evokd.duckdb)", err=True)
+    else:
+        print_runs(runs_table_rows(found), RUNS_COLUMNS, root)
+
+
+@main.command("calls")
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--round", "round_", type=click.IntRange(0), default=None, help="Only calls of this round.")
+@click.option("--step", default=None, help="Only this step: analyze, generate, generate_labeled or label.")
+@click.option("--failed", is_flag=True, help="Only failed calls (with their errors).")
+@click.option("--last", type=click.IntRange(1), default=None, help="Only the last N calls after the filters.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calls as a JSON list.")
+@friendly_errors
+def calls(run_dir, round_, step, failed, last, as_json):
+    """Show a run's teacher call log: step, attempt, model, tokens, latency, ok or the error.
+
+    \b
+    Example:
+      evokd calls runs/sst2 --round 2
+      evokd calls runs/sst2 --failed --json
+    """
+    from evokd.progress import print_calls
+    from evokd.runs import read_calls
+
+    found = read_calls(run_dir, round=round_, step=step, failed=True if failed else None)
+    if last is not None:
+        found = found[-last:]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        print_calls(found, run_dir)
 
 
 # teacher -------------------------------------------------------------------------------------

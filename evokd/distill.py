@@ -1,12 +1,16 @@
 """`evokd distill`: train a student on a generated dataset and ship it as a self-contained folder.
 
 The folder is built in a temporary sibling directory and moved into place only when the
-ONNX export has passed its parity check, so a failed or interrupted distill leaves nothing half-written.
+ONNX export has passed its parity check (and, with `--quantize int8`, the int8 graph has passed
+its accuracy check against the float one), so a failed or interrupted distill leaves nothing
+half-written. `--student auto` trains every candidate student for the task kind and ships the
+one with the best cross-validated (or held-out) score.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -15,12 +19,18 @@ from collections import Counter
 from pathlib import Path
 
 from evokd import __version__
-from evokd.errors import InputError
+from evokd.errors import EvokdError, InputError
 from evokd.io import read_labeled, write_json_atomic
 from evokd.metrics import classification_report, entity_report
 from evokd.task import TaskSpec
 
 PARITY_LIMIT = 2000
+CV_FOLDS = 5
+INT8_MAX_LOSS = 1.0  # accuracy points an int8 graph may lose against the float one
+
+
+class QuantizationError(EvokdError):
+    """The int8 graph loses more accuracy than the user allowed."""
 
 
 def load_dataset(dataset: str | Path, task: TaskSpec) -> list[dict]:
@@ -64,32 +74,185 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _build_student(name: str, task: TaskSpec, params: dict | None):
+    from evokd.students import STUDENTS, make_student
+
+    if name not in STUDENTS:
+        raise EvokdError(f"--student {name!r}: expected one of: {', '.join([*STUDENTS, 'auto'])}")
+    try:
+        student = make_student(name, **(params or {}))
+    except TypeError:
+        unknown = sorted(set(params or {}) - set(_param_names(STUDENTS[name])))
+        raise EvokdError(f"--param {', '.join(unknown)}: not a parameter of {name}; "
+                         f"expected one of: {', '.join(_param_names(STUDENTS[name]))}") from None
+    if student.kind != task.kind:
+        raise EvokdError(f"--student {name} is a {student.kind} student but task {task.name!r} is {task.kind}; "
+                         f"expected one of: {', '.join(_candidates(task))}")
+    return student
+
+
+def _param_names(cls) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def _candidates(task: TaskSpec, onnx_only: bool = False) -> list[str]:
+    from evokd.students import CANDIDATES, STUDENTS
+
+    return [n for n in CANDIDATES[task.kind] if not onnx_only or getattr(STUDENTS[n], "runtime", "onnxruntime") == "onnxruntime"]
+
+
+def _fit(student, name: str, texts: list[str], targets: list) -> float:
+    """Fit and return the seconds it took; a student's own ValueError (a bad --param value, data
+    its method cannot use) becomes a one-line error."""
+    start = time.perf_counter()
+    try:
+        student.fit(texts, targets)
+    except ValueError as exc:
+        raise EvokdError(f"--student {name}: {exc}") from None
+    return time.perf_counter() - start
+
+
+def _score(task: TaskSpec, gold: list, pred: list) -> dict:
+    """The selection metric: macro-F1 (classification) or entity F1 (NER), plus accuracy."""
+    if task.is_ner:
+        spans = [[{k: e[k] for k in ("start", "end", "label")} for e in p] for p in pred]
+        return {"score": entity_report(gold, spans, task.label_names)["f1"]}
+    report = classification_report(gold, pred, task.label_names)
+    return {"score": report["macro_f1"], "accuracy": report["accuracy"]}
+
+
+def _folds(task: TaskSpec, targets: list, n_folds: int) -> tuple[list, dict]:
+    """(train, test) index pairs: stratified when every label has 2+ examples, else plain k-fold."""
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(targets)
+    smallest = min(Counter(targets).values()) if not task.is_ner else 0
+    if smallest >= 2:
+        k = min(n_folds, smallest)
+        splits = StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(n), targets)
+        return list(splits), {"folds": k, "stratified": True}
+    k = min(n_folds, n)
+    return list(KFold(k, shuffle=True, random_state=0).split(np.zeros(n))), {"folds": k, "stratified": False}
+
+
+def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: list[str], *,
+                   eval_rows: list[dict] | None = None, eval_name: str | None = None, n_folds: int = CV_FOLDS,
+                   progress=lambda msg: None):
+    """Train every candidate and return (the best one fitted on all rows, the selection record).
+
+    Without held-out rows each candidate is scored on pooled out-of-fold predictions of a k-fold
+    cross-validation (more stable than averaging per-fold scores when folds hold a handful of
+    texts); the winner is then refitted on everything. With held-out rows each candidate is
+    fitted once and scored on them. Ties go to the earlier (cheaper) candidate.
+    """
+    metric = "entity_f1" if task.is_ner else "macro_f1"
+    records, fitted = [], {}
+    if eval_rows:
+        method = {"method": "held-out data", "data": Path(eval_name).name, "n": len(eval_rows)}
+        gold = [r["entities" if task.is_ner else "label"] for r in eval_rows]
+        for name in candidates:
+            progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
+            student = _build_student(name, task, None)
+            seconds = _fit(student, name, texts, targets)
+            fitted[name] = (student, seconds)
+            records.append({"student": name, **_score(task, gold, student.predict([r["text"] for r in eval_rows])),
+                            "seconds": round(seconds, 2)})
+    else:
+        splits, how = _folds(task, targets, n_folds)
+        method = {"method": "cross-validation", "data": f"training data ({len(texts)} examples)", "n": len(texts), **how}
+        for name in candidates:
+            progress(f"auto: {how['folds']}-fold cross-validation of {name}")
+            start, pred = time.perf_counter(), [None] * len(texts)
+            for train, test in splits:
+                student = _build_student(name, task, None)
+                try:
+                    student.fit([texts[i] for i in train], [targets[i] for i in train])
+                except ValueError as exc:
+                    raise EvokdError(f"--student auto: cannot cross-validate {name} on {len(texts)} examples ({exc}); "
+                                     "pass --eval FILE to choose on held-out data") from None
+                for i, p in zip(test, student.predict([texts[i] for i in test])):
+                    pred[i] = p
+            records.append({"student": name, **_score(task, targets, pred), "seconds": round(time.perf_counter() - start, 2)})
+    best = max(records, key=lambda r: (r["score"], -candidates.index(r["student"])))["student"]
+    if best in fitted:
+        student, seconds = fitted[best]
+    else:
+        progress(f"auto: {best} scored best; training it on all {len(texts)} examples")
+        student = _build_student(best, task, None)
+        seconds = _fit(student, best, texts, targets)
+    selection = {**method, "metric": metric, "candidates": records, "chosen": best}
+    return student, selection, seconds
+
+
 def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str | Path, *,
-            eval_path: str | Path | None = None, command: str = "", progress=lambda msg: None) -> dict:
-    from evokd.students import make_student
+            eval_path: str | Path | None = None, command: str = "", progress=lambda msg: None,
+            params: dict | None = None, quantize: str | None = None, int8_max_loss: float = INT8_MAX_LOSS,
+            n_folds: int = CV_FOLDS) -> dict:
+    """Train `student_name` ("auto": the best of the task kind's candidates) on `dataset` and
+    write the student folder `out_dir`; returns what it writes to metrics.json."""
+    from evokd.students.base import QUANTIZED_SCHEME
 
     out_dir = Path(out_dir)
+    if quantize not in (None, "int8"):
+        raise EvokdError(f"--quantize {quantize!r}: expected int8")
+    if quantize and task.is_ner:
+        raise EvokdError("--quantize int8 is implemented for classification students (it checks accuracy against "
+                         f"the float graph); task {task.name!r} is ner")
+    if student_name == "auto" and params:
+        raise EvokdError("--param applies to one student; with --student auto every candidate uses its defaults")
+    student = None if student_name == "auto" else _build_student(student_name, task, params)
+    if quantize and student is not None and getattr(student, "runtime", "onnxruntime") != "onnxruntime":
+        raise EvokdError(f"--quantize int8 applies to ONNX students; {student_name} runs in spaCy")
     rows = load_dataset(dataset, task)
     eval_rows = task.read_rows(eval_path, unique=False) if eval_path else task.eval_rows()
+    if quantize and not eval_rows:
+        raise EvokdError("--quantize int8 checks the int8 graph's accuracy against the float one on held-out data: "
+                         "pass --eval FILE or set `eval` in the task")
     target = "entities" if task.is_ner else "label"
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
-    student = make_student(student_name)
-    progress(f"training {student_name} on {len(rows)} examples")
-    start = time.perf_counter()
-    student.fit([r["text"] for r in rows], [r[target] for r in rows])
-    fit_seconds = time.perf_counter() - start
+    texts, targets = [r["text"] for r in rows], [r[target] for r in rows]
+    selection = None
+    if student is None:
+        candidates = _candidates(task, onnx_only=bool(quantize))
+        select_on, reason = (eval_rows, "given with --eval") if eval_path else (None, None)
+        rare = None if task.is_ner else min(Counter(targets).items(), key=lambda kv: kv[1])
+        if select_on is None and rare is not None and rare[1] < 2:
+            # a label seen once is never in the training folds when its example is held out:
+            # every candidate would score 0 on it, and cross-validation could not tell them apart
+            if not eval_rows:
+                raise EvokdError(f"--student auto: cannot cross-validate, label {rare[0]!r} has a single example; "
+                                 "pass --eval FILE to choose on held-out data")
+            select_on, reason = eval_rows, f"cross-validation needs 2+ examples of every label; {rare[0]!r} has 1"
+        student, selection, fit_seconds = select_student(
+            task, texts, targets, candidates, eval_rows=select_on, eval_name=eval_name, n_folds=n_folds, progress=progress)
+        if reason:
+            selection["why"] = reason
+        student_name = selection["chosen"]
+    else:
+        progress(f"training {student_name} on {len(rows)} examples")
+        fit_seconds = _fit(student, student_name, texts, targets)
+    runtime_name = getattr(student, "runtime", "onnxruntime")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make a shipped student readable by its creator only
     try:
-        progress("exporting to ONNX and checking parity")
-        check = [r["text"] for r in rows] + ([r["text"] for r in eval_rows] if eval_rows else [])
+        progress("exporting to ONNX and checking parity" if runtime_name == "onnxruntime" else
+                 "saving the spaCy pipeline and building its wheel")
+        check = texts + ([r["text"] for r in eval_rows] if eval_rows else [])
         parity = student.save(tmp, check[:PARITY_LIMIT])
         metrics: dict = {
             "student": student_name,
+            **({"requested_student": "auto"} if selection else {}),
             "task": task.name,
             "task_labels": task.label_names,
-            "runtime": getattr(student, "runtime", "onnxruntime"),
+            "runtime": runtime_name,
+            "runtime_requirements": _requirements(student, task),
             "evokd_version": __version__,
             "command": command,
             "train": {
@@ -102,19 +265,20 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             },
             "parity": parity,
         }
+        if selection:
+            metrics["selection"] = selection
         if eval_rows:
             progress(f"evaluating on {len(eval_rows)} held-out examples")
-            from evokd.runtime import load_student
-
-            out = load_student(tmp).predict([r["text"] for r in eval_rows])
-            if task.is_ner:
-                pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
-                report = entity_report([r["entities"] for r in eval_rows], pred, task.label_names)
-            else:
-                report = classification_report([r["label"] for r in eval_rows], [p["label"] for p in out], task.label_names)
+            report, predicted = _evaluate_rows(tmp, task, eval_rows)
+            metrics["eval"] = {"data": Path(eval_name).name, **report}
+        if quantize:
+            progress("quantising to int8 and checking accuracy against the float graph")
+            quantization, report = _quantize(tmp, task, eval_rows, Path(eval_name).name, metrics["eval"], predicted,
+                                             int8_max_loss)
+            metrics["quantization"] = {"scheme": QUANTIZED_SCHEME, **quantization}
             metrics["eval"] = {"data": Path(eval_name).name, **report}
         progress("measuring latency")
-        metrics["latency"] = measure_latency(tmp, [r["text"] for r in rows])
+        metrics["latency"] = measure_latency(tmp, texts)
         metrics["size_bytes"] = _dir_size(tmp)
         write_json_atomic(tmp / "metrics.json", metrics)
         (tmp / "MODEL_CARD.md").write_text(model_card(task, metrics), encoding="utf-8")
@@ -131,19 +295,99 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     return metrics
 
 
+def _requirements(student, task: TaskSpec) -> list[str]:
+    if getattr(student, "runtime", "onnxruntime") == "spacy":
+        return ["spacy"]
+    extra = ["tokenizers"] if student.input == "token_ids" else ["spacy (tokenizer only)"] if task.is_ner else []
+    return ["onnxruntime", "numpy", *extra]
+
+
+def _evaluate_rows(student_dir: Path, task: TaskSpec, eval_rows: list[dict]) -> tuple[dict, list]:
+    """(metrics, predictions) of the shipped student, in its own runtime, on held-out rows."""
+    from evokd.runtime import load_student
+
+    out = load_student(student_dir).predict([r["text"] for r in eval_rows])
+    if task.is_ner:
+        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
+        return entity_report([r["entities"] for r in eval_rows], pred, task.label_names), pred
+    pred = [p["label"] for p in out]
+    return classification_report([r["label"] for r in eval_rows], pred, task.label_names), pred
+
+
+def _quantize(student_dir: Path, task: TaskSpec, eval_rows: list[dict], eval_name: str, fp32: dict,
+              fp32_pred: list, max_loss: float) -> tuple[dict, dict]:
+    """Replace model.onnx by its int8 version if it keeps accuracy within `max_loss` points of the
+    float graph on the held-out rows; otherwise raise QuantizationError (nothing is written)."""
+    from evokd.runtime import MODEL_FILE, META_FILE
+    from evokd.students.base import quantize_int8
+
+    model = student_dir / MODEL_FILE
+    float_copy = student_dir / "model.fp32.onnx"  # removed below; never shipped
+    model.rename(float_copy)
+    try:
+        quantize_int8(float_copy, model)
+        int8, int8_pred = _evaluate_rows(student_dir, task, eval_rows)
+        loss = 100 * (fp32["accuracy"] - int8["accuracy"])
+        agreement = sum(a == b for a, b in zip(fp32_pred, int8_pred)) / len(eval_rows)
+        if loss > max_loss:
+            raise QuantizationError(
+                f"--quantize int8: the int8 graph loses {loss:.2f} accuracy points on {eval_name} "
+                f"(float {fp32['accuracy']:.4f}, int8 {int8['accuracy']:.4f}; allowed {max_loss:g}); nothing written. "
+                "Drop --quantize to ship the float graph, or raise --int8-max-loss"
+            )
+        report = {
+            "data": eval_name, "n": len(eval_rows),
+            "fp32_accuracy": fp32["accuracy"], "int8_accuracy": int8["accuracy"],
+            "fp32_macro_f1": fp32["macro_f1"], "int8_macro_f1": int8["macro_f1"],
+            "accuracy_loss_points": round(loss, 3), "max_loss_points": max_loss,
+            "label_agreement_with_fp32": agreement,
+            "fp32_model_bytes": float_copy.stat().st_size, "int8_model_bytes": model.stat().st_size,
+        }
+    finally:
+        float_copy.unlink(missing_ok=True)
+    meta = json.loads((student_dir / META_FILE).read_text(encoding="utf-8"))
+    meta["quantization"] = {k: report[k] for k in ("fp32_accuracy", "int8_accuracy", "accuracy_loss_points", "data")}
+    (student_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return report, int8
+
+
+_RUNTIME_TEXT = {
+    # student runtime / input -> (what it is, how it runs)
+    "spacy-ner": ("A CPU named-entity recogniser (spaCy pipeline, shipped as a folder and an installable wheel)",
+                  "It needs the spaCy runtime, not onnxruntime (`evokd predict DIR TEXT`, or `pip install` the wheel)."),
+    "spacy-classification": ("A CPU text classifier (spaCy `textcat` pipeline, shipped as a folder and an installable wheel)",
+                             "It needs the spaCy runtime, not onnxruntime (`evokd predict DIR TEXT`, or `pip install` "
+                             "the wheel and `spacy.load` the package)."),
+    "ner": ("A CPU named-entity tagger", "It runs with onnxruntime plus spaCy's rule-based English tokenizer "
+            "(`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
+    "token_ids": ("A CPU text classifier (MiniLM encoder + logistic-regression head in one ONNX graph)",
+                  "It runs with onnxruntime and the `tokenizers` package (`tokenizer.json` in this folder), no "
+                  "torch (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
+    "text": ("A CPU text classifier", "It runs with onnxruntime alone (`evokd predict DIR TEXT` or "
+             "`evokd.runtime.load_student(DIR)`)."),
+}
+_REQUIREMENTS_NOTE = {
+    "spacy": "(not onnxruntime): load `pipeline/` with `spacy.load`, or `pip install` the wheel in this folder and "
+             "`spacy.load` the package it installs",
+    "tokenizers": "(no scikit-learn, no torch, no sentence-transformers)",
+}
+
+
+def _runtime_text(task: TaskSpec, m: dict) -> tuple[str, str]:
+    if m.get("runtime") == "spacy":
+        return _RUNTIME_TEXT["spacy-ner" if task.is_ner else "spacy-classification"]
+    if task.is_ner:
+        return _RUNTIME_TEXT["ner"]
+    return _RUNTIME_TEXT["token_ids" if "tokenizers" in m.get("runtime_requirements", []) else "text"]
+
+
 def model_card(task: TaskSpec, m: dict) -> str:
     train = m["train"]
+    what, how = _runtime_text(task, m)
     lines = [
         f"# {task.name} — `{m['student']}` student",
         "",
-        (f"A CPU named-entity recogniser (spaCy pipeline, shipped as a folder and an installable wheel) distilled by "
-         f"evokd {m['evokd_version']} for the task below. It needs the spaCy runtime, not onnxruntime "
-         "(`evokd predict DIR TEXT`, or `pip install` the wheel)." if m.get("runtime") == "spacy" else
-         f"A CPU named-entity tagger distilled by evokd {m['evokd_version']} for the task below. It runs with "
-         "onnxruntime plus spaCy's rule-based English tokenizer (`evokd predict DIR TEXT` or "
-         "`evokd.runtime.load_student(DIR)`)." if task.is_ner else
-         f"A CPU text classifier distilled by evokd {m['evokd_version']} for the task below. It runs with "
-         "onnxruntime alone (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
+        f"{what} distilled by evokd {m['evokd_version']} for the task below. {how}",
         "",
         "## Task",
         "",
@@ -161,12 +405,26 @@ def model_card(task: TaskSpec, m: dict) -> str:
         "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",
         "| entities by type | n |" if task.is_ner else "| by label | n |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in train["by_label"].items()], "",
-        "## Metrics",
-        "",
     ]
+    if "selection" in m:
+        sel = m["selection"]
+        how_scored = (f"{sel['folds']}-fold cross-validation on the training data ({sel['n']} examples, "
+                      f"{'stratified' if sel['stratified'] else 'not stratified: some label has a single example'}, "
+                      "scored on the pooled out-of-fold predictions)" if sel["method"] == "cross-validation" else
+                      f"held-out `{sel['data']}` ({sel['n']} examples; {sel['why']}). The "
+                      "metrics below are measured on the same data, so they flatter the chosen student")
+        metric = "entity F1" if sel["metric"] == "entity_f1" else "macro-F1"
+        lines += ["## Student selection", "",
+                  f"`--student auto` trained every candidate and chose **{sel['chosen']}** by {metric} on {how_scored}.", "",
+                  f"| candidate | {metric} |" + ("" if task.is_ner else " accuracy |") + " seconds |",
+                  "|---|---|---|" + ("" if task.is_ner else "---|"),
+                  *[f"| {c['student']}{' (chosen)' if c['student'] == sel['chosen'] else ''} | {c['score']:.4f} |"
+                    + ("" if task.is_ner else f" {c['accuracy']:.4f} |") + f" {c['seconds']} |" for c in sel["candidates"]],
+                  ""]
+    lines += ["## Metrics", ""]
     if "eval" in m and task.is_ner:
         ev = m["eval"]
-        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out sentences) with the shipped ONNX model, "
+        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out sentences) with the shipped model, "
                   "entity level (exact span and type):", "",
                   f"- precision: **{ev['precision']:.4f}**, recall: **{ev['recall']:.4f}**, F1: **{ev['f1']:.4f}**", "",
                   "| type | precision | recall | F1 | support |", "|---|---|---|---|---|",
@@ -174,33 +432,41 @@ def model_card(task: TaskSpec, m: dict) -> str:
                     for k, v in ev["per_label"].items()], ""]
     elif "eval" in m:
         ev = m["eval"]
-        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out examples) with the shipped ONNX model:", "",
+        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out examples) with the shipped model:", "",
                   f"- accuracy: **{ev['accuracy']:.4f}**", f"- macro-F1: **{ev['macro_f1']:.4f}**", "",
                   "| label | precision | recall | F1 | support |", "|---|---|---|---|---|",
                   *[f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
                     for k, v in ev["per_label"].items()], ""]
     else:
         lines += ["No held-out data was given (`--eval` or the task's `eval`), so no accuracy is reported.", ""]
+    if "quantization" in m:
+        q = m["quantization"]
+        lines += ["## int8 quantisation", "",
+                  f"The shipped graph is quantised ({q['scheme']}). On `{q['data']}` ({q['n']} examples): accuracy "
+                  f"{q['fp32_accuracy']:.4f} (float) → {q['int8_accuracy']:.4f} (int8), a loss of "
+                  f"{q['accuracy_loss_points']:.2f} points (allowed: {q['max_loss_points']:g}); macro-F1 "
+                  f"{q['fp32_macro_f1']:.4f} → {q['int8_macro_f1']:.4f}; the int8 graph gives the float graph's label on "
+                  f"{q['label_agreement_with_fp32']:.2%} of them. model.onnx: {q['fp32_model_bytes'] / 1e6:.1f} MB → "
+                  f"{q['int8_model_bytes'] / 1e6:.1f} MB.", ""]
     p, lat = m["parity"], m["latency"]
-    spacy_runtime = m.get("runtime") == "spacy"
-    if spacy_runtime:
-        runtime_line = ("- Runtime requirements: `spacy` (not onnxruntime): load `pipeline/` with `spacy.load`, or "
-                        "`pip install` the wheel in this folder and `spacy.load` the package it installs.")
+    if m.get("runtime") == "spacy":
         parity_line = (f"- The saved pipeline predicts exactly like the trained one: {p['label_agreement']:.4f} agreement "
                        f"over {p['n_checked']} texts.")
     else:
-        runtime_line = ("- Runtime requirements: `onnxruntime`, `numpy` and `spacy` (tokenizer only; no torch)." if task.is_ner
-                        else "- Runtime requirements: `onnxruntime` and `numpy` (no scikit-learn, no torch).")
-        parity_line = (f"- ONNX parity with the training framework: {p['label_agreement']:.4f} label agreement, "
-                       f"max |Δp| = {p['max_abs_diff']:.2e} over {p['n_checked']} texts.")
+        parity_line = (f"- ONNX parity with the training framework (float graph): {p['label_agreement']:.4f} label "
+                       f"agreement, max |Δp| = {p['max_abs_diff']:.2e} over {p['n_checked']} texts.")
+    requirements = ", ".join(f"`{r}`" if " " not in r else f"`{r.split(' ', 1)[0]}` {r.split(' ', 1)[1]}"
+                             for r in m.get("runtime_requirements", []))
+    note = next((v for k, v in _REQUIREMENTS_NOTE.items() if k in m.get("runtime_requirements", [])),
+                "(no scikit-learn, no torch)")
     lines += [
         "## Export and runtime",
         "",
         parity_line,
-        f"- Size on disk: {m['size_bytes'] / 1e6:.2f} MB.",
+        f"- Size on disk: {m['size_bytes'] / 1e6:.2f} MB (this folder).",
         f"- Latency, one sentence per call, {lat['runtime']} on 1 thread: p50 {lat['single_sentence_ms_p50']:.3f} ms, "
-        f"p95 {lat['single_sentence_ms_p95']:.3f} ms ({lat['n_calls']} calls).",
-        runtime_line,
+        f"p95 {lat['single_sentence_ms_p95']:.3f} ms ({lat['n_calls']} calls on the training texts).",
+        f"- Runtime requirements: {requirements} {note}.",
         "",
         "## Provenance",
         "",

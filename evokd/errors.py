@@ -24,3 +24,18 @@ class InputError(EvokdError):
 
 class RunError(EvokdError):
     """A run directory that cannot be used as asked (e.g. resumed with another task)."""
+
+
+_SECRET_NAMES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def scrub_secrets(text: str) -> str:
+    """Replace the value of every secret-looking environment variable (…_API_KEY, …_TOKEN, …)
+    in `text` with ***. Applied to every error message and call log line evokd writes, since
+    providers sometimes echo the key they were sent."""
+    import os
+
+    for name, value in os.environ.items():
+        if len(value) >= 8 and any(part in name.upper() for part in _SECRET_NAMES):
+            text = text.replace(value, "***")
+    return text

@@ -98,13 +98,27 @@ def _clean_text(path: Path, lineno: int, value, field: str = "text") -> str:
     return text
 
 
+def check_id(path: Path, lineno: int, obj: dict, seen: dict) -> None:
+    """An optional 'id' field must be a string or integer, unique in the file."""
+    if "id" not in obj or obj["id"] is None:
+        return
+    value = obj["id"]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(path, f"expected a string or integer id, got {type(value).__name__}", line=lineno, field="id")
+    if value in seen:
+        raise InputError(path, f"id {value!r} duplicates line {seen[value]}; expected unique ids", line=lineno, field="id")
+    seen[value] = lineno
+
+
 def read_labeled(path: str | Path, labels: Iterable[str] | None = None, *, unique: bool = True) -> list[dict]:
     """Read classification rows {"text", "label"}; every row is checked, none is dropped."""
     path = Path(path)
     allowed = list(labels) if labels is not None else None
     rows: list[dict] = []
     seen: dict[str, int] = {}
+    ids: dict = {}
     for lineno, obj in iter_rows(path):
+        check_id(path, lineno, obj, ids)
         if "text" not in obj:
             raise InputError(path, "missing; expected a string", line=lineno, field="text")
         if "label" not in obj:
@@ -142,6 +156,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs unreadable to others
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -32,6 +32,7 @@ from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
 from evokd.students import make_student
 from evokd.task import TaskSpec
+from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
 from evokd.teacher.module import Feedback, Teacher
 
 STORE_NAME = "evokd.duckdb"
@@ -55,6 +56,7 @@ class LoopConfig:
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
     demonstrations_per_label: int = 2
     generation_topups: int = 2  # extra generation calls when the teacher returns fewer texts than asked
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)  # concurrency, rate limits, retries, budgets
 
     def __post_init__(self):
         if self.rounds < 0:
@@ -201,13 +203,23 @@ class EvoKD:
             if last is None:  # killed before round 0 was committed
                 self._round_zero(store)
                 last = 0
-            teacher = Teacher(self.task, self.teacher_lm, demonstrations=self._demonstrations(), seed=self.config.seed,
+            # Every teacher call goes through the gateway: paid answers are cached in this store the
+            # moment they return, so a killed or budget-stopped round costs nothing to redo.
+            gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
+            self.gateway = gateway
+            teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
                               max_chars=min(self.config.max_chars, 300))
             student = self._train(store.samples())
             total = self.config.rounds
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
-                student = self._round(store, teacher, student, round_)
+                try:
+                    student = self._round(store, teacher, student, round_)
+                except BudgetExceeded as exc:
+                    done = store.last_round() or 0
+                    raise BudgetExceeded(
+                        f"{exc}; stopped in round {round_}, rounds up to {done} are committed in {self.out_dir} "
+                        f"(the paid calls of round {round_} are cached); re-run with a higher limit to continue") from None
                 self._write_outputs(store)
             self._write_outputs(store)
             return store.rounds()
@@ -349,16 +361,19 @@ class EvoKD:
         candidates = self._generate(teacher, round_, aim, previous)
         self._filter(store, candidates)
         to_label = [c for c in candidates if c.reject_reason is None and c.teacher_label is None]
-        for i, c in enumerate(to_label, start=1):
-            self.progress("step", round=round_, name=f"labeling {i}/{len(to_label)}")
+        if to_label:
+            self.progress("step", round=round_, name=f"labeling 0/{len(to_label)}")
+        labeled = teacher.label_many(
+            round_, [c.text for c in to_label], cfg.label_votes, concurrency=cfg.gateway.concurrency,
+            on_done=lambda i, n: self.progress("step", round=round_, name=f"labeling {i}/{n}"))
+        for c, result in zip(to_label, labeled):
             if self.task.is_ner:
-                placed = teacher.label_entities(round_, c.text)
-                if placed is None:
+                if result is None:
                     c.reject_reason = REASON_NO_LABEL
                 else:
-                    c.teacher_label, c.label_notes = placed
+                    c.teacher_label, c.label_notes = result
             else:
-                c.teacher_label, c.reject_reason = teacher.label_with_votes(round_, c.text, cfg.label_votes)
+                c.teacher_label, c.reject_reason = result
         for c in candidates:
             if self.task.is_ner and c.reject_reason is None and isinstance(c.teacher_label, tuple):
                 c.teacher_label, c.label_notes = c.teacher_label  # generated together with its spans

@@ -420,7 +420,7 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
     """Read NER rows from JSONL/CSV/Parquet, each either {"text", "entities": [{"start","end","label"}]}
     or {"tokens", "tags"} (tags in `scheme`, converted to spans). Returns rows as {"text", "entities"}
     (entities sorted; other fields kept). Every defect raises InputError naming file, line and field."""
-    from evokd.io import _clean_text, iter_rows
+    from evokd.io import _clean_text, check_id, iter_rows
 
     path = Path(path)
     types = _entity_types(labels)
@@ -428,7 +428,9 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
     rows: list[dict] = []
     # CoNLL files are read sentence by sentence; their "line" in errors is the sentence number.
     source = enumerate(read_conll(path), start=1) if path.suffix.lower() in CONLL_SUFFIXES else iter_rows(path)
+    ids: dict = {}
     for lineno, obj in source:
+        check_id(path, lineno, obj, ids)
         extra = {k: v for k, v in obj.items() if k not in ("text", "entities", "tokens", "tags")}
         if "text" in obj and obj["text"] is not None:
             if "entities" not in obj or obj["entities"] is None:

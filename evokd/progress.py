@@ -1,4 +1,4 @@
-"""Progress display and end-of-run summary for `evokd generate` (rich, on stderr)."""
+"""Progress display and summaries: `evokd generate` rounds (rich on stderr, or JSON lines), `runs` and `calls` tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 
 class RoundProgress:
@@ -70,3 +71,69 @@ def print_summary(rounds: list[dict], out_dir: Path) -> None:
     if not console.is_terminal:
         console = Console(width=120)
     console.print(table)
+
+
+class JsonProgress:
+    """`--json` twin of `RoundProgress`: one JSON object per event on stderr, for scripts and CI logs."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __call__(self, event: str, **info):
+        import dataclasses
+        import json
+        import sys
+
+        payload = {"event": event}
+        for key, value in info.items():
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                record = value
+                value = {k: v for k, v in dataclasses.asdict(record).items() if k not in ("started_at", "finished_at")}
+                if isinstance(getattr(record, "seconds", None), float):
+                    value["seconds"] = record.seconds
+            payload[key] = value
+        sys.stderr.write(json.dumps(payload, default=str) + "\n")
+        sys.stderr.flush()
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def print_runs(rows: list[list[str]], columns: list[str], root) -> None:
+    """The `evokd runs` table."""
+    table = Table(title=f"evokd runs under {root}")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("rounds", "samples", "seed-only") else "left",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # paths and errors are text, never markup
+    _console().print(table)
+
+
+def print_calls(calls: list[dict], run_dir) -> None:
+    """The `evokd calls` table and a one-line total."""
+    table = Table(title=f"teacher calls of {run_dir}")
+    for col in ("id", "round", "step", "try", "model", "prompt tok", "completion tok", "latency s", "outcome"):
+        table.add_column(col, justify="right" if col in ("id", "round", "try", "prompt tok", "completion tok", "latency s")
+                         else "left", overflow="fold")
+    for c in calls:
+        outcome = Text("ok") if c["ok"] else Text.assemble(("failed", "red"), ": " + (c["error"] or "")[:160])
+        if c.get("cached"):
+            outcome.append(" (from the run's call cache)")
+        table.add_row(*(Text(str(v)) for v in (c["id"], c["round"], c["step"] or "", c["attempt"], c["model"] or "",
+                                               c["prompt_tokens"] or 0, c["completion_tokens"] or 0)),
+                      Text(f"{c['latency_s'] or 0:.2f}"), outcome)
+    console = _console()
+    console.print(table)
+    failed = sum(not c["ok"] for c in calls)
+    tokens = sum((c["prompt_tokens"] or 0) + (c["completion_tokens"] or 0) for c in calls)
+    latency = sum(c["latency_s"] or 0 for c in calls)
+    costs = [c["cost"] for c in calls if c.get("cost") is not None]
+    cost = f", ${sum(costs):.4f} where the price is known" if costs else ""
+    console.print(f"{len(calls)} calls, {failed} failed, {tokens} tokens, {latency:.1f} s of teacher latency{cost}",
+                  markup=False, highlight=False)

@@ -94,6 +94,22 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE samples ADD COLUMN label_notes JSON;       -- teacher mentions that could not be placed, with reasons
     ALTER TABLE rounds ADD COLUMN eval_entity_f1 DOUBLE;   -- entity-level micro F1 (NER)
     """,
+    # 3: reliability: every paid teacher call cached with the run the moment it returns (a killed
+    # run never pays twice), and the calls log shows cache hits, HTTP retries, cost and raw output
+    """
+    CREATE TABLE call_cache (
+        key VARCHAR PRIMARY KEY,          -- sha256 of model, messages, sampling params, rollout id
+        model VARCHAR,
+        response JSON,                    -- the LM outputs as DSPy returned them
+        prompt_tokens BIGINT,
+        completion_tokens BIGINT,
+        cost DOUBLE,
+        created_at TIMESTAMP
+    );
+    ALTER TABLE calls ADD COLUMN cached BOOLEAN DEFAULT false;  -- answered from call_cache, not paid again
+    ALTER TABLE calls ADD COLUMN cost DOUBLE;                   -- USD when the price is known
+    ALTER TABLE calls ADD COLUMN raw VARCHAR;                   -- the teacher's raw answer when it was unusable
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -131,6 +147,9 @@ class CallRow:
     ok: bool
     error: str | None = None
     created_at: _dt.datetime = field(default_factory=_dt.datetime.now)
+    cached: bool = False
+    cost: float | None = None
+    raw: str | None = None
 
 
 @dataclass
@@ -176,6 +195,39 @@ class Store:
         except duckdb.Error as exc:
             raise RunError(f"{self.path}: cannot open the run store ({str(exc).splitlines()[0]})") from None
         self._migrate()
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> "Store":
+        """An existing run store opened for reading (report, export, runs, calls): never created and
+        never written, except that a store from an older evokd is first migrated like any resume
+        would; refused while `evokd generate` holds it open."""
+        path = Path(path)
+        if not path.is_file():
+            raise RunError(f"{path}: not found; expected a run store written by `evokd generate`")
+        store = cls.__new__(cls)
+        store.path = path
+        try:
+            store.con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            hint = "; is `evokd generate` still writing it?" if "lock" in reason.lower() else ""
+            raise RunError(f"{path}: cannot open the run store for reading ({reason}){hint}") from None
+        try:
+            version = store._one("SELECT max(version) FROM schema_version")[0]
+        except duckdb.Error:
+            store.close()
+            raise RunError(f"{path}: not an evokd run store (no schema_version table)") from None
+        if version != SCHEMA_VERSION:
+            store.close()
+            if (version or 0) > SCHEMA_VERSION:
+                raise RunError(f"{path}: store schema v{version} is newer than this evokd (v{SCHEMA_VERSION}); upgrade evokd")
+            try:
+                cls(path).close()  # additive migrations, as `evokd generate` applies on resume
+            except (duckdb.Error, OSError) as exc:
+                raise RunError(f"{path}: store schema v{version} needs migrating to v{SCHEMA_VERSION}, which failed "
+                               f"({str(exc).splitlines()[0]})") from None
+            return cls.open_read_only(path)
+        return store
 
     def close(self) -> None:
         self.con.close()
@@ -257,10 +309,10 @@ class Store:
                 )
             if calls:
                 con.executemany(
-                    "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error,"
+                    " created_at, cached, cost, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[c.round, c.step, c.attempt, c.model, c.prompt_tokens, c.completion_tokens, c.latency_s, c.ok, c.error,
-                      c.created_at] for c in calls],
+                      c.created_at, c.cached, c.cost, c.raw] for c in calls],
                 )
             r = record
             self._exec(
@@ -327,6 +379,76 @@ class Store:
         column = table.column(0).combine_chunks()
         flat = column.values.to_numpy()
         return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, EMBED_DIM)
+
+    def sample_counts(self) -> dict[tuple[str, str], int]:
+        """Number of samples per (source, status)."""
+        return {(src, status): int(n) for src, status, n in
+                self._exec("SELECT source, status, count(*) FROM samples GROUP BY ALL ORDER BY ALL")}
+
+    # calls ------------------------------------------------------------------
+    _CALL_COLS = ["id", "round", "step", "attempt", "model", "prompt_tokens", "completion_tokens", "latency_s", "ok",
+                  "error", "created_at", "cached", "cost", "raw"]
+
+    def calls(self, *, round: int | None = None, step: str | None = None, failed: bool | None = None) -> list[dict]:
+        """The teacher call log in call order, optionally only one round, one step, failed (or ok) calls."""
+        where, params = [], []
+        if round is not None:
+            where.append("round = ?")
+            params.append(round)
+        if step is not None:
+            where.append("step = ?")
+            params.append(step)
+        if failed is not None:
+            where.append("ok = ?")
+            params.append(not failed)
+        sql = f"SELECT {', '.join(self._CALL_COLS)} FROM calls"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        out = []
+        for row in self._exec(sql, params):
+            d = dict(zip(self._CALL_COLS, row))
+            d["created_at"] = d["created_at"].isoformat() if d["created_at"] is not None else None
+            out.append(d)
+        return out
+
+    def call_stats(self) -> dict[int, dict]:
+        """Per round: calls, failed calls, tokens and latency (sum, mean, max) of the teacher calls."""
+        rows = self._exec(
+            "SELECT round, count(*), count(*) FILTER (WHERE NOT ok), coalesce(sum(prompt_tokens), 0),"
+            " coalesce(sum(completion_tokens), 0), coalesce(sum(latency_s), 0), coalesce(avg(latency_s), 0),"
+            " coalesce(max(latency_s), 0) FROM calls GROUP BY round ORDER BY round"
+        )
+        keys = ["n_calls", "n_failed", "prompt_tokens", "completion_tokens", "latency_sum_s", "latency_mean_s", "latency_max_s"]
+        return {int(r[0]): dict(zip(keys, r[1:])) for r in rows}
+
+    # call cache -------------------------------------------------------------
+    def cache_get(self, key: str) -> dict | None:
+        """A completed teacher call of this run (any round, committed or not), or None."""
+        row = self._one("SELECT response, prompt_tokens, completion_tokens, cost FROM call_cache WHERE key = ?", [key])
+        if row is None:
+            return None
+        return {"outputs": json.loads(row[0]), "prompt_tokens": int(row[1] or 0), "completion_tokens": int(row[2] or 0),
+                "cost": row[3]}
+
+    def cache_put(self, key: str, record: dict) -> None:
+        """Stored at once, outside the round's transaction: a paid answer survives a kill."""
+        self._exec(
+            "INSERT INTO call_cache VALUES (?, ?, ?, ?, ?, ?, now()) ON CONFLICT (key) DO NOTHING",
+            [key, record.get("model"), json.dumps(record["outputs"], ensure_ascii=False), record["prompt_tokens"],
+             record["completion_tokens"], record.get("cost")],
+        )
+
+    def cache_spent(self):
+        """Tokens, cost and requests paid so far by this run (each paid call is in the cache once)."""
+        from evokd.teacher.gateway import Spent
+
+        tokens, cost, n = self._one(
+            "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0), coalesce(sum(cost), 0), count(*) FROM call_cache")
+        # Requests that failed at the transport/provider level were sent but left no cache entry.
+        failed = self._one("SELECT count(*) FROM calls WHERE NOT ok AND NOT coalesce(cached, false)"
+                           " AND coalesce(prompt_tokens, 0) = 0 AND raw IS NULL")[0]
+        return Spent(tokens=int(tokens), cost=float(cost), calls=int(n) + int(failed))
 
     def token_totals(self) -> tuple[int, int]:
         row = self._one("SELECT coalesce(sum(prompt_tokens),0), coalesce(sum(completion_tokens),0) FROM calls")

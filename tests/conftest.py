@@ -64,3 +64,19 @@ def scripted_teacher(sst2_pool):
     lm_module.register_teacher("scripted", factory)
     yield "scripted"
     lm_module._registry.pop("scripted", None)
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory) -> Path:
+    """A real short sst2 run (scripted TEST DOUBLE teacher), see tests/made_runs.py."""
+    from made_runs import made_run
+
+    return made_run(tmp_path_factory, "sst2")
+
+
+@pytest.fixture(scope="module")
+def ner_run(tmp_path_factory) -> Path:
+    """A real short conll2003 run (scripted TEST DOUBLE teacher), see tests/made_runs.py."""
+    from made_runs import made_run
+
+    return made_run(tmp_path_factory, "ner")

@@ -83,8 +83,8 @@ def copy_student(src: Path, dst: Path) -> Path:
         (lambda d: (d / "student.json").write_text("{}"), r"student\.json: expected a JSON object"),
         (lambda d: (d / "model.onnx").write_bytes(b"not an onnx graph"), r"model\.onnx: expected an ONNX model"),
         (
-            lambda d: (d / "student.json").write_text(json.dumps({"student": "minilm", "kind": "classification", "input": "token_ids"})),
-            r"student\.json: unknown input 'token_ids'; expected one of: text",
+            lambda d: (d / "student.json").write_text(json.dumps({"student": "x", "kind": "classification", "input": "audio"})),
+            r"student\.json: unknown input 'audio'; expected one of: text, token_ids",
         ),
         (
             lambda d: (d / "student.json").write_text(json.dumps({"student": "x", "kind": "ner", "input": "text"})),
@@ -107,7 +107,7 @@ def test_missing_dir(tmp_path):
 
 def test_unknown_input_kind_in_constructor(student_dir):
     with pytest.raises(StudentLoadError, match="unknown student input"):
-        RuntimeStudent(student_dir / "model.onnx", ["a", "b"], input_kind="token_ids")
+        RuntimeStudent(student_dir / "model.onnx", ["a", "b"], input_kind="audio")
 
 
 def test_runtime_imports_only_onnxruntime_and_numpy(student_dir):

@@ -1,15 +1,28 @@
 """Students: small classifiers that learn from the teacher's data and ship as ONNX.
 
 Each student lives in its own module and follows `Student` in `base.py`; `make_student`
-builds one by the name the CLI's `--student` option takes.
+builds one by the name the CLI's `--student` option takes. `CANDIDATES` lists, per task
+kind, the students `evokd distill --student auto` trains and compares.
 """
 
 from evokd.students.base import ParityError, Student
+from evokd.students.minilm import MiniLMStudent  # torch and sentence-transformers load only when it trains
 from evokd.students.spacy_ner import SpacyNerStudent
+from evokd.students.spacy_textcat import SpacyTextcatStudent
 from evokd.students.tagger import TaggerStudent  # torch is imported only when it trains
 from evokd.students.tfidf import TfidfStudent
 
-STUDENTS: dict[str, type] = {"tfidf": TfidfStudent, "tagger": TaggerStudent, "spacy-ner": SpacyNerStudent}
+STUDENTS: dict[str, type] = {
+    "tfidf": TfidfStudent,
+    "minilm": MiniLMStudent,
+    "spacy-textcat": SpacyTextcatStudent,
+    "tagger": TaggerStudent,
+    "spacy-ner": SpacyNerStudent,
+}
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "classification": ("tfidf", "minilm", "spacy-textcat"),
+    "ner": ("tagger", "spacy-ner"),
+}
 
 
 def make_student(name: str, **params) -> Student:
@@ -23,4 +36,7 @@ def make_student(name: str, **params) -> Student:
     return cls(**params)
 
 
-__all__ = ["STUDENTS", "ParityError", "Student", "SpacyNerStudent", "TaggerStudent", "TfidfStudent", "make_student"]
+__all__ = [
+    "CANDIDATES", "STUDENTS", "MiniLMStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
+    "TaggerStudent", "TfidfStudent", "make_student",
+]

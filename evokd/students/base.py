@@ -11,6 +11,7 @@ import evokd
 from evokd import runtime
 
 PARITY_ATOL = 1e-4
+SINGLE_CHECKS = 50  # check texts also run one per call in the parity check
 
 
 class ParityError(RuntimeError):
@@ -114,17 +115,22 @@ class Student(ABC):
             (o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None
         )
         path.write_bytes(model.SerializeToString())
+        self._write_runtime_files(path.parent)
 
         session = runtime.RuntimeStudent(path, self.labels_, input_kind=self.input)
-        onnx_proba = session.predict_proba(check_texts)
-        onnx_labels = [self.labels_[j] for j in onnx_proba.argmax(axis=1)]
+        onnx_proba = session.predict_proba(check_texts).astype(np.float64)
+        # one text per run too, as a CLI call makes it: batching or padding must not change a result
+        n_single = min(len(check_texts), SINGLE_CHECKS)
+        single_proba = np.concatenate([session.predict_proba([t]) for t in check_texts[:n_single]]).astype(np.float64)
         ref_proba = self.predict_proba(check_texts)
-        ref_labels = [self.labels_[j] for j in ref_proba.argmax(axis=1)]
+        ref_labels = ref_proba.argmax(axis=1)
 
-        agree = [a == b for a, b in zip(onnx_labels, ref_labels)]
-        max_abs_diff = float(np.max(np.abs(onnx_proba.astype(np.float64) - ref_proba)))
+        agree = [bool(a) for a in onnx_proba.argmax(axis=1) == ref_labels]
+        agree[:n_single] = [a and bool(b) for a, b in zip(agree, single_proba.argmax(axis=1) == ref_labels[:n_single])]
+        max_abs_diff = float(max(np.max(np.abs(onnx_proba - ref_proba)), np.max(np.abs(single_proba - ref_proba[:n_single]))))
         report = {
             "n_checked": len(check_texts),
+            "n_checked_one_at_a_time": n_single,
             "max_abs_diff": max_abs_diff,
             "label_agreement": sum(agree) / len(agree),
         }
@@ -139,7 +145,8 @@ class Student(ABC):
         return report
 
     def save(self, out_dir, check_texts: list[str]) -> dict:
-        """Write model.onnx (parity-checked), student.json and labels.json; return the parity report."""
+        """Write model.onnx (parity-checked), student.json and labels.json (and whatever
+        `_write_runtime_files` adds); return the parity report."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         report = self.export_onnx(out_dir / runtime.MODEL_FILE, check_texts)
@@ -153,6 +160,7 @@ class Student(ABC):
             "evokd_version": evokd.__version__,
             "onnx_opset": self.onnx_opset_,
             "labels": list(self.labels_),
+            **self._meta_extra(),
             "parity": report,
         }
         (out_dir / runtime.META_FILE).write_text(
@@ -162,6 +170,13 @@ class Student(ABC):
             json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8"
         )
         return report
+
+    def _write_runtime_files(self, out_dir: Path) -> None:
+        """Files besides model.onnx that the runtime needs to feed the graph (e.g. a tokenizer)."""
+
+    def _meta_extra(self) -> dict:
+        """Student-specific entries of student.json."""
+        return {}
 
     # -- what each student implements ---------------------------------------------
     @abstractmethod
@@ -174,3 +189,25 @@ class Student(ABC):
     def _to_onnx(self):
         """Return an onnx.ModelProto whose input follows `self.input` and whose outputs are
         `self.output_names`, probabilities in `self.labels_` column order."""
+
+
+QUANTIZED_SCHEME = "int8: onnxruntime quantize_dynamic, per-channel, signed int8 weights (QInt8)"
+
+
+def quantize_int8(model_path, out_path) -> None:
+    """Dynamic int8 quantisation of an ONNX graph's MatMul/Gather weights, per output channel.
+
+    Activations stay float and are quantised on the fly, so no calibration data is needed; the
+    caller checks accuracy against the float graph, since the loss depends on the model.
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a "consider pre-processing" warning per call
+    try:
+        quantize_dynamic(str(model_path), str(out_path), per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)

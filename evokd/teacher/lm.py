@@ -42,8 +42,11 @@ def make_lm(
     api_base: str | None = None,
     temperature: float = 0.8,
     max_tokens: int = 1500,
-    cache: bool = True,
+    cache: bool = False,
+    timeout: float | None = None,
 ) -> dspy.LM:
+    """The teacher's LM. DSPy's own cache and retries are off: evokd's gateway caches every
+    call with the run and retries with backoff itself (evokd/teacher/gateway.py)."""
     teacher = teacher.strip()
     prefix = teacher.split("/", 1)[0]
     factory = _lookup(prefix)
@@ -58,7 +61,9 @@ def make_lm(
             f"--teacher {teacher!r}: expected 'local' or a provider/model string such as "
             "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest or openai/NAME with --api-base"
         )
-    kwargs: dict = {"temperature": temperature, "max_tokens": max_tokens, "cache": cache, "num_retries": 3}
+    kwargs: dict = {"temperature": temperature, "max_tokens": max_tokens, "cache": cache, "num_retries": 0}
+    if timeout:
+        kwargs["timeout"] = timeout
     if api_base:
         kwargs["api_base"] = api_base
         # A self-hosted OpenAI-compatible server usually needs no key, but the client insists on one.

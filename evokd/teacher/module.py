@@ -9,14 +9,18 @@ what the model wrote; failures are recorded in `calls` with their reason.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dspy
 
+from evokd.errors import EvokdError, scrub_secrets
 from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
 from evokd.store import CallRow
 from evokd.task import TaskSpec
+from evokd.teacher.gateway import TeacherGateway
 from evokd.teacher.signatures import (AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature,
                                      ner_generate_labeled_signature, ner_label_signature)
 
@@ -37,16 +41,18 @@ def _generation_budget(n_items: int, per_item: int = 70) -> int:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
+    text = scrub_secrets(f"{type(exc).__name__}: {exc}".strip())
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
 class Teacher(dspy.Module):
+    MAX_ATTEMPTS = 3  # tries per step before it is recorded as failed
+
     def __init__(self, task: TaskSpec, lm: dspy.LM, *, demonstrations: list[dict] | None = None,
-                 max_attempts: int = 3, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300):
+                 max_attempts: int = MAX_ATTEMPTS, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300):
         super().__init__()
         self.task = task
-        self.lm = lm
+        self.lm = lm if isinstance(lm, TeacherGateway) else TeacherGateway(lm)
         self.seed = seed
         self.max_attempts = max_attempts
         self.max_examples = max_examples_in_prompt
@@ -60,6 +66,7 @@ class Teacher(dspy.Module):
             self.label = dspy.Predict(label_signature(task.label_names))
             self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
         self.calls: list[CallRow] = []
+        self._calls_lock = threading.Lock()
         self.prompt_state: str | None = None
 
     # formatting ------------------------------------------------------------------
@@ -108,7 +115,6 @@ class Teacher(dspy.Module):
         (40 texts when 8 were asked) is cut off early instead of burning minutes of CPU.
         """
         for attempt in range(1, self.max_attempts + 1):
-            history_len = len(self.lm.history)
             start = time.perf_counter()
             error = None
             value = None
@@ -117,23 +123,36 @@ class Teacher(dspy.Module):
                     pred = predictor(**inputs, config={"rollout_id": self._rollout(round_, step, key, attempt),
                                                        "max_tokens": max_tokens})
                 value, error = validate(pred)
+            except EvokdError as exc:  # budget spent, or a provider that refuses the key/model: stop the run
+                self._log(round_, step, attempt, time.perf_counter() - start, f"stopped: {_first_line(exc)}")
+                raise
             except Exception as exc:  # teacher output is untrusted; any failure is recorded and retried
                 error = _first_line(exc)
-            latency = time.perf_counter() - start
-            prompt_tokens = completion_tokens = 0
-            for entry in self.lm.history[history_len:]:
-                usage = entry.get("usage") or {}
-                prompt_tokens += int(usage.get("prompt_tokens") or 0)
-                completion_tokens += int(usage.get("completion_tokens") or 0)
-            self.calls.append(CallRow(round=round_, step=step, attempt=attempt, model=self.lm.model,
-                                      prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                      latency_s=latency, ok=error is None, error=error))
+            self._log(round_, step, attempt, time.perf_counter() - start, error)
             if error is None:
                 return value
         return None
 
+    def _log(self, round_: int, step: str, attempt: int, latency: float, error: str | None) -> None:
+        """One calls row per step attempt, plus one per transport failure the gateway retried."""
+        attempts = self.lm.take_attempts()
+        answered = [a for a in attempts if a.ok]
+        rows = [CallRow(round=round_, step=step, attempt=attempt, model=self.lm.model, prompt_tokens=0,
+                        completion_tokens=0, latency_s=a.latency_s, ok=False, error=a.error)
+                for a in attempts if not a.ok]
+        if answered or not rows:
+            costs = [a.cost for a in answered if a.cost is not None]
+            rows.append(CallRow(
+                round=round_, step=step, attempt=attempt, model=self.lm.model,
+                prompt_tokens=sum(a.prompt_tokens for a in answered), completion_tokens=sum(a.completion_tokens for a in answered),
+                latency_s=latency, ok=error is None, error=error, cached=bool(answered) and all(a.cached for a in answered),
+                cost=sum(costs) if costs else None, raw=answered[-1].raw if error is not None and answered else None))
+        with self._calls_lock:
+            self.calls.extend(rows)
+
     def drain_calls(self) -> list[CallRow]:
-        calls, self.calls = self.calls, []
+        with self._calls_lock:
+            calls, self.calls = self.calls, []
         return calls
 
     # steps -------------------------------------------------------------------------
@@ -227,6 +246,40 @@ class Teacher(dspy.Module):
             if len(set(labels)) > 1:
                 return None, REASON_LABEL_DISAGREES
         return labels[0], None
+
+    def label_many(self, round_: int, texts: list[str], votes: int = 1, *, concurrency: int = 1,
+                   on_done=None) -> list:
+        """Label texts, `concurrency` calls at a time (hosted teachers); results keep the input order.
+
+        Classification: (label, reject reason) per text, as `label_with_votes`. NER: what
+        `label_entities` returns. The embedded teacher runs one call at a time whatever is asked.
+        """
+        one = ((lambda t: self.label_entities(round_, t)) if self.task.is_ner
+               else (lambda t: self.label_with_votes(round_, t, votes)))
+        workers = 1 if self.lm.is_local else max(1, concurrency)
+        results: list = [None] * len(texts)
+        if workers == 1 or len(texts) < 2:
+            for i, text in enumerate(texts):
+                results[i] = one(text)
+                if on_done:
+                    on_done(i + 1, len(texts))
+            return results
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evokd-label") as pool:
+            futures = {pool.submit(one, text): i for i, text in enumerate(texts)}
+            done = 0
+            try:
+                from concurrent.futures import as_completed
+
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    done += 1
+                    if on_done:
+                        on_done(done, len(texts))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
 
     def _place_mentions(self, text: str, mentions) -> tuple[list[dict], list]:
         """Turn the teacher's (mention, type) list into character spans; code, not the LLM, finds offsets."""

@@ -37,18 +37,22 @@ class ScriptedEngine:
         self.n_calls = 0
         self._seen: dict[str, int] = {}
 
-    def _rng_for(self, request) -> random.Random:
+    def rng_for(self, prompt: str, *, vary_on_repeat: bool = True) -> random.Random:
         # Deterministic per (prompt, how often this prompt was asked), so a resumed run sees
-        # the same answers as an uninterrupted one.
-        prompt = "\n".join(m.text or "" for m in request.messages)
+        # the same answers as an uninterrupted one. Without vary_on_repeat, purely per prompt.
         key = hashlib.sha256(f"{self.seed}|{prompt}".encode()).hexdigest()
         self._seen[key] = self._seen.get(key, 0) + 1
-        return random.Random(f"{key}|{self._seen[key]}")
+        return random.Random(f"{key}|{self._seen[key] if vary_on_repeat else 0}")
+
+    def _rng_for(self, request) -> random.Random:
+        return self.rng_for("\n".join(m.text or "" for m in request.messages))
 
     def _answer(self, request, rng: random.Random) -> dict | str:
         schema = (request.config.response_format or {}).get("schema", {})
-        fields = set(schema.get("properties", {}))
-        prompt = "\n".join(m.text or "" for m in request.messages)
+        return self.answer(set(schema.get("properties", {})), "\n".join(m.text or "" for m in request.messages), rng)
+
+    def answer(self, fields: set[str], prompt: str, rng: random.Random) -> dict | str:
+        """The answer for a prompt whose output fields are `fields` (a dict to send as JSON)."""
         if "weaknesses" in fields:
             return {"weaknesses": "- confuses mixed or negated statements\n- struggles with short, sarcastic texts"}
         if "hard_texts" in fields:

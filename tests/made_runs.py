@@ -1,0 +1,118 @@
+"""Real short runs for the report, export, runs and calls tests.
+
+Everything is real (the EvoKD loop, MiniLM embeddings, DuckDB, the tfidf and tagger students)
+except the teacher: `DistinctAnalysisEngine` is the scripted TEST DOUBLE of
+`evokd.teacher.scripted`, answering from real SST-2 / CoNLL-2003 sentences, with one change: its
+weakness analysis names the call it answers, so every round's analysis is a different text (with
+characters HTML must escape) that a report has to show.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dspy
+
+from evokd.teacher.scripted import ScriptedEngine
+
+from conftest import DATA, ROOT, read_jsonl, write_jsonl  # noqa: E402,F401  (one reader for all tests)
+NER_TYPES = ["PER", "ORG", "LOC", "MISC"]
+
+
+class DistinctAnalysisEngine(ScriptedEngine):
+    """TEST DOUBLE: ScriptedEngine whose weakness analyses differ from call to call."""
+
+    n_analyses = 0
+
+    def answer(self, fields, prompt, rng):
+        answer = super().answer(fields, prompt, rng)
+        if isinstance(answer, dict) and "weaknesses" in answer:
+            self.n_analyses += 1
+            answer = {"weaknesses": f"Analysis #{self.n_analyses}: the student mixes up <negation> & \"irony\" "
+                                    f"in 'not bad' texts\n- {answer['weaknesses'].splitlines()[0].lstrip('- ')}"}
+        return answer
+
+
+def teacher_lm(pool: list[dict], labels: list[str], **kwargs) -> dspy.LM:
+    """A `dspy.LM` backed by the TEST DOUBLE engine."""
+    return dspy.LM("scripted/test-double", engine=DistinctAnalysisEngine(pool, labels, **kwargs), cache=False,
+                   temperature=0.8)
+
+
+def sst2_pool() -> list[dict]:
+    rows = [r for r in read_jsonl(DATA / "sst2" / "train.jsonl", limit=20000) if len(r["text"].split()) >= 8]
+    return rows[:600]
+
+
+def sst2_task(folder: Path) -> Path:
+    """3 real seeds per label and 200 real dev sentences as eval (as tests/conftest.py's sst2_task)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = read_jsonl(ROOT / "datasets" / "sst2" / "seeds.jsonl")
+    write_jsonl(folder / "seeds.jsonl", seeds[:3] + seeds[4:7])
+    write_jsonl(folder / "eval.jsonl", read_jsonl(DATA / "sst2" / "dev.jsonl", limit=200))
+    task = folder / "task.yaml"
+    task.write_text("name: sst2-small\nkind: classification\ndescription: Sentiment of a sentence from a movie review.\n"
+                    "labels:\n  negative: negative opinion\n  positive: positive opinion\n"
+                    "seeds: seeds.jsonl\neval: eval.jsonl\n", encoding="utf-8")
+    return task
+
+
+def ner_examples(split: str, n: int, skip: int = 0) -> list[dict]:
+    from evokd.ner import tokens_to_example
+
+    rows = []
+    with (DATA / "conll2003" / f"{split}.jsonl").open() as fh:
+        for i, line in enumerate(fh):
+            r = json.loads(line)
+            if i < skip or len(r["tokens"]) < 6:
+                continue
+            rows.append(tokens_to_example(r["tokens"], r["tags"]))
+            if len(rows) >= n:
+                break
+    return rows
+
+
+def ner_pool() -> list[dict]:
+    from evokd.filters import clean_generated
+
+    return [r for r in ner_examples("train", 300, skip=100) if clean_generated(r["text"]) == r["text"]]
+
+
+def ner_task(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seeds.jsonl").write_text((ROOT / "datasets" / "conll2003" / "seeds.jsonl").read_text())
+    write_jsonl(folder / "eval.jsonl", ner_examples("dev", 80))
+    task = folder / "task.yaml"
+    task.write_text("name: conll-small\nkind: ner\ndescription: Named entities in news.\n"
+                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
+                    "seeds: seeds.jsonl\neval: eval.jsonl\n", encoding="utf-8")
+    return task
+
+
+_made: dict[str, Path] = {}
+
+
+def made_run(tmp_path_factory, name: str) -> Path:
+    """A finished run directory, made once per test session: 'sst2' (3 rounds x 8, 20% label noise, every
+    7th teacher call fails and is retried, two label votes) or 'ner' (1 round x 6, one hallucinated mention per label call)."""
+    if name in _made:
+        return _made[name]
+    from evokd.loop import EvoKD, LoopConfig
+    from evokd.task import load_task
+
+    folder = tmp_path_factory.mktemp(f"run-{name}")
+    if name == "sst2":
+        task = load_task(sst2_task(folder / "task"))
+        lm = teacher_lm(sst2_pool(), ["negative", "positive"], seed=1, label_noise=0.2, fail_every=7)
+        config = LoopConfig(rounds=3, per_round=8, label_votes=2)  # noisy votes disagree: rejected rows
+    elif name == "ner":
+        task = load_task(ner_task(folder / "task"))
+        lm = teacher_lm(ner_pool(), NER_TYPES, seed=2, extra_mention="Atlantis")
+        config = LoopConfig(rounds=1, per_round=6)
+    else:
+        raise ValueError(name)
+    out = folder / "run"
+    EvoKD(task, out, config, teacher_lm=lm, teacher_name="scripted-test-double").run()
+    _made[name] = out
+    return out

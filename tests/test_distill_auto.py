@@ -1,0 +1,253 @@
+"""`evokd distill --student auto`, `--quantize int8` and `--param` through the CLI on real data
+slices: every candidate really trains (TF-IDF, MiniLM, spaCy; tagger and spaCy NER), the choice
+and every candidate's score land in metrics.json and the model card; bad input is one line, exit 2."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from evokd.cli import main
+from evokd.distill import QuantizationError, distill
+from evokd.task import load_task
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+TREC_LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
+def rows(dataset: str, split: str, limit: int | None = None, skip: int = 0) -> list[dict]:
+    out = []
+    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= skip:
+                out.append(json.loads(line))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def write_jsonl(path: Path, items: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in items), encoding="utf-8")
+    return path
+
+
+def per_label(items: list[dict], n: int) -> list[dict]:
+    out, seen = [], {}
+    for r in items:
+        if seen.get(r["label"], 0) < n:
+            out.append(r)
+            seen[r["label"]] = seen.get(r["label"], 0) + 1
+    return out
+
+
+@pytest.fixture
+def trec_task(tmp_path) -> Path:
+    """TREC with 5 training questions per label and 150 real test questions as its eval data."""
+    write_jsonl(tmp_path / "seeds.jsonl", per_label(rows("trec", "train", 2000), 1))
+    write_jsonl(tmp_path / "eval.jsonl", rows("trec", "test", 150))
+    task = tmp_path / "task.yaml"
+    task.write_text("name: trec-small\nkind: classification\ndescription: Question type.\nlabels:\n"
+                    + "".join(f"  {lab}: {lab} questions\n" for lab in TREC_LABELS)
+                    + "seeds: seeds.jsonl\neval: eval.jsonl\n", encoding="utf-8")
+    return task
+
+
+@pytest.fixture
+def trec_data(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "data.jsonl", per_label(rows("trec", "train", 3000), 5))
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(main, args)
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("evokd: error: ") and "\n" not in err and "Traceback" not in result.output, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_auto_cross_validates_every_candidate_and_records_the_scores(trec_task, trec_data, tmp_path):
+    out = tmp_path / "s"
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "auto", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    sel = metrics["selection"]
+    assert sel["method"] == "cross-validation" and sel["folds"] == 5 and sel["stratified"] and sel["n"] == 30
+    assert [c["student"] for c in sel["candidates"]] == ["tfidf", "minilm", "spacy-textcat"]
+    best = max(sel["candidates"], key=lambda c: c["score"])
+    assert sel["chosen"] == best["student"] == metrics["student"] and metrics["requested_student"] == "auto"
+    assert json.loads((out / "student.json").read_text())["student"] == sel["chosen"]
+    for c in sel["candidates"]:
+        assert 0.0 <= c["score"] <= 1.0 and 0.0 <= c["accuracy"] <= 1.0 and c["seconds"] > 0
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["candidates"] == {c["student"]: round(c["score"], 4) for c in sel["candidates"]}
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Student selection" in card and "5-fold cross-validation" in card
+    for c in sel["candidates"]:
+        chosen = " (chosen)" if c["student"] == sel["chosen"] else ""
+        assert f"| {c['student']}{chosen} | {c['score']:.4f} | {c['accuracy']:.4f} |" in card
+
+    # the recorded tfidf score is the macro-F1 of pooled out-of-fold predictions, recomputed here
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from evokd.students import TfidfStudent
+
+    data = [json.loads(line) for line in trec_data.read_text().splitlines()]
+    texts, labels = [r["text"] for r in data], [r["label"] for r in data]
+    pred = [None] * len(texts)
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(np.zeros(len(texts)), labels):
+        student = TfidfStudent().fit([texts[i] for i in train], [labels[i] for i in train])
+        for i, p in zip(test, student.predict([texts[i] for i in test])):
+            pred[i] = p
+    expected = f1_score(labels, pred, average="macro", labels=TREC_LABELS, zero_division=0)
+    assert sel["candidates"][0]["score"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_auto_with_eval_compares_on_held_out_data(trec_task, trec_data, tmp_path):
+    held_out = write_jsonl(tmp_path / "held.jsonl", rows("trec", "test", 100, skip=200))
+    out = tmp_path / "s"
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "auto", "--eval", str(held_out),
+                  "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    sel = metrics["selection"]
+    assert sel["method"] == "held-out data" and sel["data"] == "held.jsonl" and sel["n"] == 100
+    assert sel["why"] == "given with --eval"
+    chosen = next(c for c in sel["candidates"] if c["student"] == sel["chosen"])
+    assert chosen["score"] == max(c["score"] for c in sel["candidates"])
+    # the shipped student is the one that was scored: same data, same macro-F1
+    assert metrics["eval"]["data"] == "held.jsonl" and metrics["eval"]["macro_f1"] == pytest.approx(chosen["score"])
+    assert "given with --eval" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_auto_on_one_seed_per_label_falls_back_to_the_tasks_eval_data(trec_task, tmp_path):
+    seeds = trec_task.parent / "seeds.jsonl"
+    result = run(["distill", str(seeds), "--task", str(trec_task), "--student", "auto", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    sel = json.loads((tmp_path / "s" / "metrics.json").read_text())["selection"]
+    assert sel["method"] == "held-out data" and sel["data"] == "eval.jsonl" and "has 1" in sel["why"]
+    assert len(sel["candidates"]) == 3
+
+    no_eval = tmp_path / "noeval.yaml"
+    no_eval.write_text(trec_task.read_text().replace("eval: eval.jsonl\n", ""), encoding="utf-8")
+    one_line_error(run(["distill", str(seeds), "--task", str(no_eval), "--student", "auto", "--out",
+                        str(tmp_path / "t")]), "cannot cross-validate", "single example", "--eval FILE")
+    assert not (tmp_path / "t").exists()
+
+
+def test_auto_with_int8_compares_onnx_students_and_ships_a_checked_int8_graph(trec_task, trec_data, tmp_path):
+    out = tmp_path / "s"
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "auto", "--quantize", "int8",
+                  "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [c["student"] for c in metrics["selection"]["candidates"]] == ["tfidf", "minilm"]
+    q = metrics["quantization"]
+    assert q["data"] == "eval.jsonl" and q["n"] == 150 and q["max_loss_points"] == 1.0
+    assert q["accuracy_loss_points"] <= 1.0
+    assert q["accuracy_loss_points"] == pytest.approx(100 * (q["fp32_accuracy"] - q["int8_accuracy"]), abs=1e-3)
+    assert metrics["eval"]["accuracy"] == q["int8_accuracy"]  # the metrics describe the shipped int8 graph
+    assert "int8" in q["scheme"] and "per-channel" in q["scheme"]
+    assert json.loads((out / "student.json").read_text())["quantization"]["int8_accuracy"] == q["int8_accuracy"]
+    assert not list(out.glob("*fp32*")) and "## int8 quantisation" in (out / "MODEL_CARD.md").read_text()
+    if metrics["student"] == "minilm":
+        assert q["int8_model_bytes"] < 0.3 * q["fp32_model_bytes"]
+
+
+def test_minilm_int8_via_cli_then_predict_and_eval(trec_task, trec_data, tmp_path):
+    out = tmp_path / "s"
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "minilm", "--quantize", "int8",
+                  "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["MODEL_CARD.md", "labels.json", "metrics.json", "model.onnx",
+                                                      "student.json", "tokenizer.json"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["runtime_requirements"] == ["onnxruntime", "numpy", "tokenizers"]
+    assert metrics["quantization"]["int8_model_bytes"] == (out / "model.onnx").stat().st_size < 30e6
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "`onnxruntime`, `numpy`, `tokenizers`" in card and "evokd distill" in card and "--quantize int8" in card
+    predicted = run(["predict", str(out), "Who wrote Hamlet ?", "What is the capital of France ?"])
+    assert predicted.exit_code == 0, predicted.output
+    assert all(json.loads(line)["label"] in TREC_LABELS for line in predicted.stdout.splitlines())
+    evaluated = run(["eval", str(out), "--data", str(trec_task.parent / "eval.jsonl")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
+
+
+def test_int8_that_loses_too_much_is_refused_and_nothing_is_written(trec_task, trec_data, tmp_path):
+    task = load_task(trec_task)
+    out = tmp_path / "s"
+    with pytest.raises(QuantizationError, match="the int8 graph loses .* accuracy points on eval.jsonl") as info:
+        # a margin no graph can meet (it would have to gain 100 points) forces the refusal path
+        distill(trec_data, task, "tfidf", out, quantize="int8", int8_max_loss=-100.0)
+    assert "\n" not in str(info.value) and "nothing written" in str(info.value)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".s.")]  # no temporary folder left behind
+
+
+def test_auto_picks_between_ner_students(tmp_path):
+    from evokd.ner import tokens_to_example
+
+    sentences = [r for r in rows("conll2003", "train", 400) if len(r["tokens"]) >= 6][:24]
+    data = write_jsonl(tmp_path / "ner.jsonl", [tokens_to_example(r["tokens"], r["tags"]) for r in sentences])
+    task = tmp_path / "ner.yaml"
+    task.write_text("name: conll-tiny\nkind: ner\ndescription: Named entities in news.\n"
+                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
+                    f"seeds: {data.name}\n", encoding="utf-8")
+    metrics = distill(data, load_task(task), "auto", tmp_path / "s", n_folds=2)
+    sel = metrics["selection"]
+    assert sel["method"] == "cross-validation" and sel["folds"] == 2 and not sel["stratified"]
+    assert sel["metric"] == "entity_f1" and [c["student"] for c in sel["candidates"]] == ["tagger", "spacy-ner"]
+    assert metrics["student"] == sel["chosen"] == max(sel["candidates"], key=lambda c: c["score"])["student"]
+    assert "| candidate | entity F1 | seconds |" in (tmp_path / "s" / "MODEL_CARD.md").read_text()
+    one_line_error(run(["distill", str(data), "--task", str(task), "--student", "minilm", "--out", str(tmp_path / "m")]),
+                   "--student minilm is a classification student", "ner", "tagger, spacy-ner")
+    one_line_error(run(["distill", str(data), "--task", str(task), "--quantize", "int8", "--out", str(tmp_path / "m")]),
+                   "--quantize int8 is implemented for classification students")
+    assert not (tmp_path / "m").exists()
+
+
+def test_param_sets_a_hyper_parameter(trec_task, trec_data, tmp_path):
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "tfidf", "--param", "C=0.5",
+                  "--param", "ngram_range=[1, 1]", "--out", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    params = json.loads((tmp_path / "s" / "student.json").read_text())["params"]
+    assert params["C"] == 0.5 and params["ngram_range"] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--student", "tfidf", "--param", "alpha=1"], ["--param alpha: not a parameter of tfidf", "expected one of: ngram_range, C"]),
+        (["--student", "tfidf", "--param", "C"], ["--param 'C': expected NAME=VALUE"]),
+        (["--student", "auto", "--param", "C=1"], ["--param applies to one student"]),
+        (["--student", "minilm", "--param", "fine_tune=lora"], ["--student minilm: expected fine_tune to be one of none, setfit"]),
+        (["--student", "minilm", "--param", "fine_tune=setfit", "--seeds"], ["needs at least 2 texts of every label"]),
+        (["--student", "bert"], ["--student 'bert': expected one of: tfidf, minilm, spacy-textcat, tagger, spacy-ner, auto"]),
+        (["--student", "tfidf", "--quantize", "int4"], ["Invalid value for '--quantize'"]),
+    ],
+)
+def test_bad_options_are_one_line_errors(trec_task, trec_data, tmp_path, args, needles):
+    dataset = trec_task.parent / "seeds.jsonl" if "--seeds" in args else trec_data
+    result = run(["distill", str(dataset), "--task", str(trec_task), *[a for a in args if a != "--seeds"],
+                  "--out", str(tmp_path / "s"), "--quiet"])
+    if "--quantize" in args:  # click's own usage error
+        assert result.exit_code == 2 and needles[0] in result.stderr
+    else:
+        one_line_error(result, *needles)
+    assert not (tmp_path / "s").exists()
+
+
+def test_quantize_needs_held_out_data(trec_task, trec_data, tmp_path):
+    no_eval = tmp_path / "noeval.yaml"
+    no_eval.write_text(trec_task.read_text().replace("eval: eval.jsonl\n", ""), encoding="utf-8")
+    one_line_error(run(["distill", str(trec_data), "--task", str(no_eval), "--student", "tfidf", "--quantize", "int8",
+                        "--out", str(tmp_path / "s")]), "--quantize int8 checks", "--eval FILE")
+    assert not (tmp_path / "s").exists()
