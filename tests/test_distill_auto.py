@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_jsonl
 from evokd.cli import main
 from evokd.distill import QuantizationError, distill
 from evokd.task import load_task
@@ -27,11 +28,6 @@ def rows(dataset: str, split: str, limit: int | None = None, skip: int = 0) -> l
             if limit is not None and len(out) >= limit:
                 break
     return out
-
-
-def write_jsonl(path: Path, items: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in items), encoding="utf-8")
-    return path
 
 
 def per_label(items: list[dict], n: int) -> list[dict]:
@@ -251,3 +247,29 @@ def test_quantize_needs_held_out_data(trec_task, trec_data, tmp_path):
     one_line_error(run(["distill", str(trec_data), "--task", str(no_eval), "--student", "tfidf", "--quantize", "int8",
                         "--out", str(tmp_path / "s")]), "--quantize int8 checks", "--eval FILE")
     assert not (tmp_path / "s").exists()
+
+
+def test_shipped_students_predict_right_away_and_say_how_they_were_made():
+    """Every folder in students/: under 5 MB, loads in onnxruntime, its model card quotes the command
+    that made it (whose inputs are in the repository), and `evokd eval` on the recorded held-out
+    data reproduces the accuracy in its metrics.json."""
+    import shlex
+
+    from evokd.runtime import load_student
+
+    folders = sorted(p for p in (ROOT / "students").iterdir() if (p / "student.json").is_file())
+    assert {p.name for p in folders} >= {"sst2-tfidf", "trec-tfidf", "ag_news-tfidf"}
+    for folder in folders:
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        assert size < 5e6, (folder, size)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["command"] in (folder / "MODEL_CARD.md").read_text()
+        args = shlex.split(metrics["command"])
+        assert args[:2] == ["evokd", "distill"] and args[args.index("--out") + 1] == f"students/{folder.name}"
+        assert (ROOT / args[2]).is_file() and (ROOT / args[args.index("--task") + 1]).is_file()
+        assert [r["label"] for r in load_student(folder).predict(["a text", ""])][0] in metrics["task_labels"]
+        task = load_task(ROOT / args[args.index("--task") + 1])
+        assert Path(str(task.eval)).name == metrics["eval"]["data"]
+        result = run(["eval", str(folder), "--data", str(task.eval)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
