@@ -206,7 +206,6 @@ class EvoKD:
             # Every teacher call goes through the gateway: paid answers are cached in this store the
             # moment they return, so a killed or budget-stopped round costs nothing to redo.
             gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
-            self.gateway = gateway
             teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
                               max_chars=min(self.config.max_chars, 300))
             student = self._train(store.samples())

@@ -202,7 +202,8 @@ def call_key(model: str, messages: Any, kwargs: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for the calls table and messages, never longer than 500 chars, keys scrubbed."""
     text = scrub_secrets(f"{type(exc).__name__}: {exc}".strip())
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
@@ -322,12 +323,12 @@ class TeacherGateway(BaseLM):
                 self.limiter.settle(handle, 0)
                 transient = _is_transient(exc)
                 if not transient or retries >= self.config.max_retries:
-                    self._record(Attempt(ok=False, latency_s=latency, error=_first_line(exc)))
+                    self._record(Attempt(ok=False, latency_s=latency, error=first_line(exc)))
                     if _is_fatal(exc):
-                        raise TeacherUnreachable(f"teacher {self.model}: {_first_line(exc)}") from None
+                        raise TeacherUnreachable(f"teacher {self.model}: {first_line(exc)}") from None
                     raise
                 delay = self._backoff(retries, exc)
-                self._record(Attempt(ok=False, latency_s=latency, error=f"{_first_line(exc)} (retry in {delay:.1f} s)"))
+                self._record(Attempt(ok=False, latency_s=latency, error=f"{first_line(exc)} (retry in {delay:.1f} s)"))
                 retries += 1
                 self.sleep(delay)
                 continue

@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import dspy
 
-from evokd.errors import EvokdError, scrub_secrets
+from evokd.errors import EvokdError
 from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
 from evokd.store import CallRow
 from evokd.task import TaskSpec
-from evokd.teacher.gateway import TeacherGateway
+from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.signatures import (AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature,
                                      ner_generate_labeled_signature, ner_label_signature)
 
@@ -38,11 +38,6 @@ class Feedback:
 def _generation_budget(n_items: int, per_item: int = 70) -> int:
     """Tokens for a generation call: room for n items of a sentence or two, and JSON around them."""
     return 64 + per_item * max(1, n_items)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = scrub_secrets(f"{type(exc).__name__}: {exc}".strip())
-    return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
 class Teacher(dspy.Module):
@@ -124,10 +119,10 @@ class Teacher(dspy.Module):
                                                        "max_tokens": max_tokens})
                 value, error = validate(pred)
             except EvokdError as exc:  # budget spent, or a provider that refuses the key/model: stop the run
-                self._log(round_, step, attempt, time.perf_counter() - start, f"stopped: {_first_line(exc)}")
+                self._log(round_, step, attempt, time.perf_counter() - start, f"stopped: {first_line(exc)}")
                 raise
             except Exception as exc:  # teacher output is untrusted; any failure is recorded and retried
-                error = _first_line(exc)
+                error = first_line(exc)
             self._log(round_, step, attempt, time.perf_counter() - start, error)
             if error is None:
                 return value
@@ -268,8 +263,6 @@ class Teacher(dspy.Module):
             futures = {pool.submit(one, text): i for i, text in enumerate(texts)}
             done = 0
             try:
-                from concurrent.futures import as_completed
-
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     done += 1
