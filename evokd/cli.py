@@ -81,15 +81,23 @@ def main():
               help="Run directory [default: datasets/<task name>/generated].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and rollout ids.")
 @click.option("--student", default=None, help="Student retrained every round [default: tfidf; tagger for NER].")
+@click.option("--strategy", default="evokd", show_default=True, metavar="NAME",
+              help="How to spend the budget: evokd, evokd-paper, static, augment, seed-only, evokd-no-{easy,correct,"
+                   "review,separate,warmup}, pool-{random,uncertainty,errors,evokd}; `evokd strategies` describes each.")
+@click.option("--pool", type=click.Path(path_type=Path), default=None,
+              help="Unlabeled in-domain corpus (JSONL/CSV/Parquet with 'text', or .txt): the nearest unused pool texts "
+                   "replace the teacher's; with the default strategy this means pool-evokd.")
+@click.option("--oracle", is_flag=True, help="Pool strategies: use the pool file's own 'label' column instead of the "
+                                             "teacher's (simulation and benchmarks).")
 @click.option("--near-dup", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Cosine similarity at or above which a text is a near-duplicate.")
-@click.option("--easy/--no-easy", default=True, show_default=True, help="Ask for easy texts besides hard ones (paper ablation).")
-@click.option("--correct-feedback/--no-correct-feedback", default=True, show_default=True,
-              help="Show the analysis what the student got right (paper ablation).")
-@click.option("--review-every", default=2, show_default=True, type=click.IntRange(0, 1000),
-              help="Replay earlier hard mistakes in the feedback every N rounds; 0 turns review off (paper ablation).")
-@click.option("--separate-labeling/--no-separate-labeling", default=True, show_default=True,
-              help="Label texts in a separate teacher call (paper ablation).")
+@click.option("--easy/--no-easy", default=None, help="Ask for easy texts besides hard ones [default: the strategy's].")
+@click.option("--correct-feedback/--no-correct-feedback", default=None,
+              help="Show the analysis what the student got right [default: the strategy's].")
+@click.option("--review-every", default=None, type=click.IntRange(0, 1000),
+              help="Replay earlier hard mistakes in the feedback every N rounds; 0 turns review off [default: 2].")
+@click.option("--separate-labeling/--no-separate-labeling", default=None,
+              help="Label texts in a separate teacher call [default: the strategy's].")
 @click.option("--label-votes", default=1, show_default=True, type=click.IntRange(1, 5),
               help="Label each text this many times and keep it only if every vote agrees (guards against a weak teacher).")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
@@ -110,7 +118,8 @@ def main():
 @click.option("--json", "as_json", is_flag=True,
               help="Progress as JSON lines on stderr and the per-round summary as JSON on stdout.")
 @friendly_errors
-def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, near_dup, easy, correct_feedback,
+def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
+             easy, correct_feedback,
              review_every, separate_labeling, label_votes, temperature, concurrency, rpm, tpm, timeout_s, max_retries,
              max_tokens, max_cost, max_calls, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
@@ -129,8 +138,9 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
       evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --out runs/trec \\
           --concurrency 8 --rpm 500 --max-cost 0.50
       evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --dry-run
+      evokd generate datasets/trec/task.yaml --strategy pool-errors --pool trec-train.jsonl --oracle --out runs/sim
     """
-    from evokd.loop import EvoKD, LoopConfig
+    from evokd.loop import EvoKD, LoopConfig, needs_teacher
     from evokd.teacher.gateway import GatewayConfig
     from evokd.students import STUDENTS
     from evokd.task import load_task
@@ -144,13 +154,20 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     out_dir = out_dir or Path("datasets") / task.name / "generated"
     gateway = GatewayConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout_s, max_retries=max_retries,
                             max_tokens=max_tokens, max_cost=max_cost, max_calls=max_calls)
-    config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, near_dup_threshold=near_dup,
-                        use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
-                        separate_labeling=separate_labeling, label_votes=label_votes, gateway=gateway)
+    if pool is not None and not pool.is_file():
+        raise EvokdError(f"{pool}: --pool file not found; expected a JSONL/CSV/Parquet file with a 'text' column")
+    try:
+        config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
+                            pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
+                            use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
+                            separate_labeling=separate_labeling, label_votes=label_votes, gateway=gateway)
+    except ValueError as exc:
+        raise EvokdError(f"--strategy {strategy}: {exc}") from None
     if dry_run:
         _print_estimate(task, config, teacher)
         return
-    lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s)
+    # No LLM is loaded (or contacted) for strategies that do not call one: seed-only, pool + --oracle.
+    lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s) if needs_teacher(config) else None
     from evokd.progress import JsonProgress, RoundProgress
 
     with (JsonProgress() if as_json else RoundProgress(quiet=quiet)) as progress:
@@ -164,6 +181,22 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
         print_summary(rounds_done, out_dir)
 
 
+@main.command("strategies")
+def strategies_cmd():
+    """List the strategies `generate --strategy` and `bench` accept, with what each does.
+
+    \b
+    Example:
+      evokd strategies
+    """
+    from evokd.strategies import STRATEGIES
+
+    width = max(len(name) for name in STRATEGIES)
+    for s in STRATEGIES.values():
+        tags = [t for t, on in (("LLM", s.needs_teacher), ("pool", s.needs_pool)) if on]
+        click.echo(f"{s.name:<{width}}  {s.summary}" + (f"  [{', '.join(tags)}]" if tags else ""))
+
+
 def _print_estimate(task, config, teacher: str) -> None:
     from evokd.estimate import estimate_run
     from evokd.teacher.local import MODEL_NAME
@@ -171,7 +204,7 @@ def _print_estimate(task, config, teacher: str) -> None:
     est = estimate_run(task, config, MODEL_NAME if teacher == "local" else teacher)
     click.echo(f"dry run: {task.name}, {est['rounds']} rounds x {est['per_round']} texts, teacher {teacher}; nothing was sent")
     for s in est["steps"]:
-        click.echo(f"  {s['step']:<17} {s['calls_per_round']:>4} call(s)/round   ~{s['prompt_tokens']:>6,} prompt tokens"
+        click.echo(f"  {s['step']:<17} {s['calls_per_round']:>4.3g} call(s)/round   ~{s['prompt_tokens']:>6,} prompt tokens"
                    f"   <= {s['max_completion_tokens']:>5,} completion tokens per call")
     click.echo(f"  calls: {est['calls']:,} expected, {est['calls_worst_case']:,} at worst (every retry and top-up)")
     click.echo(f"  tokens: ~{est['prompt_tokens']:,} prompt + <= {est['completion_tokens_max']:,} completion"
@@ -447,6 +480,54 @@ def calls(run_dir, round_, step, failed, last, as_json):
         click.echo(json.dumps(found, indent=2))
     else:
         print_calls(found, run_dir)
+
+
+# bench ---------------------------------------------------------------------------------------
+@main.command()
+@click.argument("config_file", metavar="CONFIG.yaml", type=click.Path(path_type=Path))
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the cells' tasks and runs go [default: runs/bench/NAME]; re-running resumes from it.")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("benchmarks/results"), show_default=True,
+              help="Where NAME.md, NAME.json and NAME-DATASET.png are written.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Cells run at once, each in its own process (a local teacher then uses 1 thread per cell).")
+@click.option("--render-only", is_flag=True,
+              help="Run nothing: write the results of the cells finished so far and list the others.")
+@click.option("--only", multiple=True, metavar="STRATEGY",
+              help="Run only this strategy's cells now (repeatable); the results list the others as unfinished.")
+@click.option("--quiet", is_flag=True, help="No progress display; print only the results' path.")
+@friendly_errors
+def bench(config_file, work_dir, results_dir, jobs, render_only, only, quiet):
+    """Benchmark strategies x students on real datasets over several random seeds.
+
+    CONFIG.yaml names the datasets (an example task file for the description and labels, the
+    folder of train.jsonl / test.jsonl, seeds per label), the random seeds, strategies, students,
+    teacher, rounds, per-round budget, eval sample and pool size; paths are relative to it (see
+    benchmarks/configs/). Each (dataset, seed) gets a self-contained task folder, each cell an
+    `evokd generate` run; finished cells are skipped, so killing and re-running continues where
+    it stopped. Writes a table per dataset and student (mean ± sd over seeds, gain over seed-only,
+    the ceiling of the whole train split, teacher tokens, seconds), the targets, and a learning
+    curve per dataset.
+
+    \b
+    Example:
+      evokd bench benchmarks/configs/smoke.yaml
+      evokd bench benchmarks/configs/pool-oracle.yaml --jobs 2
+      evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
+    """
+    from evokd.bench import load_config, run_bench
+    from evokd.progress import BenchProgress
+
+    config, tasks = load_config(config_file)
+    work_dir = work_dir or Path("runs") / "bench" / config.name
+    with BenchProgress(quiet=quiet) as progress:
+        out = run_bench(config, tasks, work_dir=work_dir, results_dir=results_dir, n_workers=jobs,
+                        command=_command_line(), events=progress, run=not render_only,
+                        only=tuple(only))
+    click.echo(out["paths"]["md"])
+    if not quiet:
+        click.echo(f"wrote {', '.join(out['paths'].values())}; ran {out['ran']} of {out['jobs']} cells and ceilings "
+                   f"(the rest had finished before), work dir {work_dir}", err=True)
 
 
 # teacher -------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ class _PromptMeter(BaseLM):
 @dataclass
 class StepEstimate:
     step: str
-    calls_per_round: int
+    calls_per_round: float  # an average when rounds differ (a warm-up round has no analysis)
     prompt_tokens: int  # per call
     max_completion_tokens: int  # per call
 
@@ -83,22 +83,45 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
         chars, cap = meter.seen[before]
         steps.append(StepEstimate(step, calls, math.ceil(chars / CHARS_PER_TOKEN), cap))
 
-    measure("analyze", 1, lambda: teacher.analyze_weaknesses(1, feedback, use_correct=config.correct_feedback))
-    if config.separate_labeling:
-        measure("generate", 1, lambda: teacher.generate_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
-        sample = batch[0]["text"] if batch else "an example input"
+    strat = config.strat
+    mode = "free" if task.is_ner and strat.generation == "class" else strat.generation
+    rounds = config.rounds if strat.adds_samples else 0
+    k = len(task.label_names)
+    sample = batch[0]["text"] if batch else "an example input"
+    label_calls = config.per_round * (1 if task.is_ner else config.label_votes)
+    labels_by_teacher = config.separate_labeling and not (strat.needs_pool and config.oracle) and mode not in (
+        "static", "paraphrase")
+    warm = 1 if strat.warmup and rounds else 0
+    if strat.analysis and rounds:
+        # calls are per round on average: the warm-up round has no analysis
+        measure("analyze", (rounds - warm) / rounds,
+                lambda: teacher.analyze_weaknesses(1, feedback, use_correct=config.correct_feedback))
+    if mode == "free":
+        if config.separate_labeling:
+            measure("generate", 1, lambda: teacher.generate_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
+        else:
+            labels_by_teacher = False
+            measure("generate_labeled", 1,
+                    lambda: teacher.generate_labeled_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
+    elif mode in ("class", "static"):
+        classes = min(k, config.per_round)
+        per_class = math.ceil(config.per_round / classes)
+        kinds = 2 if mode == "class" and config.use_easy and per_class > 1 else 1
+        calls = classes if mode == "static" else (warm * classes + (rounds - warm) * classes * kinds) / max(rounds, 1)
+        measure("generate", calls, lambda: teacher.generate_for_label(
+            1, _ANALYSIS_STAND_IN, "hard", task.label_names[0], math.ceil(per_class / kinds)))
+    elif mode == "paraphrase":
+        measure("paraphrase", math.ceil(config.per_round / 2), lambda: teacher.paraphrase_text(
+            1, sample, batch[0]["label"] if batch else task.label_names[0], 2))
+    if labels_by_teacher:
         label = (lambda: teacher.label_entities(1, sample)) if task.is_ner else (lambda: teacher.label_text(1, sample))
-        measure("label", config.per_round * (1 if task.is_ner else config.label_votes), label)
-    else:
-        measure("generate_labeled", 1,
-                lambda: teacher.generate_labeled_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
-    rounds = config.rounds
-    calls = sum(s.calls_per_round for s in steps) * rounds
-    prompt = sum(s.calls_per_round * s.prompt_tokens for s in steps) * rounds
-    completion = sum(s.calls_per_round * s.max_completion_tokens for s in steps) * rounds
+        measure("label", label_calls, label)
+    calls = math.ceil(sum(s.calls_per_round for s in steps) * rounds)
+    prompt = math.ceil(sum(s.calls_per_round * s.prompt_tokens for s in steps) * rounds)
+    completion = math.ceil(sum(s.calls_per_round * s.max_completion_tokens for s in steps) * rounds)
     # Worst case: every generation call topped up, every step retried to its limit.
-    worst_calls = sum(s.calls_per_round * (1 + (config.generation_topups if s.step.startswith("generate") else 0))
-                      for s in steps) * rounds * Teacher.MAX_ATTEMPTS
+    worst_calls = math.ceil(sum(s.calls_per_round * (1 + (config.generation_topups if s.step != "analyze" else 0))
+                                for s in steps) * rounds * Teacher.MAX_ATTEMPTS)
     prices = price_per_token(model)
     cost = None if prices is None else prompt * prices[0] + completion * prices[1]
     return {

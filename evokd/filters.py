@@ -20,6 +20,8 @@ REASON_LEAK = "prompt_leak"
 REASON_EXACT_DUP = "exact_duplicate"
 REASON_NEAR_DUP = "near_duplicate"
 REASON_LABEL_DISAGREES = "label_disagrees"
+REASON_OFF_INTENT = "label_not_intended"  # class-conditioned text the separate labeling put in another class
+REASON_POOL_EMPTY = "pool_exhausted"
 
 _WS = re.compile(r"\s+")
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)

@@ -137,6 +137,19 @@ def read_labeled(path: str | Path, labels: Iterable[str] | None = None, *, uniqu
     return rows
 
 
+def read_pool(path: str | Path, labels: Iterable[str] | None = None) -> list[dict]:
+    """An unlabeled pool: rows {"text"} (JSONL/CSV/Parquet, or .txt one per line). With `labels`
+    (--oracle), every row must also carry a "label" from them. Every row is checked, none is dropped."""
+    path = Path(path)
+    if labels is not None:
+        rows = [{"text": r["text"], "label": r["label"]} for r in read_labeled(path, labels, unique=False)]
+    else:
+        rows = [{"text": t, "label": None} for t in read_texts(path)]
+    if not rows:
+        raise InputError(path, "no rows; expected unlabeled texts, one per row", field="text")
+    return rows
+
+
 def read_texts(path: str | Path) -> list[str]:
     """Texts to predict: JSONL/CSV/Parquet rows with a 'text' field, or a plain .txt file, one per line."""
     path = Path(path)

@@ -23,11 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evokd import __version__
+from evokd import __version__, strategies
 from evokd.embed import encode
 from evokd.errors import RunError
-from evokd.filters import REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, NearDuplicateFilter, ValidityFilter, text_hash
-from evokd.io import write_jsonl_atomic
+from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, REASON_OFF_INTENT, REASON_POOL_EMPTY,
+                           NearDuplicateFilter, ValidityFilter, text_hash)
+from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
 from evokd.students import make_student
@@ -46,16 +47,20 @@ class LoopConfig:
     per_round: int = 8
     seed: int = 0
     student: str | None = None  # None: tfidf for classification, tagger for NER
+    strategy: str = strategies.DEFAULT  # see evokd/strategies.py
+    pool: str | None = None  # unlabeled in-domain corpus (pool strategies)
+    oracle: bool = False  # pool strategies: take the pool file's own labels instead of the teacher's
     near_dup_threshold: float = 0.9
     min_chars: int = 3
     max_chars: int = 1000
-    use_easy: bool = True  # paper ablation: easy samples
-    correct_feedback: bool = True  # paper ablation: show correct predictions to the analysis
-    review_every: int = 2  # paper ablation: replay earlier hard mistakes every N rounds (0 = off)
-    separate_labeling: bool = True  # paper ablation: label in a separate call
+    # Switches the strategy sets; None takes the strategy's value, anything else overrides it.
+    use_easy: bool | None = None  # paper ablation: easy samples
+    correct_feedback: bool | None = None  # paper ablation: show correct predictions to the analysis
+    review_every: int | None = None  # paper ablation: replay earlier hard mistakes every N rounds (0 = off)
+    separate_labeling: bool | None = None  # paper ablation: label in a separate call
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
     demonstrations_per_label: int = 2
-    generation_topups: int = 2  # extra generation calls when the teacher returns fewer texts than asked
+    generation_topups: int = 2  # extra generation rounds when accepted texts fall short of the budget
     gateway: GatewayConfig = field(default_factory=GatewayConfig)  # concurrency, rate limits, retries, budgets
 
     def __post_init__(self):
@@ -65,6 +70,30 @@ class LoopConfig:
             raise ValueError(f"label votes must be >= 1, got {self.label_votes}")
         if self.per_round < 1:
             raise ValueError(f"per-round must be >= 1, got {self.per_round}")
+        if self.pool is not None and not strategies.get(self.strategy).needs_pool:
+            if self.strategy != strategies.DEFAULT:
+                raise ValueError(f"strategy '{self.strategy}' does not use a pool; drop --pool or pick a pool-* strategy")
+            self.strategy = "pool-evokd"  # --pool with the default strategy: the teacher's texts become queries
+        strat = strategies.get(self.strategy)
+        if strat.needs_pool and self.pool is None:
+            raise ValueError(f"strategy '{self.strategy}' needs --pool FILE (an unlabeled in-domain corpus)")
+        if self.oracle and self.pool is None:
+            raise ValueError("--oracle takes labels from the pool file; it needs --pool FILE")
+        for name in ("use_easy", "correct_feedback", "review_every", "separate_labeling"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(strat, name))
+
+    @property
+    def strat(self) -> strategies.Strategy:
+        return strategies.get(self.strategy)
+
+
+def needs_teacher(config: LoopConfig) -> bool:
+    """Whether a run with this config calls an LLM (pool strategies with --oracle and seed-only do not)."""
+    strat = config.strat
+    if strat.needs_pool:
+        return strat.generation != "none" or not config.oracle
+    return strat.needs_teacher
 
 
 Progress = Callable[..., None]
@@ -86,13 +115,17 @@ class Candidate:
     student_score: float | None = None
     label_notes: list | None = None
     hash: str = field(default="")
+    labeler: str | None = None  # teacher | intent | seed | oracle
+    query: str | None = None  # pool mode: the generated text this pool text was retrieved for
+    pool_id: int | None = None
 
 
 class EvoKD:
     """Runs (or resumes) generation into `out_dir`."""
 
     def __init__(self, task: TaskSpec, out_dir: str | Path, config: LoopConfig, *, teacher_lm=None,
-                 teacher_name: str = "", api_base: str | None = None, progress: Progress = _noop):
+                 teacher_name: str = "", api_base: str | None = None, progress: Progress = _noop,
+                 pool_vectors: Callable[[list[str]], np.ndarray] | None = None):
         self.task = task
         self.out_dir = Path(out_dir)
         self.config = config
@@ -100,6 +133,7 @@ class EvoKD:
         self.teacher_name = teacher_name
         self.api_base = api_base
         self.progress = progress
+        self.pool_vectors = pool_vectors  # optional shared cache of pool embeddings (evokd bench), else embed.encode
         self.labels = task.label_names
         self.validity = ValidityFilter(self.labels, config.min_chars, config.max_chars)
         self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
@@ -107,6 +141,14 @@ class EvoKD:
         self.seeds = task.seed_rows()
         self.student_name = config.student or ("tagger" if task.is_ner else "tfidf")
         self.target_key = "entities" if task.is_ner else "label"
+        strat = config.strat
+        self.mode = strat.generation
+        if task.is_ner and self.mode in ("static", "paraphrase"):
+            raise RunError(f"strategy '{strat.name}' writes class-conditioned texts; it is for classification tasks "
+                           "(for NER use evokd, evokd-paper or a pool strategy)")
+        if task.is_ner and self.mode == "class":
+            self.mode = "free"  # NER has no single class per text: the paper's hard/easy sentences, annotated
+        self._pool: tuple[list[dict], np.ndarray] = ([], np.zeros((0, 384), dtype=np.float32))
         self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
     # helpers -------------------------------------------------------------------
@@ -203,15 +245,23 @@ class EvoKD:
             if last is None:  # killed before round 0 was committed
                 self._round_zero(store)
                 last = 0
-            # Every teacher call goes through the gateway: paid answers are cached in this store the
-            # moment they return, so a killed or budget-stopped round costs nothing to redo.
-            gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
-            teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
-                              max_chars=min(self.config.max_chars, 300))
+            self._load_pool(store)
+            strat = self.config.strat
+            teacher = None
+            if self.teacher_lm is not None:
+                # Every teacher call goes through the gateway: paid answers are cached in this store the
+                # moment they return, so a killed or budget-stopped round costs nothing to redo.
+                gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
+                teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
+                                  max_chars=min(self.config.max_chars, 300))
+            elif needs_teacher(self.config):
+                raise RunError(f"strategy '{strat.name}' needs a teacher" + (" (or --oracle)" if strat.needs_pool else ""))
             student = self._train(store.samples())
-            total = self.config.rounds
+            total = self.config.rounds if strat.adds_samples else 0  # seed-only: round 0 is the result
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
+                if strat.needs_pool:
+                    self._pool = store.available_pool()
                 try:
                     student = self._round(store, teacher, student, round_)
                 except BudgetExceeded as exc:
@@ -298,7 +348,9 @@ class EvoKD:
                 lines.append(f"{label}: no entities in the latest batch")
         return lines
 
-    def _generate(self, teacher: Teacher, round_: int, analysis: str, previous: list[str]) -> list[Candidate]:
+    # generation modes --------------------------------------------------------------
+    def _generate_free(self, teacher: Teacher, round_: int, analysis: str, previous: list[str]) -> list[Candidate]:
+        """The paper's step 3: hard and easy texts with no intended label (top-ups ask for what is missing)."""
         cfg = self.config
         n_hard = cfg.per_round if not cfg.use_easy else math.ceil(cfg.per_round / 2)
         n_easy = cfg.per_round - n_hard
@@ -315,8 +367,8 @@ class EvoKD:
                 batch = [Candidate(t, "hard") for t in h[:need_hard]] + [Candidate(t, "easy") for t in e[:need_easy]]
             else:
                 h, e = teacher.generate_labeled_inputs(round_, analysis, previous, need_hard, need_easy)
-                batch = ([Candidate(t, "hard", teacher_label=lab) for t, lab in h[:need_hard]]
-                         + [Candidate(t, "easy", teacher_label=lab) for t, lab in e[:need_easy]])
+                batch = ([Candidate(t, "hard", teacher_label=lab, labeler="teacher") for t, lab in h[:need_hard]]
+                         + [Candidate(t, "easy", teacher_label=lab, labeler="teacher") for t, lab in e[:need_easy]])
             # A weak teacher often copies its hard texts into the easy list. Copies stay as
             # candidates (the filter rejects and records them) but do not count toward the
             # batch, so the next top-up call asks for what is still missing.
@@ -328,9 +380,154 @@ class EvoKD:
                 candidates.append(c)
         return candidates
 
-    def _filter(self, store: Store, candidates: list[Candidate]) -> None:
-        seen = store.accepted_hashes()
+    def _class_budget(self, store: Store, round_: int, even: bool) -> dict[str, int]:
+        """The round's budget per label. Even: a fair split whose remainder rotates with the round.
+        Otherwise: one per label as a floor (when the budget allows), the rest in proportion to the
+        student's smoothed error on each label over the last two batches (predicted before training)."""
+        n, labels = self.config.per_round, self.labels
+        k = len(labels)
+        if even:
+            out = {lab: n // k for lab in labels}
+            for i in range(n % k):
+                out[labels[(round_ * n + i) % k]] += 1
+            return out
+        rows = [r for r in store.samples() if r["round"] >= round_ - 2 and r["student_pred"] is not None]
+        wrong, total = Counter(), Counter()
+        for r in rows:
+            total[r["label"]] += 1
+            wrong[r["label"]] += r["student_pred"] != r["label"]
+        weight = {lab: (wrong[lab] + 1) / (total[lab] + 2) for lab in labels}
+        floor = 1 if n >= k else 0
+        out = {lab: floor for lab in labels}
+        rest = n - floor * k
+        if rest:
+            total_w = sum(weight.values())
+            share = {lab: rest * weight[lab] / total_w for lab in labels}
+            for lab in labels:
+                out[lab] += int(share[lab])
+            left = n - sum(out.values())
+            for lab in sorted(labels, key=lambda lab: (share[lab] - int(share[lab]), weight[lab]), reverse=True)[:left]:
+                out[lab] += 1
+        return out
+
+    def _generate_class(self, teacher: Teacher, round_: int, aim: str | None, need: dict[str, int], attempt: int,
+                        varied: bool) -> list[Candidate]:
+        """Class-conditioned texts: per label, hard and easy ones (or varied ones: warm-up, static)."""
+        out: list[Candidate] = []
+        for label, n in need.items():
+            if n <= 0:
+                continue
+            if varied:
+                kinds = [("varied", n)]
+            elif self.config.use_easy and n > 1:
+                kinds = [("hard", math.ceil(n / 2)), ("easy", n - math.ceil(n / 2))]
+            else:
+                kinds = [("hard", n)]
+            for kind, k in kinds:
+                weaknesses = aim or "(not used: write natural, varied examples)"
+                for t in teacher.generate_for_label(round_, weaknesses, kind, label, k, attempt_key=str(attempt)):
+                    out.append(Candidate(t, kind, intended_label=label))
+        return out
+
+    def _generate_paraphrases(self, teacher: Teacher, round_: int, n: int, attempt: int) -> list[Candidate]:
+        """AugGPT-style: two rewrites per seed, seeds taken in turn (rotating with the round and top-up)."""
+        per_seed = 2
+        calls = math.ceil(n / per_seed)
+        start = ((round_ - 1) * math.ceil(self.config.per_round / per_seed) + attempt * calls) % len(self.seeds)
+        out: list[Candidate] = []
+        for i in range(calls):
+            seed = self.seeds[(start + i) % len(self.seeds)]
+            k = min(per_seed, n - i * per_seed)
+            for t in teacher.paraphrase_text(round_, seed["text"], seed["label"], k, attempt_key=str(attempt)):
+                out.append(Candidate(t, "paraphrase", intended_label=seed["label"], teacher_label=seed["label"],
+                                     labeler="seed", query=seed["text"]))
+        return out
+
+    # pool mode -------------------------------------------------------------------------
+    def _load_pool(self, store: Store) -> None:
+        if store.pool_size() or self.config.pool is None:
+            return
+        if self.config.oracle and self.task.is_ner:
+            raise RunError(f"{self.config.pool}: --oracle reads pool labels, which evokd supports for classification "
+                           "tasks only; drop --oracle to have the teacher annotate pool sentences")
+        rows = read_pool(self.config.pool, self.labels if self.config.oracle else None)
+        for r in rows:
+            r["text_hash"] = text_hash(r["text"])
+        if self.pool_vectors is not None:
+            store.load_pool(rows, self.pool_vectors([r["text"] for r in rows]))
+            return
+        vectors = []
+        step = 512
+        for i in range(0, len(rows), step):
+            self.progress("step", round=0, name=f"embedding the pool {i}/{len(rows)}")
+            vectors.append(encode([r["text"] for r in rows[i:i + step]]))
+        store.load_pool(rows, np.concatenate(vectors))
+
+    def _pool_rank(self, store: Store, student, feedback: Feedback, round_: int, taken: set[int]) -> list[int]:
+        """Positions in the available pool, best first, for the no-LLM pool strategies."""
+        rows, vectors = self._pool
+        free = [i for i, r in enumerate(rows) if r["pool_id"] not in taken]
+        select = self.config.strat.pool_select
+        if select == "random":
+            self._rng(round_).shuffle(free)
+            return free
+        if select in ("uncertainty", "errors") and self.task.is_ner:
+            raise RunError(f"strategy '{self.config.strategy}' ranks by the student's class probabilities; "
+                           "it is for classification tasks (use pool-random or pool-evokd for NER)")
+        conf = np.max(self._student_proba(student, [rows[i]["text"] for i in free]), axis=1)
+        by_uncertainty = [free[j] for j in np.argsort(conf, kind="stable")]
+        if select == "uncertainty" or not feedback.wrong:
+            return by_uncertainty
+        # errors: nearest free pool texts of each latest mistake, taken in turn, then the most uncertain
+        errs = encode([w["text"] for w in feedback.wrong])
+        sims = errs @ vectors[free].T
+        orders = [list(np.argsort(-row, kind="stable")) for row in sims]
+        ranked, seen = [], set()
+        for depth in range(len(free)):
+            for order in orders:
+                j = free[order[depth]]
+                if j not in seen:
+                    seen.add(j)
+                    ranked.append(j)
+            if len(ranked) >= 4 * self.config.per_round:
+                break
+        return ranked + [j for j in by_uncertainty if j not in seen]
+
+    def _student_proba(self, student, texts: list[str]) -> np.ndarray:
+        return student.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))
+
+    def _to_pool(self, queries: list[Candidate], taken: set[int]) -> list[Candidate]:
+        """pool-evokd: each generated text is replaced by its nearest unused pool text (MiniLM cosine)."""
+        rows, vectors = self._pool
+        if not queries:
+            return []
+        qv = encode([q.text for q in queries])
+        sims = qv @ vectors.T if len(vectors) else np.zeros((len(queries), 0))
+        out = []
+        for q, row in zip(queries, sims):
+            pick = next((int(j) for j in np.argsort(-row, kind="stable") if rows[int(j)]["pool_id"] not in taken), None)
+            if pick is None:
+                out.append(Candidate(q.text, q.intent, intended_label=q.intended_label, reject_reason=REASON_POOL_EMPTY))
+                continue
+            taken.add(rows[pick]["pool_id"])
+            out.append(self._pool_candidate(pick, q.intent, intended=q.intended_label, query=q.text))
+        return out
+
+    def _pool_candidate(self, i: int, intent: str, *, intended: str | None = None, query: str | None = None) -> Candidate:
+        rows, vectors = self._pool
+        r = rows[i]
+        c = Candidate(r["text"], intent, intended_label=intended, embedding=vectors[i], query=query, pool_id=r["pool_id"])
+        if self.config.oracle:
+            c.teacher_label, c.labeler = r["label"], "oracle"
+        return c
+
+    # filters and labels ----------------------------------------------------------------
+    def _filter(self, store: Store, candidates: list[Candidate], prior: list[Candidate] = ()) -> None:
+        """Validity, exact and near duplicates against the store and the round's earlier accepted texts."""
+        seen = store.accepted_hashes() | {c.hash for c in prior if c.reject_reason is None}
         for c in candidates:
+            if c.reject_reason is not None:
+                continue
             c.hash = text_hash(c.text)
             c.reject_reason = self.validity.reason(c.text)
             if c.reject_reason is None and c.hash in seen:
@@ -339,33 +536,37 @@ class EvoKD:
                 seen.add(c.hash)
         alive = [c for c in candidates if c.reject_reason is None]
         if alive:
-            vectors = encode([c.text for c in alive])
-            keep = self.near_dup.select(vectors, store.accepted_vectors())
-            for c, v, k in zip(alive, vectors, keep):
+            todo = [c for c in alive if c.embedding is None]
+            for c, v in zip(todo, encode([c.text for c in todo])):
                 c.embedding = v
+            earlier = [c.embedding for c in prior if c.reject_reason is None and c.embedding is not None]
+            existing = store.accepted_vectors()
+            if earlier:
+                existing = np.vstack([existing, np.stack(earlier)])
+            keep = self.near_dup.select(np.stack([c.embedding for c in alive]), existing)
+            for c, k in zip(alive, keep):
                 if not k:
                     c.reject_reason = REASON_NEAR_DUP
 
-    def _round(self, store: Store, teacher: Teacher, student, round_: int):
-        cfg = self.config
-        started = _dt.datetime.now()
-        self.progress("round_start", round=round_, total=cfg.rounds)
-        feedback = self._feedback(store, round_)
-        self.progress("step", round=round_, name="weakness analysis")
-        analysis = teacher.analyze_weaknesses(round_, feedback, use_correct=cfg.correct_feedback)
-        previous = [r["analysis"] for r in store.rounds() if r["analysis"]]
-        # A failed analysis still leaves the code-computed statistics to aim at.
-        aim = analysis or f"Error statistics of the latest batch:\n{feedback.error_stats}"
-        self.progress("step", round=round_, name="generating inputs")
-        candidates = self._generate(teacher, round_, aim, previous)
-        self._filter(store, candidates)
-        to_label = [c for c in candidates if c.reject_reason is None and c.teacher_label is None]
-        if to_label:
-            self.progress("step", round=round_, name=f"labeling 0/{len(to_label)}")
-        labeled = teacher.label_many(
-            round_, [c.text for c in to_label], cfg.label_votes, concurrency=cfg.gateway.concurrency,
-            on_done=lambda i, n: self.progress("step", round=round_, name=f"labeling {i}/{n}"))
-        for c, result in zip(to_label, labeled):
+    def _label(self, teacher: Teacher | None, round_: int, candidates: list[Candidate]) -> None:
+        """Labels for the texts that passed the filters: oracle/seed labels as they are, the intended
+        class when the strategy skips the labeling call, otherwise the teacher's separate labeling
+        (and, with the agreement switch, only when it names the class the text was written for)."""
+        cfg, strat = self.config, self.config.strat
+        alive = [c for c in candidates if c.reject_reason is None and c.teacher_label is None]
+        if not cfg.separate_labeling:
+            for c in alive:
+                if c.intended_label is not None:
+                    c.teacher_label, c.labeler = c.intended_label, "intent"
+            alive = [c for c in alive if c.teacher_label is None]
+        if not alive:
+            return
+        n = len(alive)
+        self.progress("step", round=round_, name=f"labeling 0/{n}")
+        labeled = teacher.label_many(round_, [c.text for c in alive], cfg.label_votes, concurrency=cfg.gateway.concurrency,
+                                     on_done=lambda i, n: self.progress("step", round=round_, name=f"labeling {i}/{n}"))
+        for c, result in zip(alive, labeled):
+            c.labeler = "teacher"
             if self.task.is_ner:
                 if result is None:
                     c.reject_reason = REASON_NO_LABEL
@@ -373,6 +574,71 @@ class EvoKD:
                     c.teacher_label, c.label_notes = result
             else:
                 c.teacher_label, c.reject_reason = result
+                if (c.reject_reason is None and strat.agreement and c.intended_label is not None
+                        and c.teacher_label != c.intended_label):
+                    c.reject_reason = REASON_OFF_INTENT
+
+    def _collect(self, store: Store, teacher: Teacher | None, student, round_: int, feedback: Feedback,
+                 aim: str | None, previous: list[str]) -> list[Candidate]:
+        """The round's candidates, filtered and labeled, by the strategy's mode. Top-ups ask again for
+        what the filters and the labeling rejected, at most `generation_topups` times."""
+        cfg, strat = self.config, self.config.strat
+        mode = self.mode
+        if mode == "free" and not strat.needs_pool:
+            candidates = self._generate_free(teacher, round_, aim, previous)
+            self._filter(store, candidates)
+            self._label(teacher, round_, candidates)
+            return candidates
+        warm = strat.warmup and round_ == 1
+        even = mode == "static" or warm or not strat.class_budget
+        need = self._class_budget(store, round_, even) if mode in ("class", "static") else {None: cfg.per_round}
+        candidates: list[Candidate] = []
+        taken: set[int] = set()
+        ranked: list[int] | None = None
+        for attempt in range(1 + cfg.generation_topups):
+            if sum(max(v, 0) for v in need.values()) <= 0:
+                break
+            if mode in ("class", "static"):
+                batch = self._generate_class(teacher, round_, None if (warm or mode == "static") else aim, need, attempt,
+                                             varied=warm or mode == "static")
+            elif mode == "paraphrase":
+                batch = self._generate_paraphrases(teacher, round_, need[None], attempt)
+            elif mode == "free":  # pool-evokd on NER: the paper's free texts are the queries
+                batch = [c for c in self._generate_free(teacher, round_, aim, previous)][:need[None]]
+            else:  # no-LLM pool strategies
+                if ranked is None:
+                    ranked = self._pool_rank(store, student, feedback, round_, taken)
+                picks = [i for i in ranked if self._pool[0][i]["pool_id"] not in taken][:need[None]]
+                taken.update(self._pool[0][i]["pool_id"] for i in picks)
+                batch = [self._pool_candidate(i, "pool") for i in picks]
+            if strat.needs_pool and mode != "none":
+                batch = self._to_pool(batch, taken)
+            if not batch:
+                continue
+            self._filter(store, batch, prior=candidates)
+            self._label(teacher, round_, batch)
+            candidates += batch
+            for c in batch:
+                key = c.intended_label if c.intended_label in need else None
+                if c.reject_reason is None and key in need:
+                    need[key] -= 1
+        return candidates
+
+    def _round(self, store: Store, teacher: Teacher | None, student, round_: int):
+        cfg, strat = self.config, self.config.strat
+        started = _dt.datetime.now()
+        self.progress("round_start", round=round_, total=cfg.rounds)
+        feedback = self._feedback(store, round_)
+        analysis = None
+        warm = strat.warmup and round_ == 1
+        if strat.analysis and not warm:
+            self.progress("step", round=round_, name="weakness analysis")
+            analysis = teacher.analyze_weaknesses(round_, feedback, use_correct=cfg.correct_feedback)
+        previous = [r["analysis"] for r in store.rounds() if r["analysis"]]
+        # A failed analysis still leaves the code-computed statistics to aim at.
+        aim = analysis or f"Error statistics of the latest batch:\n{feedback.error_stats}"
+        self.progress("step", round=round_, name="collecting samples" if self.mode == "none" else "generating inputs")
+        candidates = self._collect(store, teacher, student, round_, feedback, aim, previous)
         for c in candidates:
             if self.task.is_ner and c.reject_reason is None and isinstance(c.teacher_label, tuple):
                 c.teacher_label, c.label_notes = c.teacher_label  # generated together with its spans
@@ -387,7 +653,7 @@ class EvoKD:
         train_rows = store.samples() + [{"text": c.text, self.target_key: c.teacher_label} for c in accepted]
         new_student = self._train(train_rows)
         report = self._evaluate(new_student)
-        calls: list[CallRow] = teacher.drain_calls()
+        calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []
         rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
         batch_correct = [self._same(c.student_pred, c.teacher_label) for c in accepted]
         record = RoundRecord(
@@ -403,14 +669,15 @@ class EvoKD:
         )
         ner = self.task.is_ner
         samples = [
-            SampleRow(round=round_, source="generated", intent=c.intent, text=c.text,
+            SampleRow(round=round_, source="pool" if c.pool_id is not None else "generated", intent=c.intent, text=c.text,
                       label=None if ner or c.reject_reason else c.teacher_label,
                       entities=c.teacher_label if ner and c.reject_reason is None else None,
                       intended_label=c.intended_label, teacher_label=None if ner else c.teacher_label,
                       student_pred=None if ner else c.student_pred, student_entities=c.student_pred if ner else None,
                       student_score=c.student_score, label_notes=c.label_notes or None,
                       status="accepted" if c.reject_reason is None else "rejected", reject_reason=c.reject_reason,
-                      text_hash=c.hash or text_hash(c.text), embedding=c.embedding)
+                      text_hash=c.hash or text_hash(c.text), embedding=c.embedding, labeler=c.labeler, query=c.query,
+                      pool_id=c.pool_id)
             for c in candidates
         ]
         store.commit_round(record, samples, calls)

@@ -137,3 +137,46 @@ def print_calls(calls: list[dict], run_dir) -> None:
     cost = f", ${sum(costs):.4f} where the price is known" if costs else ""
     console.print(f"{len(calls)} calls, {failed} failed, {tokens} tokens, {latency:.1f} s of teacher latency{cost}",
                   markup=False, highlight=False)
+
+
+class BenchProgress:
+    """A callable sink for `run_bench(events=...)`: a bar over cells (done / total), the cells now
+    running, and one line per finished cell."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = Console(stderr=True)
+        self._progress = None
+        self._task = None
+        self._running: list[str] = []
+
+    def __enter__(self):
+        if not self.quiet:
+            self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task("preparing the cells' tasks", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: str, **info):
+        if self._progress is None:
+            return
+        p, t = self._progress, self._task
+        if event == "plan":
+            p.update(t, total=info["total"], completed=info["done"],
+                     description=f"{info['done']} finished earlier" if info["done"] else "cells")
+        elif event == "start":
+            self._running.append(info["job"].key)
+        elif event == "done":
+            key, r = info["job"].key, info["result"]
+            self._running.remove(key)
+            tokens = f", {r['tokens']:,} teacher tokens" if r.get("tokens") else ""
+            p.console.print(Text(f"{key}: accuracy {r['accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}{tokens}, "
+                                 f"{r['seconds']:.1f} s"), soft_wrap=True)
+            p.advance(t)
+        if event in ("start", "done"):
+            p.update(t, description="running " + "; ".join(self._running) if self._running else "done")

@@ -110,6 +110,20 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN cost DOUBLE;                   -- USD when the price is known
     ALTER TABLE calls ADD COLUMN raw VARCHAR;                   -- the teacher's raw answer when it was unusable
     """,
+    # 4: strategies and pool mode: who labeled each sample, the generated text a pool sample was
+    # retrieved for, and the unlabeled pool with its MiniLM vectors (embedded once per run)
+    f"""
+    ALTER TABLE samples ADD COLUMN labeler VARCHAR;   -- teacher | intent | seed | oracle
+    ALTER TABLE samples ADD COLUMN query VARCHAR;     -- pool mode: the teacher text this pool text is nearest to
+    CREATE TABLE pool (
+        pool_id INTEGER PRIMARY KEY,      -- line order in the pool file
+        text VARCHAR NOT NULL,
+        label VARCHAR,                    -- the file's own label (used only with --oracle)
+        text_hash VARCHAR NOT NULL,
+        embedding FLOAT[{EMBED_DIM}] NOT NULL,
+        used_round INTEGER                -- round that took it (NULL: still available)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -133,6 +147,9 @@ class SampleRow:
     entities: list[dict] | None = None
     student_entities: list[dict] | None = None
     label_notes: list | None = None
+    labeler: str | None = None
+    query: str | None = None
+    pool_id: int | None = None  # pool mode: marks the pool row used when the round commits
 
 
 @dataclass
@@ -298,15 +315,19 @@ class Store:
                 con.executemany(
                     "INSERT INTO samples (round, source, intent, text, label, intended_label, teacher_label, student_pred,"
                     " student_score, status, reject_reason, text_hash, embedding, entities, student_entities, label_notes,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    " labeler, query, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                     [
                         [s.round, s.source, s.intent, s.text, s.label, s.intended_label, s.teacher_label, s.student_pred,
                          s.student_score, s.status, s.reject_reason, s.text_hash,
                          None if s.embedding is None else [float(x) for x in s.embedding],
-                         _json_or_none(s.entities), _json_or_none(s.student_entities), _json_or_none(s.label_notes)]
+                         _json_or_none(s.entities), _json_or_none(s.student_entities), _json_or_none(s.label_notes),
+                         s.labeler, s.query]
                         for s in samples
                     ],
                 )
+                used = [[record.round, s.pool_id] for s in samples if s.pool_id is not None]
+                if used:
+                    con.executemany("UPDATE pool SET used_round = ? WHERE pool_id = ?", used)
             if calls:
                 con.executemany(
                     "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error,"
@@ -344,7 +365,8 @@ class Store:
 
     # samples ----------------------------------------------------------------
     _SAMPLE_COLS = ["id", "round", "source", "intent", "text", "label", "intended_label", "teacher_label",
-                    "student_pred", "student_score", "status", "reject_reason", "entities", "student_entities", "label_notes"]
+                    "student_pred", "student_score", "status", "reject_reason", "entities", "student_entities", "label_notes",
+                    "labeler", "query"]
     _JSON_COLS = ("entities", "student_entities", "label_notes")
 
     def samples(self, *, status: str | None = "accepted", round: int | None = None, source: str | None = None) -> list[dict]:
@@ -379,6 +401,35 @@ class Store:
         column = table.column(0).combine_chunks()
         flat = column.values.to_numpy()
         return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, EMBED_DIM)
+
+    # pool -------------------------------------------------------------------
+    def pool_size(self) -> int:
+        return int(self._one("SELECT count(*) FROM pool")[0])
+
+    def load_pool(self, rows: list[dict], vectors: np.ndarray) -> None:
+        """Store the unlabeled pool once, in one transaction (a killed load leaves no partial pool)."""
+        self._exec("BEGIN TRANSACTION")
+        try:
+            self.con.executemany(
+                "INSERT INTO pool (pool_id, text, label, text_hash, embedding) VALUES (?, ?, ?, ?, ?)",
+                [[i, r["text"], r.get("label"), r["text_hash"], [float(x) for x in v]]
+                 for i, (r, v) in enumerate(zip(rows, vectors))])
+            self._exec("COMMIT")
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+
+    def available_pool(self) -> tuple[list[dict], np.ndarray]:
+        """Pool rows not yet taken by a committed round, and their vectors (n, 384)."""
+        table = self.con.sql("SELECT pool_id, text, label, text_hash, embedding FROM pool WHERE used_round IS NULL "
+                             "ORDER BY pool_id").to_arrow_table()
+        rows = [{"pool_id": i, "text": t, "label": lab, "text_hash": h} for i, t, lab, h in zip(
+            table.column(0).to_pylist(), table.column(1).to_pylist(), table.column(2).to_pylist(),
+            table.column(3).to_pylist())]
+        if not rows:
+            return rows, np.zeros((0, EMBED_DIM), dtype=np.float32)
+        flat = table.column(4).combine_chunks().values.to_numpy()
+        return rows, np.asarray(flat, dtype=np.float32).reshape(len(rows), EMBED_DIM)
 
     def sample_counts(self) -> dict[tuple[str, str], int]:
         """Number of samples per (source, status)."""

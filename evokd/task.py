@@ -117,7 +117,11 @@ def _construct_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _format_error(err: dict) -> tuple[str, str]:
+_TASK_FIELDS = ("name", "kind", "description", "labels", "seeds", "eval", "language")
+
+
+def _format_error(err: dict, fields: tuple[str, ...] = _TASK_FIELDS) -> tuple[str, str]:
+    """(dotted field, message) of a pydantic error; `fields` are the ones an unknown field is told to pick from."""
     field = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"]
     if err["type"] == "missing":
@@ -125,15 +129,15 @@ def _format_error(err: dict) -> tuple[str, str]:
     elif err["type"] == "literal_error":
         msg = f"got {err.get('input')!r}; {msg.replace('Input should be', 'expected')}"
     elif err["type"] == "extra_forbidden":
-        msg = "unknown field; expected name, kind, description, labels, seeds, eval, language"
+        msg = f"unknown field; expected {', '.join(fields)}"
     return field, msg.replace("Value error, ", "")
 
 
-def load_task(path: str | Path) -> TaskSpec:
-    """Parse and validate TASK.yaml, then check that its seed and eval files exist and parse."""
+def read_yaml_mapping(path: str | Path, what: str = "a task YAML file") -> dict:
+    """The top-level mapping of a UTF-8 YAML file (duplicate keys refused); errors name the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "file not found; expected a task YAML file")
+        raise InputError(path, f"file not found; expected {what}")
     try:
         raw = yaml.load(path.read_bytes().decode("utf-8-sig"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError:
@@ -145,6 +149,13 @@ def load_task(path: str | Path) -> TaskSpec:
         raise InputError(path, f"invalid YAML ({problem})", line=line) from None
     if not isinstance(raw, dict):
         raise InputError(path, f"expected a YAML mapping at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Parse and validate TASK.yaml, then check that its seed and eval files exist and parse."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
     base = path.resolve().parent
     for key in ("seeds", "eval"):
         if isinstance(raw.get(key), str):

@@ -1,5 +1,6 @@
 """The EvoKD loop with the scripted TEST DOUBLE teacher, real MiniLM embeddings, real DuckDB,
-real TF-IDF student. Checks the paper's order, the store contents, interrupt + resume."""
+real TF-IDF student. Checks the paper's order (strategy evokd-paper), the store contents,
+interrupt + resume. The other strategies are tested in tests/test_strategies.py."""
 
 import json
 
@@ -14,6 +15,7 @@ from evokd.teacher.scripted import scripted_lm
 def run(task_path, out, pool, rounds=2, per_round=8, progress=None, **cfg):
     task = load_task(task_path)
     lm = scripted_lm(pool, task.label_names, seed=1, **cfg.pop("engine", {}))
+    cfg.setdefault("strategy", "evokd-paper")
     loop = EvoKD(task, out, LoopConfig(rounds=rounds, per_round=per_round, **cfg), teacher_lm=lm,
                  teacher_name="scripted", progress=progress or (lambda *a, **k: None))
     return loop.run(), lm

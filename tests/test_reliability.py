@@ -70,7 +70,7 @@ def test_rate_limit_bursts_lose_no_sample_and_the_calls_table_shows_the_retries(
 
 
 def test_mixed_faults_complete_every_round(tmp_path, sst2_task, sst2_pool, api_key):
-    faults = {"rate_limit": 0.1, "server_error": 0.1, "timeout": 0.04, "malformed": 0.05, "truncated": 0.05, "slow": 0.05}
+    faults = {"rate_limit": 0.1, "server_error": 0.1, "timeout": 0.04, "malformed": 0.06, "truncated": 0.08, "slow": 0.05}
     with FakeOpenAIServer(sst2_pool, LABELS, faults=faults, hang_s=2.5) as server:
         result = _generate(sst2_task, tmp_path / "run", server.url, "--concurrency", "2")
     assert result.exit_code == 0, result.output
@@ -103,9 +103,9 @@ def test_max_tokens_stops_at_the_limit_and_a_higher_limit_resumes(tmp_path, sst2
         assert resumed.exit_code == 0, resumed.output
     assert _accepted(out) == _accepted(tmp_path / "full")
     # stopped + resumed paid for exactly the calls of one uninterrupted run: the calls of the
-    # stopped round came back from the run's call cache, not from the server
-    assert sum(server.answered.values()) == len(full_calls)
-    assert max(server.answered.values()) == 1
+    # stopped round came back from the run's call cache, not from the server. (Even one run asks
+    # some questions twice, e.g. labeling a text a top-up wrote again: those are cache hits too.)
+    assert sum(server.answered.values()) == sum(not cached for *_, cached, _ in full_calls)
 
 
 def _scalar(out: Path, sql: str) -> int:
@@ -142,7 +142,9 @@ def test_dry_run_estimates_and_sends_nothing(tmp_path, sst2_task, sst2_pool, api
         result = _generate(sst2_task, tmp_path / "run", server.url, "--dry-run")
         assert not server.sent
     assert result.exit_code == 0, result.output
-    assert "calls: 16 expected" in result.output  # 2 rounds x (analysis + generation + 6 labels)
+    # default strategy, 2 rounds x 6 texts: warm-up (2 class calls + 6 labels), then analysis + hard/easy
+    # calls for both classes + 6 labels
+    assert "calls: 19 expected" in result.output
     assert "prompt tokens" in result.output and not (tmp_path / "run").exists()
 
 
@@ -196,11 +198,13 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_pa
     with FakeOpenAIServer(sst2_pool, LABELS, latency_s=0.02) as server:
         code, _ = run(tmp_path / "warm-up", server.url)  # starts the forkserver; its time is not a run's
         assert code == 0
+        server.answered.clear()
         code, duration = run(tmp_path / "reference", server.url)
         assert code == 0
         reference = _accepted(tmp_path / "reference")
-        reference_calls = sum(server.answered.values()) // 2
-        assert len(reference) == 6 + 3 * 6  # seeds + three full rounds
+        reference_answers = Counter(server.answered)  # one run may ask a question twice (a cache hit, not paid)
+        reference_calls = sum(reference_answers.values())
+        assert len(reference) >= 6 + 3 * 5  # seeds + three rounds (a top-up-bounded round may fall 1 short)
         rng = random.Random(20261126)
         killed = 0
         for trial in range(20):
@@ -219,5 +223,6 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_pa
             # No call is paid twice, except those in flight when the process was killed (at most
             # --concurrency of them): their answers never reached the client.
             assert sum(server.answered.values()) <= reference_calls + 2, f"trial {trial}: calls were repeated"
-            assert sum(v > 1 for v in server.answered.values()) <= 2
+            extra = sum(max(0, n - reference_answers[k]) for k, n in server.answered.items())
+            assert extra <= 2, f"trial {trial}: {extra} questions were answered more often than in one run"
     assert killed >= 15, f"only {killed} of 20 runs were killed before they finished"

@@ -21,8 +21,9 @@ from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generat
 from evokd.store import CallRow
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import TeacherGateway, first_line
-from evokd.teacher.signatures import (AnalyzeWeaknesses, generate_labeled_signature, generate_signature, label_signature,
-                                     ner_generate_labeled_signature, ner_label_signature)
+from evokd.teacher.signatures import (AnalyzeWeaknesses, class_generate_signature, generate_labeled_signature,
+                                     generate_signature, label_signature, ner_generate_labeled_signature,
+                                     ner_label_signature, paraphrase_signature)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Teacher(dspy.Module):
         self.demonstrations = demonstrations or []
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
+        self.generate_class = dspy.Predict(class_generate_signature(max_chars))
+        self.paraphrase = dspy.Predict(paraphrase_signature(max_chars))
         if task.is_ner:
             self.label = dspy.Predict(ner_label_signature(task.label_names))
             self.generate_labeled = dspy.Predict(ner_generate_labeled_signature(task.label_names, max_chars))
@@ -211,6 +214,36 @@ class Teacher(dspy.Module):
             previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
         )
         return out if out is not None else ([], [])
+
+    def generate_for_label(self, round_: int, weaknesses: str, kind: str, label: str, n: int,
+                           *, attempt_key: str = "") -> list[str]:
+        """Class-conditioned generation: up to `n` texts meant to have `label` (kind: hard, easy or varied)."""
+        def validate(pred):
+            texts = [t for t in (clean_generated(x) for x in (pred.texts or [])) if t]
+            if not texts:
+                return None, "generation returned no texts"
+            return texts[:n], None
+
+        out = self._call(
+            self.generate_class, round_=round_, step="generate", key=f"{kind}|{label}|{attempt_key}", validate=validate,
+            max_tokens=_generation_budget(n), task=self.task.description, labels=self.labels_text(),
+            weaknesses=weaknesses, kind=kind, label=label, n=n,
+        )
+        return out or []
+
+    def paraphrase_text(self, round_: int, text: str, label: str, n: int, *, attempt_key: str = "") -> list[str]:
+        """Up to `n` rewrites of a labeled text that keep its label (AugGPT-style augmentation)."""
+        def validate(pred):
+            texts = [t for t in (clean_generated(x) for x in (pred.rewrites or [])) if t and t != text]
+            if not texts:
+                return None, "paraphrase returned no new texts"
+            return texts[:n], None
+
+        out = self._call(
+            self.paraphrase, round_=round_, step="paraphrase", key=f"{text}|{attempt_key}", validate=validate,
+            max_tokens=_generation_budget(n), task=self.task.description, label=label, text=text, n=n,
+        )
+        return out or []
 
     def label_text(self, round_: int, text: str, vote: int = 0) -> str | None:
         allowed = set(self.task.label_names)

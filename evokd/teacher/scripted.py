@@ -19,6 +19,12 @@ from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 _TEXT_FIELD = re.compile(r"\[\[ ## text ## \]\]\n(.*?)\n\n(?:\[\[ ## |Respond with)", re.DOTALL)
 
 
+def _last_text(prompt: str) -> str:
+    """The text to label: the last `text` field (DSPy's system message first shows a "{text}" placeholder)."""
+    found = _TEXT_FIELD.findall(prompt)
+    return found[-1].strip() if found else ""
+
+
 class ScriptedEngine:
     """Deterministic stand-in for an LLM; see the module docstring."""
 
@@ -60,6 +66,16 @@ class ScriptedEngine:
             n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
             picks = rng.sample(self.pool, min(len(self.pool), n_hard + n_easy))
             return {"hard_texts": [r["text"] for r in picks[:n_hard]], "easy_texts": [r["text"] for r in picks[n_hard:]]}
+        if "texts" in fields or "rewrites" in fields:  # class-conditioned generation / paraphrases of a seed
+            n = int(re.search(r"\[\[ ## n ## \]\]\n(\d+)", prompt).group(1))
+            # the last match: DSPy's system message shows the field layout with a "{label}" placeholder first
+            label = re.findall(r"\[\[ ## label ## \]\]\n(.*?)\n", prompt)[-1].strip()
+            same = [r for r in self.pool if r.get("label") == label] or self.pool
+            picks = [r["text"] for r in rng.sample(same, min(len(same), n))]
+            # mostly of the asked class, sometimes another one, so the agreement filter has work to do
+            if picks and rng.random() < self.label_noise:
+                picks[-1] = rng.choice(self.pool)["text"]
+            return {"texts" if "texts" in fields else "rewrites": picks}
         if "hard_examples" in fields:
             n_hard = int(re.search(r"\[\[ ## n_hard ## \]\]\n(\d+)", prompt).group(1))
             n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
@@ -68,8 +84,7 @@ class ScriptedEngine:
                   else {"text": r["text"], "label": r["label"]} for r in picks]
             return {"hard_examples": ex[:n_hard], "easy_examples": ex[n_hard:]}
         if "entities" in fields:
-            match = _TEXT_FIELD.search(prompt)
-            text = match.group(1).strip() if match else ""
+            text = _last_text(prompt)
             spans = list(self.gold.get(text) or [])
             if spans and rng.random() < self.label_noise:
                 spans.pop(rng.randrange(len(spans)))  # a missed entity
@@ -78,8 +93,7 @@ class ScriptedEngine:
                 mentions.append({"text": self.extra_mention, "type": self.labels[0]})
             return {"entities": mentions}
         if "label" in fields:
-            match = _TEXT_FIELD.search(prompt)
-            text = match.group(1).strip() if match else ""
+            text = _last_text(prompt)
             label = self.gold.get(text, self.labels[0])
             if rng.random() < self.label_noise:
                 label = rng.choice([lab for lab in self.labels if lab != label])

@@ -147,3 +147,48 @@ def ner_generate_labeled_signature(types: list[str], max_chars: int = 300) -> ty
         },
         _NER_GENERATE_LABELED_DOC,
     ).with_instructions(_NER_GENERATE_LABELED_DOC)
+
+
+_CLASS_GENERATE_DOC = """Write new inputs for the task below, all of the given label, each one a single realistic,
+self-contained text in the task's domain and style, all different from each other. `kind` says what
+to write: hard texts target the student's weaknesses so that
+it will probably get them wrong, while still clearly belonging to the label; easy texts are clear,
+typical cases of the label; varied texts are natural, diverse examples of the label. Write only the
+texts themselves: no labels, no numbering, no notes."""
+
+
+def class_generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
+    """Class-conditioned generation: n texts of one label. The inputs that change between the calls of a
+    round (kind, label, n) come last, so a local model reuses the shared prompt prefix. No example
+    texts: a small model copies them verbatim, and the copies are exact duplicates of the seeds."""
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the classifier does")),
+            "labels": (str, dspy.InputField(desc="the label names with their meaning")),
+            "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
+            "kind": (str, dspy.InputField(desc="hard, easy or varied")),
+            "label": (str, dspy.InputField(desc="the label every text must have")),
+            "n": (int, dspy.InputField(desc="how many texts to write")),
+            "texts": (_texts(max_chars), dspy.OutputField(desc="the texts, all of the given label")),
+        },
+        _CLASS_GENERATE_DOC,
+    ).with_instructions(_CLASS_GENERATE_DOC)
+
+
+_PARAPHRASE_DOC = """Rewrite the given text for the task below in new ways that keep its meaning and its label:
+change the wording, the sentence structure and the details, but stay in the task's domain and style.
+Each rewrite must be different from the text and from the other rewrites. Write only the rewrites."""
+
+
+def paraphrase_signature(max_chars: int = 300) -> type[dspy.Signature]:
+    """AugGPT-style augmentation: paraphrases of one labeled seed."""
+    return dspy.Signature(
+        {
+            "task": (str, dspy.InputField(desc="what the classifier does")),
+            "label": (str, dspy.InputField(desc="the text's label, which every rewrite keeps")),
+            "text": (str, dspy.InputField(desc="the text to rewrite")),
+            "n": (int, dspy.InputField(desc="how many rewrites to write")),
+            "rewrites": (_texts(max_chars), dspy.OutputField(desc="the rewrites")),
+        },
+        _PARAPHRASE_DOC,
+    ).with_instructions(_PARAPHRASE_DOC)

@@ -1,0 +1,740 @@
+"""`evokd bench CONFIG.yaml`: strategies x students x datasets x random seeds on real data.
+
+Each random seed draws its own seeds (k per label, texts of 6+ words, as datasets/make_seeds.py)
+and its own unlabeled pool from a dataset's train split; every cell of a dataset is scored on the
+same sample of its test split. A cell is one `evokd generate` run on a self-contained task folder,
+so any cell can be reproduced by hand with the command recorded in its cell.json.
+
+Work dir (default runs/bench/NAME), resumable at every level:
+  tasks/DATASET-sSEED/                    task.yaml, seeds.jsonl, eval.jsonl, pool.jsonl, prep.json
+  cells/DATASET-sSEED/STUDENT/STRATEGY/   the run (evokd.duckdb, ...) and cell.json once finished
+  ceiling/DATASET-STUDENT.json            the student trained on the whole train split
+  vectors/                                MiniLM vectors of large text sets (.npy, keyed by a hash of the texts)
+A finished cell (cell.json) is never run again; an unfinished one resumes after its last committed round.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io as _io
+import json
+import multiprocessing
+import os
+import platform
+import random
+import shlex
+import statistics
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evokd import __version__
+from evokd.errors import EvokdError, InputError
+from evokd.io import read_labeled, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from evokd.task import TaskSpec, _format_error, load_task, read_yaml_mapping
+
+if TYPE_CHECKING:
+    from evokd.loop import LoopConfig
+
+CELL_FILE = "cell.json"
+PREP_FILE = "prep.json"
+TASK_FILE = "task.yaml"
+POOL_FILE = "pool.jsonl"
+SCRIPTED = "scripted"  # the TEST DOUBLE teacher of evokd.teacher.scripted
+SCRIPTED_NAME = "scripted-test-double"
+MIN_SEED_WORDS = 6  # datasets/make_seeds.py: a seed is a full sentence, not a phrase fragment
+EVAL_SAMPLE_SEED = 0  # one eval sample per dataset, shared by every cell
+TARGET_POINTS = 2.0  # macro-F1 points each target asks for
+TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real sentences from the cell's pool and "
+                    "labels them with their gold labels, so these numbers test the harness, not a teacher")
+
+
+# -- config ------------------------------------------------------------------------------------
+class DatasetEntry(BaseModel):
+    """One dataset: the example task (description, labels) and the folder of its real splits."""
+
+    model_config = ConfigDict(extra="forbid")
+    task: Path
+    data: Path
+    shots: int = Field(default=4, ge=1)
+
+
+class BenchConfig(BaseModel):
+    """A validated benchmark config. Paths are resolved relative to the YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    strategies: list[str] = Field(min_length=1)
+    students: list[str] = Field(default=["tfidf"], min_length=1)
+    teacher: str = "local"
+    rounds: int = Field(default=4, ge=1)
+    per_round: int = Field(default=8, ge=1)
+    eval_n: int = Field(default=500, ge=1)
+    pool_size: int = Field(default=4000, ge=1)
+    oracle: bool = True
+    ceiling: bool = True
+    path: Optional[Path] = Field(default=None, exclude=True)
+
+    @field_validator("seeds", "strategies", "students")
+    @classmethod
+    def _unique(cls, value: list):
+        dupes = sorted({str(v) for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"duplicate {dupes[0]!r}; expected each value once")
+        return value
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value: list[str]):
+        from evokd.strategies import STRATEGIES
+
+        unknown = [s for s in value if s not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; expected some of: {', '.join(STRATEGIES)}")
+        return value
+
+    @field_validator("students")
+    @classmethod
+    def _classification_students(cls, value: list[str]):
+        from evokd.students import CANDIDATES
+
+        allowed = CANDIDATES["classification"]
+        unknown = [s for s in value if s not in allowed]
+        if unknown:
+            raise ValueError(f"unknown student {unknown[0]!r}; expected some of: {', '.join(allowed)}")
+        return value
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_string(cls, value: str):
+        value = value.strip()
+        if value not in ("local", SCRIPTED) and ("/" not in value or value.endswith("/")):
+            raise ValueError(f"got {value!r}; expected 'local', 'scripted' (a TEST DOUBLE) or a provider/model "
+                             "string such as openai/gpt-4o-mini")
+        return value
+
+    @property
+    def test_double(self) -> bool:
+        return self.teacher == SCRIPTED
+
+
+def _fields_at(loc: tuple) -> tuple[str, ...]:
+    """The fields an unknown key at `loc` could have been: a dataset entry's or the config's."""
+    model = DatasetEntry if loc and loc[0] == "datasets" and len(loc) > 2 else BenchConfig
+    return tuple(name for name in model.model_fields if name != "path")
+
+
+def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
+    """The config and each dataset's example task (by task name); errors name the file and the field."""
+    path = Path(path)
+    raw = read_yaml_mapping(path, "a benchmark config YAML file")
+    base = path.resolve().parent
+    for entry in raw["datasets"] if isinstance(raw.get("datasets"), list) else []:
+        if isinstance(entry, dict):
+            for key in ("task", "data"):
+                if isinstance(entry.get(key), str):
+                    entry[key] = str((base / entry[key]).resolve())
+    try:
+        config = BenchConfig(**raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field, msg = _format_error(err, _fields_at(err["loc"]))
+        raise InputError(path, msg, field=field) from None
+    config.path = path.resolve()
+    tasks: dict[str, TaskSpec] = {}
+    for i, entry in enumerate(config.datasets):
+        task = load_task(entry.task)
+        if task.is_ner:
+            raise InputError(path, f"{entry.task} is a NER task; expected a classification task", field=f"datasets.{i}.task")
+        if task.name in tasks:
+            raise InputError(path, f"dataset {task.name!r} is listed twice; expected each task once", field=f"datasets.{i}.task")
+        for split in ("train", "test"):
+            if not (entry.data / f"{split}.jsonl").is_file():
+                raise InputError(path, f"{entry.data} has no {split}.jsonl; expected a folder with train.jsonl and "
+                                       "test.jsonl of {\"text\", \"label\"} rows", field=f"datasets.{i}.data")
+        tasks[task.name] = task
+    return config, tasks
+
+
+# -- cell preparation --------------------------------------------------------------------------
+def _relative(path: Path) -> str:
+    """A path as the user would type it from here: relative under the current directory, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def draw_seeds(train: list[dict], labels: list[str], per_label: int, seed: int) -> list[dict]:
+    """`per_label` distinct texts of 6+ words per label (benchmarks/students.py's draw, over distinct texts)."""
+    rng = random.Random(seed)
+    out: list[dict] = []
+    for label in sorted(labels):
+        texts = list(dict.fromkeys(r["text"] for r in train if r["label"] == label and len(r["text"].split()) >= MIN_SEED_WORDS))
+        if len(texts) < per_label:
+            raise ValueError(f"label {label!r} has {len(texts)} train texts of {MIN_SEED_WORDS}+ words; expected at "
+                             f"least {per_label} (shots)")
+        out += [{"text": t, "label": label} for t in rng.sample(texts, per_label)]
+    return out
+
+
+def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> dict[tuple[str, int], Path]:
+    """Write the task folder of every (dataset, seed) that lacks one; (dataset, seed) -> folder."""
+    out: dict[tuple[str, int], Path] = {}
+    for i, (name, entry) in enumerate(zip(tasks, config.datasets)):
+        task = tasks[name]
+        fingerprint = {"data": os.path.relpath(entry.data, config.path.parent), "shots": entry.shots, "eval_n": config.eval_n,
+                       "pool_size": config.pool_size, "eval_seed": EVAL_SAMPLE_SEED}
+        folders = {seed: work_dir / "tasks" / f"{name}-s{seed}" for seed in config.seeds}
+        todo = [seed for seed, folder in folders.items() if not _prepared(folder, fingerprint)]
+        if todo:
+            labels = task.label_names
+            train = read_labeled(entry.data / "train.jsonl", labels, unique=False)
+            test = read_labeled(entry.data / "test.jsonl", labels, unique=False)
+            eval_rows = random.Random(EVAL_SAMPLE_SEED).sample(test, min(config.eval_n, len(test)))
+            for seed in todo:
+                try:
+                    seeds = draw_seeds(train, labels, entry.shots, seed)
+                except ValueError as exc:
+                    raise InputError(config.path, str(exc), field=f"datasets.{i}.shots") from None
+                _write_task(folders[seed], task, f"{name}-s{seed}", seeds, eval_rows, train, config.pool_size, seed)
+                write_json_atomic(folders[seed] / PREP_FILE, fingerprint)
+        out.update({(name, seed): folder for seed, folder in folders.items()})
+    return out
+
+
+def _prepared(folder: Path, fingerprint: dict) -> bool:
+    path = folder / PREP_FILE
+    if not path.is_file():
+        return False
+    found = json.loads(path.read_text(encoding="utf-8"))
+    if found != fingerprint:
+        changed = next(k for k in fingerprint if found.get(k) != fingerprint[k])
+        raise EvokdError(f"{folder}: drawn with {changed}={found.get(changed)!r}, but the config now gives "
+                         f"{fingerprint[changed]!r}; use another --work-dir (or config name), or delete it")
+    return True
+
+
+def _write_task(folder: Path, task: TaskSpec, name: str, seeds: list[dict], eval_rows: list[dict],
+                train: list[dict], pool_size: int, seed: int) -> None:
+    """A self-contained task folder; the pool is train minus the seeds and the eval texts, distinct texts only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = {r["text"] for r in seeds} | {r["text"] for r in eval_rows}
+    first: dict[str, int] = {}
+    for i, r in enumerate(train):
+        if r["text"] not in taken:
+            first.setdefault(r["text"], i)
+    rng = random.Random(f"pool|{seed}")
+    picked = sorted(rng.sample(sorted(first.values()), min(pool_size, len(first))))
+    write_jsonl_atomic(folder / "seeds.jsonl", seeds)
+    write_jsonl_atomic(folder / "eval.jsonl", [{"text": r["text"], "label": r["label"]} for r in eval_rows])
+    write_jsonl_atomic(folder / POOL_FILE, [{"id": i, "text": train[i]["text"], "label": train[i]["label"]} for i in picked])
+    spec = {"name": name, "kind": "classification", "language": task.language, "description": task.description,
+            "labels": {label.name: label.description for label in task.labels}, "seeds": "seeds.jsonl",
+            "eval": "eval.jsonl"}
+    header = (f"# {name}: made by `evokd bench` from {_relative(task.path)} (seed {seed}); pool.jsonl is the "
+              "pool of the pool strategies (id: line of train.jsonl, from 0).\n")
+    write_text_atomic(folder / TASK_FILE, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100))
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cell:
+    """One run: a dataset draw (random seed) x student x strategy."""
+
+    dataset: str
+    seed: int
+    student: str
+    strategy: str
+    task_dir: Path
+    out_dir: Path
+    rounds: int
+    per_round: int
+    teacher: str
+    oracle: bool
+    vectors_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}-s{self.seed} {self.student} {self.strategy}"
+
+    @property
+    def result_path(self) -> Path:
+        return self.out_dir / CELL_FILE
+
+    def settings(self) -> dict:
+        return {"rounds": self.rounds, "per_round": self.per_round, "teacher": self.teacher, "oracle": self.oracle}
+
+    def loop_config(self) -> LoopConfig:
+        from evokd.loop import LoopConfig
+        from evokd.strategies import get
+
+        pool = get(self.strategy).needs_pool
+        return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
+                          strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
+                          oracle=self.oracle and pool)
+
+    def command(self) -> str:
+        """The `evokd generate` command that runs this cell by hand."""
+        from evokd.loop import needs_teacher
+
+        config = self.loop_config()
+        args = ["evokd", "generate", _relative(self.task_dir / TASK_FILE), "--strategy", self.strategy]
+        if config.pool:
+            args += ["--pool", _relative(Path(config.pool))] + (["--oracle"] if config.oracle else [])
+        args += ["--rounds", str(self.rounds), "--per-round", str(self.per_round), "--seed", str(self.seed),
+                 "--student", self.student]
+        if needs_teacher(config):
+            args += ["--teacher", self.teacher]
+        return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The student trained on a dataset's whole train split, scored on the cells' eval rows."""
+
+    dataset: str
+    student: str
+    data_dir: Path
+    task_dir: Path  # any draw's folder: its eval.jsonl is every cell's
+    result_path: Path
+    vectors_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset} {self.student} ceiling"
+
+
+def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[str, int], Path],
+         work_dir: Path) -> list[Cell | Ceiling]:
+    """Every job of the config, ceilings first (cheap with tfidf; with minilm they cache the split's vectors)."""
+    from evokd.strategies import get
+
+    # MiniLM vectors are keyed by content, so every config under the same parent folder shares them
+    # (the whole sst2 / ag_news train splits take minutes to embed on 2 cores).
+    vectors = work_dir.parent / "vectors"
+    jobs: list[Cell | Ceiling] = []
+    if config.ceiling:
+        for name, entry in zip(tasks, config.datasets):
+            for student in config.students:
+                jobs.append(Ceiling(name, student, entry.data, folders[(name, config.seeds[0])],
+                                    work_dir / "ceiling" / f"{name}-{student}.json", vectors))
+    # Seed-major: every dataset and strategy gets its first draw before any gets its second, so a
+    # bench stopped early (or rendered with --render-only) has comparable cells for each strategy.
+    for seed in config.seeds:
+        for name in tasks:
+            for student in config.students:
+                for strategy in config.strategies:
+                    rounds = config.rounds if get(strategy).adds_samples else 0
+                    jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
+                                     work_dir / "cells" / f"{name}-s{seed}" / student / strategy, rounds,
+                                     config.per_round, config.teacher, config.oracle, vectors))
+    return jobs
+
+
+def _finished(job: Cell | Ceiling) -> bool:
+    if not job.result_path.is_file():
+        return False
+    if isinstance(job, Cell):
+        found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
+        if found != job.settings():
+            changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
+            raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "
+                             f"gives {job.settings()[changed]!r}; use another --work-dir (or config name), or delete it")
+    return True
+
+
+def cached_vectors(vectors_dir: Path, texts: list[str]) -> None:
+    """Put the frozen MiniLM vectors of `texts` in the student's memo, from disk when cached there."""
+    from evokd.students import minilm
+
+    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
+    path = vectors_dir / f"minilm-{len(texts)}-{key}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+    else:
+        vectors = minilm.frozen_vectors(texts)
+        vectors_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+    minilm._frozen_vectors.update(zip(texts, vectors))  # the memo MiniLMStudent reads
+
+
+def pool_vectors(vectors_dir: Path, texts: list[str]) -> np.ndarray:
+    """The store's MiniLM vectors of a pool (evokd.embed), computed once per pool and shared by its cells."""
+    from evokd.embed import encode
+
+    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
+    path = vectors_dir / f"pool-{len(texts)}-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = encode(texts)
+    vectors_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def _teacher_lm(cell: Cell, task: TaskSpec):
+    if cell.teacher == SCRIPTED:
+        from evokd.teacher.scripted import scripted_lm
+
+        # TEST DOUBLE: answers from the cell's pool of real sentences, with their gold labels.
+        pool = read_labeled(cell.task_dir / POOL_FILE, task.label_names)
+        return scripted_lm(pool, task.label_names, seed=cell.seed)
+    from evokd.teacher.lm import make_lm
+
+    return make_lm(cell.teacher)
+
+
+def run_cell(cell: Cell) -> dict:
+    """Run (or resume) one cell and write its cell.json."""
+    from evokd.loop import EvoKD, needs_teacher
+
+    start = time.perf_counter()
+    config = cell.loop_config()
+    task = load_task(cell.task_dir / TASK_FILE)
+    if cell.student == "minilm":
+        cached_vectors(cell.vectors_dir, [r["text"] for r in task.eval_rows()])
+        if config.pool:
+            cached_vectors(cell.vectors_dir, [r["text"] for r in read_labeled(config.pool, task.label_names)])
+    uses_lm = needs_teacher(config)
+    lm = _teacher_lm(cell, task) if uses_lm else None
+    name = (SCRIPTED_NAME if cell.teacher == SCRIPTED else cell.teacher) if uses_lm else ""
+    rounds = EvoKD(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
+                   pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
+    n_seeds = rounds[0]["train_size"]
+    kept = ("round", "train_size", "eval_n", "eval_accuracy", "eval_macro_f1", "n_accepted", "prompt_tokens",
+            "completion_tokens", "n_calls")
+    per_round = [{**{k: r[k] for k in kept}, "added": r["train_size"] - n_seeds, "seconds": r["seconds"]} for r in rounds]
+    result = {
+        "dataset": cell.dataset, "seed": cell.seed, "student": cell.student, "strategy": cell.strategy,
+        "settings": cell.settings(), "test_double": cell.teacher == SCRIPTED and uses_lm, "n_seeds": n_seeds,
+        "accuracy": rounds[-1]["eval_accuracy"], "macro_f1": rounds[-1]["eval_macro_f1"],
+        "tokens": sum((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0) for r in rounds),
+        "calls": sum(r["n_calls"] or 0 for r in rounds), "seconds": sum(r["seconds"] for r in per_round),
+        "wall_s": round(time.perf_counter() - start, 2), "rounds": per_round, "dir": _relative(cell.out_dir),
+        "command": cell.command(),
+    }
+    write_json_atomic(cell.result_path, result)
+    return result
+
+
+def run_ceiling(job: Ceiling) -> dict:
+    """Train the student on the whole train split, score it on the eval rows and write the result."""
+    from evokd.metrics import classification_report
+    from evokd.students import make_student
+
+    task = load_task(job.task_dir / TASK_FILE)
+    labels = task.label_names
+    train = read_labeled(job.data_dir / "train.jsonl", labels, unique=False)
+    eval_rows = task.eval_rows()
+    texts = [r["text"] for r in train]
+    if job.student == "minilm":
+        cached_vectors(job.vectors_dir, texts)
+        cached_vectors(job.vectors_dir, [r["text"] for r in eval_rows])
+    start = time.perf_counter()
+    student = make_student(job.student).fit(texts, [r["label"] for r in train])
+    report = classification_report([r["label"] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows])),
+                                   labels)
+    result = {"dataset": job.dataset, "student": job.student, "n_train": len(train), "eval_n": report["n"],
+              "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+              "seconds": round(time.perf_counter() - start, 2)}
+    write_json_atomic(job.result_path, result)
+    return result
+
+
+def _run_job(job: Cell | Ceiling) -> dict:
+    return run_cell(job) if isinstance(job, Cell) else run_ceiling(job)
+
+
+def _worker_init() -> None:
+    """Workers share the cores: one llama thread for a local teacher, one torch/BLAS thread for students."""
+    for var in ("EVOKD_LOCAL_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+Events = Callable[..., None]
+
+
+def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None:
+    """Run the jobs in this process (n_workers 1) or in n_workers spawned processes, calling
+    events("start", job=...) and events("done", job=..., result=...). The first failure stops the rest."""
+    if n_workers <= 1:
+        for job in jobs:
+            events("start", job=job)
+            events("done", job=job, result=_guarded(job))
+        return
+    pending = list(jobs)
+    running: dict[Future, Cell | Ceiling] = {}
+    # At most n_workers jobs are submitted at a time, so the running ones are known; after a failure
+    # the pool lets the cells still running finish (they would resume anyway) before the error shows.
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init) as ex:
+        while pending or running:
+            while pending and len(running) < n_workers:
+                job = pending.pop(0)
+                running[ex.submit(_guarded, job)] = job
+                events("start", job=job)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                events("done", job=running.pop(future), result=future.result())
+
+
+def _guarded(job: Cell | Ceiling) -> dict:
+    """_run_job, with an actionable error naming the job (and keeping its exit code)."""
+    try:
+        return _run_job(job)
+    except EvokdError as exc:
+        err = EvokdError(f"{job.key}: {exc}; finished cells are kept, re-run to continue")
+        err.exit_code = exc.exit_code
+        raise err from None
+
+
+# -- results -------------------------------------------------------------------------------------
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(config: BenchConfig, datasets: list[str], cells: list[dict], ceilings: list[dict]) -> dict:
+    """Per dataset and student: strategy rows (mean and sd over seeds), learning curves, the ceiling."""
+    out: dict = {}
+    for name in datasets:
+        for student in config.students:
+            rows: dict = {}
+            for strategy in config.strategies:
+                found = sorted((c for c in cells if (c["dataset"], c["student"], c["strategy"]) == (name, student, strategy)),
+                               key=lambda c: c["seed"])
+                if not found:
+                    continue
+                acc, f1 = _mean_sd([c["accuracy"] for c in found]), _mean_sd([c["macro_f1"] for c in found])
+                depth = max(len(c["rounds"]) for c in found)
+                curve = []
+                for i in range(depth):
+                    at = [c["rounds"][i] for c in found if len(c["rounds"]) > i]
+                    curve.append({"round": i, "n_seeds": len(at), "added": statistics.fmean(r["added"] for r in at),
+                                  "macro_f1": statistics.fmean(r["eval_macro_f1"] for r in at),
+                                  "accuracy": statistics.fmean(r["eval_accuracy"] for r in at)})
+                rows[strategy] = {
+                    "seeds": [c["seed"] for c in found], "accuracy": acc[0], "accuracy_sd": acc[1],
+                    "macro_f1": f1[0], "macro_f1_sd": f1[1], "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
+                    "tokens": statistics.fmean(c["tokens"] for c in found),
+                    "seconds": statistics.fmean(c["seconds"] for c in found),
+                    "wall_s": statistics.fmean(c["wall_s"] for c in found), "curve": curve,
+                }
+            if "seed-only" in rows:
+                base = rows["seed-only"]
+                for row in rows.values():
+                    row["gain_macro_f1_points"] = 100 * (row["macro_f1"] - base["macro_f1"])
+                    row["gain_accuracy_points"] = 100 * (row["accuracy"] - base["accuracy"])
+            ceiling = next((c for c in ceilings if (c["dataset"], c["student"]) == (name, student)), None)
+            out.setdefault(name, {})[student] = {"strategies": rows, "ceiling": ceiling}
+    return out
+
+
+def targets(summary: dict, students: list[str]) -> list[dict]:
+    """The benchmark's targets, each measured in macro-F1 points wherever its strategies ran."""
+    out = []
+    for student in students:
+        per_ds = {name: by[student]["strategies"] for name, by in summary.items()}
+        rand = {n: s for n, s in per_ds.items() if "pool-random" in s}
+        gains = {}
+        for strategy in ("pool-evokd", "pool-errors"):
+            have = [n for n, s in rand.items() if strategy in s]
+            if have and len(have) == len(rand):
+                gains[strategy] = statistics.fmean(100 * (rand[n][strategy]["macro_f1"] - rand[n]["pool-random"]["macro_f1"])
+                                                   for n in have)
+        if gains:
+            best = max(gains, key=gains.get)
+            out.append({"id": "pool_selection_over_random", "student": student, "target_points": TARGET_POINTS,
+                        "best": best, "value": gains[best], "by_strategy": gains, "datasets": sorted(rand),
+                        "met": gains[best] >= TARGET_POINTS,
+                        "what": "best of pool-evokd / pool-errors minus pool-random, macro-F1 averaged over datasets"})
+        for name, s in per_ds.items():
+            if "evokd" in s and "static" in s:
+                paper = 100 * (s["evokd-paper"]["macro_f1"] - s["static"]["macro_f1"]) if "evokd-paper" in s else None
+                value = 100 * (s["evokd"]["macro_f1"] - s["static"]["macro_f1"])
+                out.append({"id": "evokd_over_static", "student": student, "dataset": name, "target_points": TARGET_POINTS,
+                            "value": value, "evokd_paper_value": paper, "met": value >= TARGET_POINTS,
+                            "what": f"evokd minus static on {name}, macro-F1"})
+    return out
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+               platform.processor() or "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _config_dict(config: BenchConfig) -> dict:
+    """The config as written: paths relative to the config file."""
+    data = config.model_dump(mode="json")
+    base = config.path.parent
+    for entry, raw in zip(data["datasets"], config.datasets):
+        entry["task"], entry["data"] = (os.path.relpath(p, base) for p in (raw.task, raw.data))
+    return data
+
+
+def plot_curves(result: dict, dataset: str) -> bytes:
+    """PNG: macro-F1 (mean over seeds) against added samples, a line per strategy, a panel per student."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend, Agg canvas
+
+    by_student = result["summary"][dataset]
+    fig = Figure(figsize=(5.2 * len(by_student), 3.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(by_student), squeeze=False)[0]
+    for ax, (student, block) in zip(axes, by_student.items()):
+        for strategy, row in block["strategies"].items():
+            if strategy == "seed-only":
+                ax.axhline(row["macro_f1"], color="#666666", ls=":", label=f"seed-only: {row['macro_f1']:.3f}")
+                continue
+            curve = row["curve"]
+            ax.plot([p["added"] for p in curve], [p["macro_f1"] for p in curve], marker="o", ms=3, label=strategy)
+        if block["ceiling"]:
+            c = block["ceiling"]
+            ax.axhline(c["macro_f1"], color="#222222", ls="--", label=f"ceiling ({c['n_train']:,} rows): {c['macro_f1']:.3f}")
+        n_seeds = len(result["config"]["seeds"])
+        ax.set_title(f"{dataset}: {student}", fontsize=11)
+        ax.set_xlabel("added samples (train size minus seeds)")
+        ax.set_ylabel(f"eval macro-F1 (mean of {n_seeds} seed{'s' * (n_seeds > 1)})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
+def render_markdown(result: dict) -> str:
+    cfg, m = result["config"], result["machine"]
+    lines = [f"# evokd bench: {cfg['name']}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; evokd "
+             f"{result['evokd']}; {result['date']}.", "",
+             f"Command (from the project root): `{result['command']}`", "",
+             f"Teacher: **{TEST_DOUBLE_NOTE}.**" if result["test_double"] else f"Teacher: `{cfg['teacher']}`.", "",
+             f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds (k per label, texts of "
+             f"{MIN_SEED_WORDS}+ words) and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
+             f"eval texts); every cell of a dataset is scored on the same {cfg['eval_n']:,} test rows (sampled with "
+             f"seed {EVAL_SAMPLE_SEED}). Strategies that add samples run {cfg['rounds']} rounds of {cfg['per_round']}; "
+             "seed-only is round 0. Pool strategies take "
+             + ("the pool's gold labels (oracle)." if cfg["oracle"] else "the teacher's labels."), "",
+             "Accuracy and macro-F1 are the final round's, mean ± sd over seeds; Δ is against seed-only in macro-F1 "
+             "points; tokens are the teacher's prompt + completion tokens per cell. Seconds per cell: the committed "
+             "rounds (training, teacher calls, eval), and wall clock of the process that finished the cell (with "
+             "teacher loading and pool embedding; a resumed cell counts its last run only).", ""]
+    if result.get("unfinished"):
+        lines += [f"**Partial results: {len(result['unfinished'])} of the config's jobs have not run yet** (rendered "
+                  "with `--render-only` or `--only`; each row averages the seeds that finished, counted in its seeds "
+                  "column):", "",
+                  ", ".join(f"`{k}`" for k in result["unfinished"]), ""]
+    lines += ["## Targets", ""]
+    if result["test_double"]:
+        lines += ["(Measured with the TEST DOUBLE teacher: they check the arithmetic, not EvoKD.)", ""]
+    if result["targets"]:
+        lines += ["| target | student | measured (macro-F1 points) | met |", "|---|---|---|---|"]
+        for t in result["targets"]:
+            if t["id"] == "pool_selection_over_random":
+                others = ", ".join(f"{k} {v:+.2f}" for k, v in t["by_strategy"].items())
+                measured = f"{t['value']:+.2f} ({others}; over {', '.join(t['datasets'])})"
+            else:
+                paper = "" if t["evokd_paper_value"] is None else f"; evokd-paper {t['evokd_paper_value']:+.2f}"
+                measured = f"{t['value']:+.2f}{paper}"
+            lines.append(f"| {t['what']} ≥ {t['target_points']:g} | {t['student']} | {measured} | "
+                         f"{'yes' if t['met'] else '**no**'} |")
+    else:
+        lines.append("None measured: the targets compare pool-evokd / pool-errors with pool-random, and evokd with "
+                     "static; this config runs neither pair.")
+    lines.append("")
+    for name, by_student in result["summary"].items():
+        ds = result["datasets"][name]
+        lines += [f"## {name}", "",
+                  f"{ds['shots']} seed{'s' * (ds['shots'] > 1)} per label ({ds['labels']} labels), {ds['eval_n']:,} "
+                  f"eval rows, pool of {ds['pool_n']:,} texts per seed.", "",
+                  f"![{name} learning curves]({cfg['name']}-{name}.png)", ""]
+        for student, block in by_student.items():
+            lines += [f"### {student}", "",
+                      "| strategy | seeds | added | accuracy | macro-F1 | Δ macro-F1 | teacher tokens/cell | s/cell "
+                      "(rounds) | s/cell (wall) |", "|---|---|---|---|---|---|---|---|---|"]
+            for strategy, row in block["strategies"].items():
+                gain = f"{row['gain_macro_f1_points']:+.2f}" if "gain_macro_f1_points" in row else "–"
+                lines.append(f"| {strategy} | {len(row['seeds'])} | {row['added']:.0f} | "
+                             f"{_pm(row['accuracy'], row['accuracy_sd'])} | {_pm(row['macro_f1'], row['macro_f1_sd'])} | "
+                             f"{gain} | {row['tokens']:,.0f} | {row['seconds']:.1f} | {row['wall_s']:.1f} |")
+            c = block["ceiling"]
+            if c:
+                base = block["strategies"].get("seed-only")
+                gain = f"{100 * (c['macro_f1'] - base['macro_f1']):+.2f}" if base else "–"
+                lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | {c['accuracy']:.4f} | "
+                             f"{c['macro_f1']:.4f} | {gain} | 0 | – | {c['seconds']:.1f} (fit and score) |")
+            lines.append("")
+    example = next((c for c in result["cells"] if c["rounds"][-1]["round"] > 0), next(iter(result["cells"]), None))
+    if example:
+        lines += ["## Reproducing a cell", "",
+                  "Every cell is an `evokd generate` run on a task folder under the work dir; its cell.json holds the "
+                  "per-round metrics and the command, e.g.:", "", f"    {example['command']}", ""]
+        if "--teacher scripted" in example["command"]:
+            lines += ["(`--teacher scripted` is the TEST DOUBLE, registered only inside `evokd bench` and the tests.)", ""]
+    return "\n".join(lines)
+
+
+def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path, results_dir: Path, n_workers: int = 1,
+              command: str = "", events: Events = lambda event, **info: None, run: bool = True,
+              only: tuple[str, ...] = ()) -> dict:
+    """Prepare, run every unfinished job, then write NAME.md, NAME.json and NAME-DATASET.png; returns the paths.
+    With run=False nothing runs: the results show the jobs finished so far and list the others.
+    `only` limits this run to the cells of those strategies (and the ceilings)."""
+    folders = prepare(config, tasks, work_dir)
+    jobs = plan(config, tasks, folders, work_dir)
+    todo = [job for job in jobs if not _finished(job)]
+    if only:
+        unknown = sorted(set(only) - set(config.strategies))
+        if unknown:
+            raise EvokdError(f"--only {unknown[0]}: not a strategy of this config; expected one of: "
+                             f"{', '.join(config.strategies)}")
+        todo = [job for job in todo if not isinstance(job, Cell) or job.strategy in only]
+    events("plan", total=len(jobs), done=len(jobs) - len(todo))
+    if run:
+        run_jobs(todo, n_workers, events)
+    done = [j for j in jobs if j.result_path.is_file()]
+    unfinished = [j.key for j in jobs if not j.result_path.is_file()]
+    cells = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, Cell)]
+    ceilings = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, Ceiling)]
+    datasets = {}
+    for name, entry in zip(tasks, config.datasets):
+        folder = folders[(name, config.seeds[0])]
+        datasets[name] = {"shots": entry.shots, "labels": len(tasks[name].labels),
+                          "eval_n": sum(1 for _ in (folder / "eval.jsonl").open(encoding="utf-8")),
+                          "pool_n": sum(1 for _ in (folder / POOL_FILE).open(encoding="utf-8"))}
+    summary = summarize(config, list(tasks), cells, ceilings)
+    result = {
+        "name": config.name, "command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,
+        "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students),
+        "summary": summary, "ceilings": ceilings, "cells": cells, "unfinished": unfinished,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"md": results_dir / f"{config.name}.md", "json": results_dir / f"{config.name}.json"}
+    for name in tasks:
+        paths[f"png:{name}"] = results_dir / f"{config.name}-{name}.png"
+        tmp = paths[f"png:{name}"].with_name(f".{config.name}-{name}.{os.getpid()}.png")
+        tmp.write_bytes(plot_curves(result, name))
+        os.replace(tmp, paths[f"png:{name}"])
+    write_json_atomic(paths["json"], result)
+    write_text_atomic(paths["md"], render_markdown(result))
+    return {"paths": {k: str(v) for k, v in paths.items()}, "jobs": len(jobs), "ran": len(todo) if run else 0,
+            "unfinished": len(unfinished)}

@@ -1,0 +1,179 @@
+"""`evokd bench` through the real CLI on benchmarks/configs/smoke.yaml: real trec data, the real
+loop, students and DuckDB; the teacher is the scripted TEST DOUBLE (`teacher: scripted`), which
+answers from real trec sentences with their gold labels. Plus resume after a Ctrl-C, bad configs,
+and the target arithmetic on made-up cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, ROOT
+from evokd import bench
+from evokd.cli import main
+from evokd.loop import EvoKD
+from evokd.task import load_task
+
+SMOKE = ROOT / "benchmarks" / "configs" / "smoke.yaml"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["bench", *(str(a) for a in args)])
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, Path]:
+    """(results dir, work dir) of one uninterrupted smoke run."""
+    results, work = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("work")
+    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(results / "smoke.md")
+    return results, work
+
+
+def test_smoke_writes_tables_json_and_curves(smoke):
+    results, work = smoke
+    assert (results / "smoke-trec.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    data = json.loads((results / "smoke.json").read_text())
+    assert data["test_double"] is True and data["config"]["datasets"][0]["data"] == "../../../shared/data/trec"
+    cells = {(c["dataset"], c["seed"], c["student"], c["strategy"]): c for c in data["cells"]}
+    assert set(cells) == {("trec", 1, "tfidf", "static"), ("trec", 1, "tfidf", "pool-random")}
+    for c in cells.values():
+        assert [r["round"] for r in c["rounds"]] == [0, 1, 2] and c["n_seeds"] == 12  # 2 seeds x 6 labels
+        assert all(r["eval_n"] == 100 for r in c["rounds"]) and 0 < c["rounds"][-1]["added"] <= 8
+        assert c["macro_f1"] == c["rounds"][-1]["eval_macro_f1"]
+        assert c["command"].startswith("evokd generate ") and f"--strategy {c['strategy']}" in c["command"]
+    assert cells[("trec", 1, "tfidf", "static")]["tokens"] > 0  # the TEST DOUBLE teacher was called
+    assert cells[("trec", 1, "tfidf", "pool-random")]["tokens"] == 0  # oracle: no LLM
+    assert "--pool" in cells[("trec", 1, "tfidf", "pool-random")]["command"]
+    ceiling = data["summary"]["trec"]["tfidf"]["ceiling"]
+    assert ceiling["n_train"] == 5452 and ceiling["eval_n"] == 100
+    assert ceiling["macro_f1"] > max(c["macro_f1"] for c in cells.values())
+
+    md = (results / "smoke.md").read_text()
+    assert "TEST DOUBLE" in md and "evokd bench " in md and "cores" in md and "![trec learning curves](smoke-trec.png)" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    for name in ("static", "pool-random", "ceiling: whole train split"):
+        assert any(line.startswith(f"| {name} |") for line in rows), name
+
+    # the cell's task folder is a self-contained task; every cell shares the eval rows
+    task = load_task(work / "tasks" / "trec-s1" / "task.yaml")
+    assert len(task.seed_rows()) == 12 and len(task.eval_rows()) == 100
+    pool = [json.loads(x) for x in (work / "tasks" / "trec-s1" / "pool.jsonl").read_text().splitlines()]
+    assert len(pool) == 200 and not {r["text"] for r in pool} & {r["text"] for r in task.seed_rows() + task.eval_rows()}
+
+
+def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, monkeypatch):
+    results, work = tmp_path / "results", tmp_path / "work"
+    real_round = EvoKD._round
+
+    def killed_in_round_2(self, store, teacher, student, round_):
+        if self.config.strategy == "pool-random" and round_ == 2:
+            raise KeyboardInterrupt
+        return real_round(self, store, teacher, student, round_)
+
+    monkeypatch.setattr(EvoKD, "_round", killed_in_round_2)
+    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    assert result.exit_code == 130 and "re-run the same command to resume" in result.stderr
+    cells = work / "cells" / "trec-s1" / "tfidf"
+    static, ceiling = cells / "static" / "cell.json", work / "ceiling" / "trec-tfidf.json"
+    assert static.is_file() and ceiling.is_file() and not (cells / "pool-random" / "cell.json").exists()
+    before = {p: p.stat().st_mtime_ns for p in (static, ceiling)}
+    committed = (cells / "pool-random" / "rounds.jsonl").read_text().splitlines()
+    assert [json.loads(r)["round"] for r in committed] == [0, 1]
+    monkeypatch.undo()
+
+    # --render-only runs nothing: it tabulates the finished cells and lists the unfinished one
+    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet", "--render-only")
+    assert result.exit_code == 0, result.output
+    partial = json.loads((results / "smoke.json").read_text())
+    assert partial["unfinished"] == ["trec-s1 tfidf pool-random"] and len(partial["cells"]) == 1
+    assert "Partial results" in (results / "smoke.md").read_text()
+    assert (cells / "pool-random" / "rounds.jsonl").read_text().splitlines() == committed
+
+    ran = []
+    real_run = bench._run_job
+    monkeypatch.setattr(bench, "_run_job", lambda job: ran.append(job.key) or real_run(job))
+    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ran == ["trec-s1 tfidf pool-random"]
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert (cells / "pool-random" / "rounds.jsonl").read_text().splitlines()[:2] == committed  # rounds 0-1 kept
+    resumed = json.loads((results / "smoke.json").read_text())["cells"]
+    clean = json.loads((smoke[0] / "smoke.json").read_text())["cells"]
+    def metrics(found):
+        return {c["strategy"]: [(r["train_size"], r["eval_macro_f1"]) for r in c["rounds"]] for c in found}
+
+    assert metrics(resumed) == metrics(clean)  # the resumed cell ends where an uninterrupted one does
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bench.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = (f"name: t\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml'}\n    data: {DATA / 'trec'}\n"
+        "seeds: [1]\nstrategies: [pool-random]\nteacher: scripted\n")
+
+
+@pytest.mark.parametrize("text, field, expected", [
+    (GOOD.replace("[pool-random]", "[pool-magic]"), "strategies", "unknown strategy 'pool-magic'"),
+    (GOOD + "students: [bert]\n", "students", "unknown student 'bert'"),
+    (GOOD + "round: 3\n", "round", "unknown field; expected name, datasets, seeds"),
+    (GOOD.replace("    data:", "    shot: 2\n    data:"), "datasets.0.shot", "unknown field; expected task, data, shots"),
+    (GOOD + "per_round: 0\n", "per_round", "greater than or equal to 1"),
+    (GOOD.replace("seeds: [1]\n", ""), "seeds", "missing; required"),
+    (GOOD.replace("trec\n", "nowhere\n"), "datasets.0.data", "has no train.jsonl"),
+])
+def test_bad_config_is_one_line_naming_file_and_field(tmp_path, text, field, expected):
+    path = _config(tmp_path, text)
+    result = invoke(path, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("evokd: error: ") and "\n" not in err and "Traceback" not in result.output, err
+    assert str(path) in err and f"field '{field}'" in err and expected in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_too_many_shots_names_the_field(tmp_path):
+    path = _config(tmp_path, GOOD.replace("    data:", "    shots: 200\n    data:"))
+    result = invoke(path, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code == 2 and "field 'datasets.0.shots'" in result.stderr and "'ABBR'" in result.stderr, result.output
+
+
+def test_targets_on_made_up_cells():
+    def cell(dataset, strategy, seed, f1):
+        return {"dataset": dataset, "seed": seed, "student": "tfidf", "strategy": strategy, "accuracy": f1,
+                "macro_f1": f1, "tokens": 10, "seconds": 1.0, "wall_s": 2.0,
+                "rounds": [{"added": 0, "eval_macro_f1": 0.5, "eval_accuracy": 0.5},
+                           {"added": 8, "eval_macro_f1": f1, "eval_accuracy": f1}]}
+
+    f1 = {"a": {"seed-only": 0.50, "pool-random": 0.60, "pool-errors": 0.64, "pool-evokd": 0.61, "static": 0.60,
+                "evokd": 0.63, "evokd-paper": 0.59},
+          "b": {"seed-only": 0.40, "pool-random": 0.50, "pool-errors": 0.52, "pool-evokd": 0.53, "static": 0.50,
+                "evokd": 0.51, "evokd-paper": 0.52}}
+    cells = [cell(d, s, seed, v + (0.01 if seed == 2 else -0.01)) for d, by in f1.items() for s, v in by.items()
+             for seed in (1, 2)]
+    config = bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1, 2],
+                               strategies=list(f1["a"]), teacher="scripted")
+    summary = bench.summarize(config, ["a", "b"], cells, [])
+    row = summary["a"]["tfidf"]["strategies"]["pool-errors"]
+    assert row["macro_f1"] == pytest.approx(0.64) and row["macro_f1_sd"] == pytest.approx(0.01)
+    assert row["gain_macro_f1_points"] == pytest.approx(14.0) and row["seeds"] == [1, 2]
+    assert [p["added"] for p in row["curve"]] == [0, 8]
+    found = {(t["id"], t.get("dataset")): t for t in bench.targets(summary, ["tfidf"])}
+    pool = found[("pool_selection_over_random", None)]
+    assert pool["best"] == "pool-errors" and pool["value"] == pytest.approx(3.0) and pool["met"]
+    assert pool["by_strategy"]["pool-evokd"] == pytest.approx(2.0)
+    a, b = found[("evokd_over_static", "a")], found[("evokd_over_static", "b")]
+    assert a["value"] == pytest.approx(3.0) and a["met"] and a["evokd_paper_value"] == pytest.approx(-1.0)
+    assert b["value"] == pytest.approx(1.0) and not b["met"]
+
+
+def test_help_has_an_example():
+    result = invoke("--help")
+    assert result.exit_code == 0 and "Example:" in result.output and "evokd bench benchmarks/configs/smoke.yaml" in result.output

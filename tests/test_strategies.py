@@ -1,0 +1,189 @@
+"""Strategies and pool mode through the real loop: real MiniLM, real DuckDB, real TF-IDF student.
+The teacher is the scripted TEST DOUBLE (answers from real sst2 sentences, gold labels with
+optional noise); the embedded model runs these strategies in tests/test_e2e_local.py."""
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from conftest import read_jsonl, write_jsonl
+from evokd.cli import main
+from evokd.loop import EvoKD, LoopConfig, needs_teacher
+from evokd.strategies import STRATEGIES
+from evokd.task import load_task
+from evokd.teacher.scripted import scripted_lm
+
+
+def run(task_path, out, pool_rows, strategy, *, rounds=2, per_round=8, noise=0.0, teacher=True, **cfg):
+    task = load_task(task_path)
+    lm = scripted_lm(pool_rows, task.label_names, seed=1, label_noise=noise) if teacher else None
+    config = LoopConfig(rounds=rounds, per_round=per_round, strategy=strategy, **cfg)
+    return EvoKD(task, out, config, teacher_lm=lm, teacher_name="scripted").run()
+
+
+def query(out, sql):
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def pool_file(tmp_path, sst2_pool):
+    """400 real sst2 train sentences with their gold labels (the --oracle labels)."""
+    return write_jsonl(tmp_path / "pool.jsonl", [{"text": r["text"], "label": r["label"]} for r in sst2_pool[:400]])
+
+
+def test_every_strategy_is_selectable_and_described():
+    assert {"seed-only", "static", "augment", "evokd", "evokd-paper", "evokd-no-easy", "evokd-no-correct",
+            "evokd-no-review", "evokd-no-separate", "pool-random", "pool-uncertainty", "pool-evokd",
+            "pool-errors"} <= set(STRATEGIES)
+    result = CliRunner().invoke(main, ["strategies"])
+    assert result.exit_code == 0
+    for name in STRATEGIES:
+        assert name in result.output
+
+
+def test_default_evokd_warmup_then_class_conditioned_with_agreement(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    rounds = run(sst2_task, out, sst2_pool, "evokd", rounds=3, per_round=8, noise=0.15)
+    assert [r["round"] for r in rounds] == [0, 1, 2, 3]
+    # round 1 is the warm-up: varied texts of each class, no analysis
+    assert rounds[1]["analysis"] is None and rounds[2]["analysis"]
+    intents = dict(query(out, "SELECT intent, count(*) FROM samples WHERE round = 1 GROUP BY ALL"))
+    assert set(intents) == {"varied"}
+    later = {i for (i,) in query(out, "SELECT DISTINCT intent FROM samples WHERE round >= 2")}
+    assert later == {"hard", "easy"}
+    # every generated text carries the class it was written for; accepted ones agree with the labeler
+    bad = query(out, "SELECT count(*) FROM samples WHERE source = 'generated' AND status = 'accepted' "
+                     "AND (intended_label IS NULL OR label != intended_label OR labeler != 'teacher')")
+    assert bad == [(0,)]
+    off = query(out, "SELECT count(*) FROM samples WHERE reject_reason = 'label_not_intended'")[0][0]
+    assert off > 0  # the noisy labeler disagreed sometimes, and those texts were dropped, not kept
+    # top-up calls ask again for what was rejected, so rounds stay close to the budget (at most 2 top-ups)
+    topups = query(out, "SELECT count(*) FROM calls WHERE step = 'generate' AND round = 1")[0][0]
+    assert topups > 2  # warm-up: one call per label, then top-ups
+    assert all(r["n_accepted"] >= 7 for r in rounds[1:]) and sum(r["n_accepted"] for r in rounds[1:]) >= 23
+
+
+def test_class_budget_follows_student_errors_with_a_floor(sst2_task, sst2_pool, tmp_path):
+    task = load_task(sst2_task)
+    loop = EvoKD(task, tmp_path / "r", LoopConfig(per_round=8), teacher_lm=None)
+
+    class FakeStore:  # a store whose latest batch has 5/6 negative wrong, 0/6 positive wrong
+        def samples(self):
+            rows = [{"round": 1, "label": "negative", "student_pred": "positive"}] * 5
+            rows += [{"round": 1, "label": "negative", "student_pred": "negative"}]
+            rows += [{"round": 1, "label": "positive", "student_pred": "positive"}] * 6
+            return rows
+
+    budget = loop._class_budget(FakeStore(), 2, even=False)
+    assert sum(budget.values()) == 8 and budget["positive"] >= 1 and budget["negative"] > budget["positive"]
+    even = loop._class_budget(FakeStore(), 2, even=True)
+    assert even == {"negative": 4, "positive": 4}
+
+
+def test_static_labels_by_intent_without_feedback(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    rounds = run(sst2_task, out, sst2_pool, "static", rounds=2, per_round=6)
+    assert all(r["analysis"] is None for r in rounds)
+    steps = {s for (s,) in query(out, "SELECT DISTINCT step FROM calls")}
+    assert steps == {"generate"}  # no analysis, no labeling calls
+    rows = query(out, "SELECT labeler, label = intended_label FROM samples WHERE status = 'accepted' AND round > 0")
+    assert rows and all(lab == "intent" and same for lab, same in rows)
+    per_label = dict(query(out, "SELECT label, count(*) FROM samples WHERE round = 1 AND status = 'accepted' GROUP BY ALL"))
+    assert per_label == {"negative": 3, "positive": 3}
+
+
+def test_augment_paraphrases_seeds_and_keeps_their_labels(sst2_task, sst2_pool, tmp_path):
+    out = tmp_path / "run"
+    run(sst2_task, out, sst2_pool, "augment", rounds=1, per_round=6)
+    seeds = {r["text"]: r["label"] for r in read_jsonl(sst2_task.parent / "seeds.jsonl")}
+    rows = query(out, "SELECT query, label, labeler, intent FROM samples WHERE round = 1 AND status = 'accepted'")
+    assert len(rows) == 6
+    for seed_text, label, labeler, intent in rows:
+        assert seeds[seed_text] == label and labeler == "seed" and intent == "paraphrase"
+
+
+def test_seed_only_runs_no_rounds_and_needs_no_teacher(sst2_task, tmp_path):
+    config = LoopConfig(rounds=4, strategy="seed-only")
+    assert not needs_teacher(config)
+    rounds = EvoKD(load_task(sst2_task), tmp_path / "run", config, teacher_lm=None).run()
+    assert [r["round"] for r in rounds] == [0]
+
+
+@pytest.mark.parametrize("strategy", ["pool-random", "pool-uncertainty", "pool-errors"])
+def test_pool_strategies_with_oracle_need_no_llm(sst2_task, pool_file, tmp_path, strategy):
+    out = tmp_path / strategy
+    config = LoopConfig(rounds=2, per_round=8, strategy=strategy, pool=str(pool_file), oracle=True)
+    assert not needs_teacher(config)
+    rounds = EvoKD(load_task(sst2_task), out, config, teacher_lm=None).run()
+    assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
+    gold = {r["text"]: r["label"] for r in read_jsonl(pool_file)}
+    rows = query(out, "SELECT text, label, labeler, source FROM samples WHERE round > 0 AND status = 'accepted'")
+    assert all(gold[t] == lab and labeler == "oracle" and src == "pool" for t, lab, labeler, src in rows)
+    # each pool text is taken at most once, and the store marks what was used
+    assert len({t for t, *_ in rows}) == 16
+    assert query(out, "SELECT count(*) FROM pool WHERE used_round IS NOT NULL")[0][0] >= 16
+    assert query(out, "SELECT count(*) FROM calls") == [(0,)]
+
+
+def test_pool_uncertainty_takes_less_confident_texts_than_random(sst2_task, pool_file, tmp_path):
+    scores = {}
+    for strategy in ("pool-random", "pool-uncertainty"):
+        out = tmp_path / strategy
+        EvoKD(load_task(sst2_task), out, LoopConfig(rounds=1, per_round=16, strategy=strategy, pool=str(pool_file),
+                                                     oracle=True), teacher_lm=None).run()
+        scores[strategy] = query(out, "SELECT avg(student_score) FROM samples WHERE round = 1 AND status = 'accepted'")[0][0]
+    assert scores["pool-uncertainty"] < scores["pool-random"]
+
+
+def test_pool_evokd_maps_teacher_texts_to_nearest_pool_texts(sst2_task, sst2_pool, pool_file, tmp_path):
+    out = tmp_path / "run"
+    teacher_pool = sst2_pool[400:]  # the double "generates" sentences that are not in the pool file
+    rounds = run(sst2_task, out, teacher_pool, "pool-evokd", rounds=2, per_round=6, pool=str(pool_file), oracle=True)
+    assert rounds[-1]["round"] == 2
+    pool_texts = {r["text"] for r in read_jsonl(pool_file)}
+    rows = query(out, "SELECT text, query, source FROM samples WHERE round > 0")
+    assert rows and all(t in pool_texts and q and q not in pool_texts and src == "pool" for t, q, src in rows)
+    steps = {s for (s,) in query(out, "SELECT DISTINCT step FROM calls")}
+    assert steps == {"analyze", "generate"}  # the oracle labels: no labeling calls
+
+
+def test_pool_without_oracle_is_labeled_by_the_teacher(sst2_task, sst2_pool, tmp_path):
+    unlabeled = write_jsonl(tmp_path / "unlabeled.jsonl", [{"text": r["text"]} for r in sst2_pool[:200]])
+    out = tmp_path / "run"
+    run(sst2_task, out, sst2_pool, "pool-random", rounds=1, per_round=5, pool=str(unlabeled))
+    rows = query(out, "SELECT labeler, label FROM samples WHERE round = 1 AND status = 'accepted'")
+    assert len(rows) == 5 and all(labeler == "teacher" and label for labeler, label in rows)
+
+
+def test_pool_resume_does_not_retake_used_texts(sst2_task, pool_file, tmp_path):
+    out = tmp_path / "run"
+    task = load_task(sst2_task)
+    EvoKD(task, out, LoopConfig(rounds=1, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
+    EvoKD(task, out, LoopConfig(rounds=3, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
+    texts = [t for (t,) in query(out, "SELECT text FROM samples WHERE source = 'pool'")]
+    assert len(texts) == 24 and len(set(texts)) == 24
+    assert query(out, "SELECT count(*) FROM pool") == [(400,)]  # loaded once
+
+
+def test_cli_pool_errors_and_bad_pool_file(sst2_task, pool_file, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    ok = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "pool-errors", "--pool", str(pool_file),
+                              "--oracle", "--rounds", "1", "--per-round", "4", "--out", str(out), "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    assert query(out, "SELECT count(*) FROM samples WHERE source = 'pool' AND status = 'accepted'") == [(4,)]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine movie", "label": "positive"}, {"text": "meh", "label": "neutral"}])
+    res = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "pool-random", "--pool", str(bad), "--oracle",
+                               "--rounds", "1", "--out", str(tmp_path / "bad"), "--quiet"])
+    assert res.exit_code == 2
+    line = res.output.strip().splitlines()[-1]
+    assert "bad.jsonl" in line and "label" in line and "neutral" in line and "Traceback" not in res.output
+    res = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "pool-random", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "needs --pool" in res.output
+    res = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "nope", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown strategy 'nope'" in res.output
+
