@@ -57,6 +57,7 @@ class StepEstimate:
 
 def estimate_run(task: TaskSpec, config, model: str) -> dict:
     """Calls and tokens of `config.rounds` rounds with the task's real prompts (see module doc)."""
+    from evokd.loop import generation_chars
     from evokd.teacher.gateway import TeacherGateway, price_per_token
     from evokd.teacher.module import Feedback, Teacher
 
@@ -64,7 +65,7 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
     seeds = task.seed_rows()
     demos = seeds[: config.demonstrations_per_label * max(1, len(task.labels))]
     teacher = Teacher(task, TeacherGateway(meter), demonstrations=demos, max_attempts=1,
-                      max_chars=min(config.max_chars, 300))
+                      max_chars=generation_chars(seeds, config.max_chars))
     target = "entities" if task.is_ner else "label"
     batch = seeds[: config.per_round] or seeds
     half = len(batch) // 2

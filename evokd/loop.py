@@ -88,6 +88,15 @@ class LoopConfig:
         return strategies.get(self.strategy)
 
 
+def generation_chars(seeds: list[dict], max_chars: int) -> int:
+    """Length cap of a generated text: twice the seeds' mean length, within 120-300 characters. It
+    becomes the JSON schema's maxLength (a grammar for a local model), so texts stay about as long
+    as the task's own (sst2 fragments, trec questions, ag_news paragraphs) and a verbose model does
+    not spend a minute of CPU per call writing essays."""
+    mean = sum(len(r["text"]) for r in seeds) / max(1, len(seeds))
+    return int(min(max_chars, 300, max(120, 2 * mean)))
+
+
 def needs_teacher(config: LoopConfig) -> bool:
     """Whether a run with this config calls an LLM (pool strategies with --oracle and seed-only do not)."""
     strat = config.strat
@@ -149,6 +158,8 @@ class EvoKD:
         if task.is_ner and self.mode == "class":
             self.mode = "free"  # NER has no single class per text: the paper's hard/easy sentences, annotated
         self._pool: tuple[list[dict], np.ndarray] = ([], np.zeros((0, 384), dtype=np.float32))
+        self._described = {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
+                           for lab in task.labels}
         self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
     # helpers -------------------------------------------------------------------
@@ -253,7 +264,7 @@ class EvoKD:
                 # moment they return, so a killed or budget-stopped round costs nothing to redo.
                 gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
                 teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
-                                  max_chars=min(self.config.max_chars, 300))
+                                  max_chars=generation_chars(self.seeds, self.config.max_chars))
             elif needs_teacher(self.config):
                 raise RunError(f"strategy '{strat.name}' needs a teacher" + (" (or --oracle)" if strat.needs_pool else ""))
             student = self._train(store.samples())
@@ -412,20 +423,25 @@ class EvoKD:
 
     def _generate_class(self, teacher: Teacher, round_: int, aim: str | None, need: dict[str, int], attempt: int,
                         varied: bool) -> list[Candidate]:
-        """Class-conditioned texts: per label, hard and easy ones (or varied ones: warm-up, static)."""
+        """Class-conditioned texts: per label, hard and easy ones (or varied ones: warm-up, static). The
+        label goes to the teacher with its description: a 1.5B model given only "positive" and a
+        hard-text brief often writes the opposite class."""
         out: list[Candidate] = []
         for label, n in need.items():
             if n <= 0:
                 continue
             if varied:
                 kinds = [("varied", n)]
-            elif self.config.use_easy and n > 1:
-                kinds = [("hard", math.ceil(n / 2)), ("easy", n - math.ceil(n / 2))]
-            else:
+            elif not self.config.use_easy:
                 kinds = [("hard", n)]
+            elif attempt == 0 and n > 1:
+                kinds = [("hard", math.ceil(n / 2)), ("easy", n - math.ceil(n / 2))]
+            else:  # a top-up is one call per class (each call costs a prompt read): hard, then easy
+                kinds = [("hard" if attempt % 2 else "easy", n)] if attempt else [("hard", n)]
             for kind, k in kinds:
                 weaknesses = aim or "(not used: write natural, varied examples)"
-                for t in teacher.generate_for_label(round_, weaknesses, kind, label, k, attempt_key=str(attempt)):
+                for t in teacher.generate_for_label(round_, weaknesses, kind, self._described[label], k,
+                                                    attempt_key=str(attempt)):
                     out.append(Candidate(t, kind, intended_label=label))
         return out
 

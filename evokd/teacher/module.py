@@ -41,6 +41,11 @@ def _generation_budget(n_items: int, per_item: int = 70) -> int:
     return 64 + per_item * max(1, n_items)
 
 
+def _per_item(max_chars: int) -> int:
+    """Tokens of one generated text at the length cap (~4 characters a token), plus its JSON quoting."""
+    return min(70, max_chars // 4 + 8)
+
+
 class Teacher(dspy.Module):
     MAX_ATTEMPTS = 3  # tries per step before it is recorded as failed
 
@@ -53,6 +58,7 @@ class Teacher(dspy.Module):
         self.max_attempts = max_attempts
         self.max_examples = max_examples_in_prompt
         self.demonstrations = demonstrations or []
+        self.max_chars = max_chars
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
         self.generate_class = dspy.Predict(class_generate_signature(max_chars))
@@ -181,7 +187,7 @@ class Teacher(dspy.Module):
 
         out = self._call(
             self.generate, round_=round_, step="generate", key="", validate=validate,
-            max_tokens=_generation_budget(n_hard + n_easy),
+            max_tokens=_generation_budget(n_hard + n_easy, _per_item(self.max_chars)),
             task=self.task.description, labels=self.labels_text(), weaknesses=weaknesses,
             previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
         )
@@ -226,7 +232,8 @@ class Teacher(dspy.Module):
 
         out = self._call(
             self.generate_class, round_=round_, step="generate", key=f"{kind}|{label}|{attempt_key}", validate=validate,
-            max_tokens=_generation_budget(n), task=self.task.description, labels=self.labels_text(),
+            max_tokens=_generation_budget(n, _per_item(self.max_chars)), task=self.task.description,
+            labels=self.labels_text(),
             weaknesses=weaknesses, kind=kind, label=label, n=n,
         )
         return out or []
@@ -241,7 +248,8 @@ class Teacher(dspy.Module):
 
         out = self._call(
             self.paraphrase, round_=round_, step="paraphrase", key=f"{text}|{attempt_key}", validate=validate,
-            max_tokens=_generation_budget(n), task=self.task.description, label=label, text=text, n=n,
+            max_tokens=_generation_budget(n, _per_item(self.max_chars)), task=self.task.description, label=label,
+            text=text, n=n,
         )
         return out or []
 

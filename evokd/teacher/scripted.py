@@ -69,7 +69,7 @@ class ScriptedEngine:
         if "texts" in fields or "rewrites" in fields:  # class-conditioned generation / paraphrases of a seed
             n = int(re.search(r"\[\[ ## n ## \]\]\n(\d+)", prompt).group(1))
             # the last match: DSPy's system message shows the field layout with a "{label}" placeholder first
-            label = re.findall(r"\[\[ ## label ## \]\]\n(.*?)\n", prompt)[-1].strip()
+            label = re.findall(r"\[\[ ## label ## \]\]\n(.*?)\n", prompt)[-1].split(" (")[0].strip()
             same = [r for r in self.pool if r.get("label") == label] or self.pool
             picks = [r["text"] for r in rng.sample(same, min(len(same), n))]
             # mostly of the asked class, sometimes another one, so the agreement filter has work to do

@@ -167,7 +167,7 @@ def class_generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
             "labels": (str, dspy.InputField(desc="the label names with their meaning")),
             "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
             "kind": (str, dspy.InputField(desc="hard, easy or varied")),
-            "label": (str, dspy.InputField(desc="the label every text must have")),
+            "label": (str, dspy.InputField(desc="the label every text must have, with its meaning")),
             "n": (int, dspy.InputField(desc="how many texts to write")),
             "texts": (_texts(max_chars), dspy.OutputField(desc="the texts, all of the given label")),
         },
