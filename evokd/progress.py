@@ -10,8 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 
-class RoundProgress:
-    """A callable progress sink for `EvoKD(progress=...)`: a bar over rounds plus the current step."""
+class _BarProgress:
+    """A rich bar on stderr (nothing when quiet), used as a context manager around long work."""
+
+    first_description = ""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -24,12 +26,18 @@ class RoundProgress:
             self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False)
             self._progress.start()
-            self._task = self._progress.add_task("round 0", total=None)
+            self._task = self._progress.add_task(self.first_description, total=None)
         return self
 
     def __exit__(self, *exc):
         if self._progress is not None:
             self._progress.stop()
+
+
+class RoundProgress(_BarProgress):
+    """A callable progress sink for `EvoKD(progress=...)`: a bar over rounds plus the current step."""
+
+    first_description = "round 0"
 
     def __call__(self, event: str, **info):
         if self._progress is None:
@@ -139,28 +147,15 @@ def print_calls(calls: list[dict], run_dir) -> None:
                   markup=False, highlight=False)
 
 
-class BenchProgress:
+class BenchProgress(_BarProgress):
     """A callable sink for `run_bench(events=...)`: a bar over cells (done / total), the cells now
     running, and one line per finished cell."""
 
+    first_description = "preparing the cells' tasks"
+
     def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.console = Console(stderr=True)
-        self._progress = None
-        self._task = None
+        super().__init__(quiet)
         self._running: list[str] = []
-
-    def __enter__(self):
-        if not self.quiet:
-            self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                                      MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=False)
-            self._progress.start()
-            self._task = self._progress.add_task("preparing the cells' tasks", total=None)
-        return self
-
-    def __exit__(self, *exc):
-        if self._progress is not None:
-            self._progress.stop()
 
     def __call__(self, event: str, **info):
         if self._progress is None:
