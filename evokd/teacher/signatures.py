@@ -31,11 +31,16 @@ it should get right. Cover all labels. Each text must be an actual input as the 
 themselves: no labels, no numbering, no notes about the student."""
 
 
+def _capped_text(max_chars: int):
+    # The cap is JSON-schema maxLength only, which llama.cpp enforces as a grammar: a weak local
+    # model cannot write an essay per item. It is not a validator: a hosted model that writes one
+    # text past it must not lose the whole batch to a parse error (the filters judge each text).
+    return Annotated[str, pydantic.WithJsonSchema({"type": "string", "maxLength": max_chars})]
+
+
 def _texts(max_chars: int):
-    # The cap becomes JSON-schema maxLength, which llama.cpp enforces as a grammar: a weak model
-    # cannot write an essay per item. (DSPy drops a list-level maxItems; the Teacher bounds the
-    # number of items through max_tokens instead.)
-    return list[Annotated[str, pydantic.StringConstraints(max_length=max_chars)]]
+    # DSPy drops a list-level maxItems; the Teacher bounds the number of items through max_tokens.
+    return list[_capped_text(max_chars)]
 
 
 def generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
@@ -82,7 +87,7 @@ def label_signature(labels: list[str]) -> type[dspy.Signature]:
 def generate_labeled_signature(labels: list[str], max_chars: int = 300) -> type[dspy.Signature]:
     """Generation that also labels (the paper's ablation without a separate labeling call)."""
     label_type = Literal[tuple(labels)]  # type: ignore[valid-type]
-    text_type = Annotated[str, pydantic.StringConstraints(max_length=max_chars)]
+    text_type = _capped_text(max_chars)
     example = pydantic.create_model("LabeledText", text=(text_type, ...), label=(label_type, ...))
     examples = list[example]
     return dspy.Signature(
@@ -132,7 +137,7 @@ def ner_label_signature(types: list[str]) -> type[dspy.Signature]:
 
 def ner_generate_labeled_signature(types: list[str], max_chars: int = 300) -> type[dspy.Signature]:
     """NER generation that also annotates (the ablation without a separate labeling call)."""
-    text_type = Annotated[str, pydantic.StringConstraints(max_length=max_chars)]
+    text_type = _capped_text(max_chars)
     example = pydantic.create_model("AnnotatedText", text=(text_type, ...), entities=(list[_mention_model(types)], ...))
     return dspy.Signature(
         {
