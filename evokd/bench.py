@@ -482,14 +482,22 @@ def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None
     # At most n_workers jobs are submitted at a time, so the running ones are known; after a failure
     # the pool lets the cells still running finish (they would resume anyway) before the error shows.
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init) as ex:
-        while pending or running:
-            while pending and len(running) < n_workers:
-                job = pending.pop(0)
-                running[ex.submit(_guarded, job)] = job
-                events("start", job=job)
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                events("done", job=running.pop(future), result=future.result())
+        try:
+            while pending or running:
+                while pending and len(running) < n_workers:
+                    job = pending.pop(0)
+                    running[ex.submit(_guarded, job)] = job
+                    events("start", job=job)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    events("done", job=running.pop(future), result=future.result())
+        except KeyboardInterrupt:
+            # Ctrl-C (or a SIGINT sent to this process only): stop the workers now instead of waiting
+            # for their cells; every committed round is in the cells' stores and a re-run resumes.
+            for process in list(getattr(ex, "_processes", {}).values()):
+                process.terminate()
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _guarded(job: Cell | Ceiling) -> dict:
