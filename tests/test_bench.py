@@ -171,7 +171,14 @@ def test_targets_on_made_up_cells():
     assert pool["by_strategy"]["pool-evokd"] == pytest.approx(2.0)
     a, b = found[("evokd_over_static", "a")], found[("evokd_over_static", "b")]
     assert a["value"] == pytest.approx(3.0) and a["met"] and a["evokd_paper_value"] == pytest.approx(-1.0)
-    assert b["value"] == pytest.approx(1.0) and not b["met"]
+    assert b["value"] == pytest.approx(1.0) and not b["met"] and b["seeds"] == [1, 2]
+
+    # a partial bench: evokd finished only seed 2 on "a"; the target compares it with static's seed 2 only
+    partial = [c for c in cells if not (c["dataset"] == "a" and c["strategy"] == "evokd" and c["seed"] == 1)]
+    found = {(t["id"], t.get("dataset")): t for t in bench.targets(bench.summarize(config, ["a", "b"], partial, []),
+                                                                    ["tfidf"])}
+    assert found[("evokd_over_static", "a")]["seeds"] == [2]
+    assert found[("evokd_over_static", "a")]["value"] == pytest.approx(3.0)  # 0.64 - 0.61, not 0.64 - 0.60
 
 
 def test_help_has_an_example():
