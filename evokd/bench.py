@@ -137,19 +137,21 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
     """The config and each dataset's example task (by task name); errors name the file and the field."""
     path = Path(path)
     raw = read_yaml_mapping(path, "a benchmark config YAML file")
-    base = path.resolve().parent
+    # Absolute but not symlink-resolved: a `../shared` that is a link must still read `../shared` in
+    # the results (os.path.abspath normalises `..` as written, Path.resolve would follow the link).
+    base = Path(os.path.abspath(path)).parent
     for entry in raw["datasets"] if isinstance(raw.get("datasets"), list) else []:
         if isinstance(entry, dict):
             for key in ("task", "data"):
                 if isinstance(entry.get(key), str):
-                    entry[key] = str((base / entry[key]).resolve())
+                    entry[key] = os.path.abspath(base / entry[key])
     try:
         config = BenchConfig(**raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         field, msg = _format_error(err, _fields_at(err["loc"]))
         raise InputError(path, msg, field=field) from None
-    config.path = path.resolve()
+    config.path = Path(os.path.abspath(path))
     tasks: dict[str, TaskSpec] = {}
     for i, entry in enumerate(config.datasets):
         task = load_task(entry.task)
@@ -168,7 +170,7 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
 # -- cell preparation --------------------------------------------------------------------------
 def _relative(path: Path) -> str:
     """A path as the user would type it from here: relative under the current directory, else absolute."""
-    path = Path(path).resolve()
+    path = Path(os.path.abspath(path))
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
