@@ -57,6 +57,13 @@ TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real s
 
 
 # -- config ------------------------------------------------------------------------------------
+def _all_known(value: list[str], allowed: list[str], what: str) -> list[str]:
+    unknown = [v for v in value if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown[0]!r}; expected some of: {', '.join(allowed)}")
+    return value
+
+
 class DatasetEntry(BaseModel):
     """One dataset: the example task (description, labels) and the folder of its real splits."""
 
@@ -97,21 +104,14 @@ class BenchConfig(BaseModel):
     def _known_strategies(cls, value: list[str]):
         from evokd.strategies import STRATEGIES
 
-        unknown = [s for s in value if s not in STRATEGIES]
-        if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; expected some of: {', '.join(STRATEGIES)}")
-        return value
+        return _all_known(value, list(STRATEGIES), "strategy")
 
     @field_validator("students")
     @classmethod
     def _classification_students(cls, value: list[str]):
         from evokd.students import CANDIDATES
 
-        allowed = CANDIDATES["classification"]
-        unknown = [s for s in value if s not in allowed]
-        if unknown:
-            raise ValueError(f"unknown student {unknown[0]!r}; expected some of: {', '.join(allowed)}")
-        return value
+        return _all_known(value, CANDIDATES["classification"], "student")
 
     @field_validator("teacher")
     @classmethod

@@ -391,6 +391,10 @@ class EvoKD:
                 candidates.append(c)
         return candidates
 
+    def _warmup(self, round_: int) -> bool:
+        """Round 1 of a strategy with a warm-up: class-conditioned varied texts, no weakness analysis."""
+        return self.config.strat.warmup and round_ == 1
+
     def _class_budget(self, store: Store, round_: int, even: bool) -> dict[str, int]:
         """The round's budget per label. Even: a fair split whose remainder rotates with the round.
         Otherwise: one per label as a floor (when the budget allows), the rest in proportion to the
@@ -436,8 +440,8 @@ class EvoKD:
                 kinds = [("hard", n)]
             elif attempt == 0 and n > 1:
                 kinds = [("hard", math.ceil(n / 2)), ("easy", n - math.ceil(n / 2))]
-            else:  # a top-up is one call per class (each call costs a prompt read): hard, then easy
-                kinds = [("hard" if attempt % 2 else "easy", n)] if attempt else [("hard", n)]
+            else:  # one text, or a top-up: one call per class (each call costs a prompt read), hard then easy
+                kinds = [("easy" if attempt and attempt % 2 == 0 else "hard", n)]
             for kind, k in kinds:
                 weaknesses = aim or "(not used: write natural, varied examples)"
                 for t in teacher.generate_for_label(round_, weaknesses, kind, self._described[label], k,
@@ -577,8 +581,7 @@ class EvoKD:
             alive = [c for c in alive if c.teacher_label is None]
         if not alive:
             return
-        n = len(alive)
-        self.progress("step", round=round_, name=f"labeling 0/{n}")
+        self.progress("step", round=round_, name=f"labeling 0/{len(alive)}")
         labeled = teacher.label_many(round_, [c.text for c in alive], cfg.label_votes, concurrency=cfg.gateway.concurrency,
                                      on_done=lambda i, n: self.progress("step", round=round_, name=f"labeling {i}/{n}"))
         for c, result in zip(alive, labeled):
@@ -605,7 +608,7 @@ class EvoKD:
             self._filter(store, candidates)
             self._label(teacher, round_, candidates)
             return candidates
-        warm = strat.warmup and round_ == 1
+        warm = self._warmup(round_)
         even = mode == "static" or warm or not strat.class_budget
         need = self._class_budget(store, round_, even) if mode in ("class", "static") else {None: cfg.per_round}
         candidates: list[Candidate] = []
@@ -620,7 +623,7 @@ class EvoKD:
             elif mode == "paraphrase":
                 batch = self._generate_paraphrases(teacher, round_, need[None], attempt)
             elif mode == "free":  # pool-evokd on NER: the paper's free texts are the queries
-                batch = [c for c in self._generate_free(teacher, round_, aim, previous)][:need[None]]
+                batch = self._generate_free(teacher, round_, aim, previous)[:need[None]]
             else:  # no-LLM pool strategies
                 if ranked is None:
                     ranked = self._pool_rank(store, student, feedback, round_, taken)
@@ -646,8 +649,7 @@ class EvoKD:
         self.progress("round_start", round=round_, total=cfg.rounds)
         feedback = self._feedback(store, round_)
         analysis = None
-        warm = strat.warmup and round_ == 1
-        if strat.analysis and not warm:
+        if strat.analysis and not self._warmup(round_):
             self.progress("step", round=round_, name="weakness analysis")
             analysis = teacher.analyze_weaknesses(round_, feedback, use_correct=cfg.correct_feedback)
         previous = [r["analysis"] for r in store.rounds() if r["analysis"]]
