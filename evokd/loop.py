@@ -30,6 +30,7 @@ from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, R
                            NearDuplicateFilter, ValidityFilter, text_hash)
 from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
+from evokd.prompts import load_prompts
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
 from evokd.students import make_student
 from evokd.task import TaskSpec
@@ -61,6 +62,7 @@ class LoopConfig:
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
     demonstrations_per_label: int = 2
     generation_topups: int = 2  # extra generation rounds when accepted texts fall short of the budget
+    prompts: str | None = None  # optimised teacher prompt state (`evokd optimize --out`), loaded into the Teacher
     gateway: GatewayConfig = field(default_factory=GatewayConfig)  # concurrency, rate limits, retries, budgets
 
     def __post_init__(self):
@@ -265,6 +267,8 @@ class EvoKD:
                 gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
                 teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
                                   max_chars=generation_chars(self.seeds, self.config.max_chars))
+                if self.config.prompts:
+                    load_prompts(self.config.prompts, self.task).apply(teacher)
             elif needs_teacher(self.config):
                 raise RunError(f"strategy '{strat.name}' needs a teacher" + (" (or --oracle)" if strat.needs_pool else ""))
             student = self._train(store.samples())

@@ -175,3 +175,31 @@ class BenchProgress(_BarProgress):
             p.advance(t)
         if event in ("start", "done"):
             p.update(t, description="running " + "; ".join(self._running) if self._running else "done")
+
+
+class OptimizeProgress(_BarProgress):
+    """A callable sink for `Optimization(progress=...)`: a bar over each evaluation, a counter of
+    metric calls while an optimiser compiles (DSPy's optimisers do not say how many they will make)."""
+
+    first_description = "loading the teacher"
+
+    def __init__(self, quiet: bool = False):
+        super().__init__(quiet)
+        self._ticks = 0
+
+    def __call__(self, event: str, **info):
+        if self._progress is None:
+            return
+        p, t = self._progress, self._task
+        if event == "eval":
+            p.update(t, description=info["name"], total=info["total"], completed=info["done"])
+            if info["done"] == info["total"]:
+                self._ticks = 0
+        elif event == "phase":
+            self._ticks = 0
+            p.update(t, description=info["name"], total=None, completed=0)
+        elif event == "tick":
+            self._ticks += 1
+            p.update(t, completed=self._ticks)
+        elif event == "note":
+            p.console.print(Text(info["text"]), soft_wrap=True)

@@ -124,6 +124,10 @@ _MIGRATIONS: list[str] = [
         used_round INTEGER                -- round that took it (NULL: still available)
     );
     """,
+    # 5: optimised prompts: the digest of the prompt state (evokd optimize) each teacher call used
+    """
+    ALTER TABLE calls ADD COLUMN prompt_state VARCHAR;  -- NULL: the built-in prompts
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -167,6 +171,7 @@ class CallRow:
     cached: bool = False
     cost: float | None = None
     raw: str | None = None
+    prompt_state: str | None = None  # digest of the `--prompts` state the call used
 
 
 @dataclass
@@ -331,9 +336,9 @@ class Store:
             if calls:
                 con.executemany(
                     "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error,"
-                    " created_at, cached, cost, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, cached, cost, raw, prompt_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[c.round, c.step, c.attempt, c.model, c.prompt_tokens, c.completion_tokens, c.latency_s, c.ok, c.error,
-                      c.created_at, c.cached, c.cost, c.raw] for c in calls],
+                      c.created_at, c.cached, c.cost, c.raw, c.prompt_state] for c in calls],
                 )
             r = record
             self._exec(
@@ -438,7 +443,7 @@ class Store:
 
     # calls ------------------------------------------------------------------
     _CALL_COLS = ["id", "round", "step", "attempt", "model", "prompt_tokens", "completion_tokens", "latency_s", "ok",
-                  "error", "created_at", "cached", "cost", "raw"]
+                  "error", "created_at", "cached", "cost", "raw", "prompt_state"]
 
     def calls(self, *, round: int | None = None, step: str | None = None, failed: bool | None = None) -> list[dict]:
         """The teacher call log in call order, optionally only one round, one step, failed (or ok) calls."""

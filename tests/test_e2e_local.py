@@ -1,4 +1,5 @@
-"""End to end with the REAL embedded LLM (no test double): generate -> distill -> predict.
+"""End to end with the REAL embedded LLM (no test double): generate -> distill -> predict, and
+optimize -> generate --prompts.
 
 Needs the `[local]` extra, which `make test` installs. Two rounds of four texts (the default
 strategy's class-conditioned warm-up round, then a round aimed at the weakness analysis) take
@@ -38,3 +39,28 @@ def test_generate_with_the_embedded_teacher(sst2_task, tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["predict", str(student), "an utterly charming and funny film"])
     assert result.exit_code == 0 and json.loads(result.output)["label"] in ("negative", "positive")
+
+
+def test_optimize_then_generate_with_the_tuned_prompts(sst2_task, tmp_path):
+    """`evokd optimize` with the REAL embedded teacher (bootstrap, label step, seeds only: the issue's
+    check command), then one `evokd generate` round that runs with the saved state."""
+    runner = CliRunner()
+    state, out = tmp_path / "sst2.json", tmp_path / "run"
+    result = runner.invoke(main, ["optimize", str(sst2_task), "--teacher", "local", "--optimizer", "bootstrap",
+                                  "--steps", "label", "--out", str(state), "--work-dir", str(tmp_path / "w"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(state.read_text())
+    meta = json.loads((tmp_path / "sst2.meta.json").read_text())
+    assert doc["steps"] == ["label"] and meta["teacher"] == "local" and meta["tokens_total"] > 0
+    step = meta["steps"][0]
+    assert step["kept"] in ("optimised", "unoptimised", "unchanged") and 0.0 <= step["after"] <= 1.0
+    if step["kept"] == "optimised":
+        assert step["after"] >= step["before"] and doc["program"]["label"]["demos"]
+
+    result = runner.invoke(main, ["generate", str(sst2_task), "--rounds", "1", "--per-round", "2", "--prompts", str(state),
+                                  "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    used = con.execute("SELECT DISTINCT prompt_state FROM calls").fetchall()
+    con.close()
+    assert used == [(doc["digest"],)]

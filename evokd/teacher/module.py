@@ -71,7 +71,7 @@ class Teacher(dspy.Module):
             self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
         self.calls: list[CallRow] = []
         self._calls_lock = threading.Lock()
-        self.prompt_state: str | None = None
+        self.prompt_state: str | None = None  # digest of an optimised prompt state (evokd/prompts.py), if loaded
 
     # formatting ------------------------------------------------------------------
     def labels_text(self) -> str:
@@ -142,7 +142,7 @@ class Teacher(dspy.Module):
         attempts = self.lm.take_attempts()
         answered = [a for a in attempts if a.ok]
         rows = [CallRow(round=round_, step=step, attempt=attempt, model=self.lm.model, prompt_tokens=0,
-                        completion_tokens=0, latency_s=a.latency_s, ok=False, error=a.error)
+                        completion_tokens=0, latency_s=a.latency_s, ok=False, error=a.error, prompt_state=self.prompt_state)
                 for a in attempts if not a.ok]
         if answered or not rows:
             costs = [a.cost for a in answered if a.cost is not None]
@@ -150,7 +150,8 @@ class Teacher(dspy.Module):
                 round=round_, step=step, attempt=attempt, model=self.lm.model,
                 prompt_tokens=sum(a.prompt_tokens for a in answered), completion_tokens=sum(a.completion_tokens for a in answered),
                 latency_s=latency, ok=error is None, error=error, cached=bool(answered) and all(a.cached for a in answered),
-                cost=sum(costs) if costs else None, raw=answered[-1].raw if error is not None and answered else None))
+                cost=sum(costs) if costs else None, raw=answered[-1].raw if error is not None and answered else None,
+                prompt_state=self.prompt_state))
         with self._calls_lock:
             self.calls.extend(rows)
 

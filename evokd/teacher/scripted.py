@@ -98,7 +98,11 @@ class ScriptedEngine:
             if rng.random() < self.label_noise:
                 label = rng.choice([lab for lab in self.labels if lab != label])
             return {"label": label}
-        return "not JSON at all"
+        if fields:  # an optimiser's own step (instruction proposals, summaries): a fixed, well-formed answer
+            return {f: f"Scripted {f.replace('_', ' ')}: read the label meanings and the examples carefully."
+                    for f in sorted(fields)}
+        # plain-text request (GEPA's reflection asks for the new instruction between ``` fences)
+        return "```\nScripted instruction: read the label meanings and the examples carefully, then answer.\n```"
 
     @staticmethod
     def _mentions(text: str, spans: list[dict]) -> list[dict]:

@@ -1,0 +1,605 @@
+"""`evokd optimize`: tune the Teacher's prompts with DSPy's optimisers, against metrics computed by code.
+
+Steps and their metrics (no human in the loop):
+
+- `label`: the labeling step, scored by accuracy (classification) or per-sentence entity F1 (NER)
+  of the teacher's labels against gold on the task's seeds and a labeled dev slice.
+- `generate`: class-conditioned generation, scored by the *yield* of each batch: the fraction of
+  the texts asked for that pass the validity and near-duplicate filters, that the separate
+  labeling step puts in the intended class, and that the current student gets wrong (hard) or
+  right (easy).
+- `analyze`: the weakness analysis, judged through the yield of the hard texts written from it.
+
+Every LM call goes through the TeacherGateway with a DuckDB call cache in the work directory, so
+a killed optimisation re-run replays the calls it already paid for and continues (the optimisers
+are seeded, so the same calls come in the same order). An optimised program that scores below
+the unoptimised one on the validation data is not kept: the state written is then the
+unoptimised program, and the sidecar says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dspy
+
+from evokd import __version__
+from evokd.errors import EvokdError
+from evokd.filters import NearDuplicateFilter, ValidityFilter, clean_generated
+from evokd.io import write_json_atomic
+from evokd.metrics import confusion_pairs
+from evokd.prompts import STEP_PREDICTORS, STEPS, dump_program, meta_path, prompt_document
+from evokd.task import TaskSpec
+from evokd.teacher.module import _generation_budget, _per_item
+
+OPTIMIZERS = ("bootstrap", "mipro", "gepa")
+NO_ANALYSIS = "(not used: write natural, varied examples)"  # what the loop's warm-up round passes
+Progress = Callable[..., None]
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    return None
+
+
+@dataclass
+class OptimizeConfig:
+    steps: list[str] = field(default_factory=lambda: ["label"])
+    optimizer: str = "bootstrap"
+    budget: int | None = None  # bootstrap: candidate programs; mipro: trials; gepa: metric calls
+    max_demos: int | None = None  # few-shot demos per predictor [label: 2 per label up to 8; others: 2]
+    seed: int = 0
+    threads: int = 1  # parallel evaluation calls (hosted teachers); the local teacher runs one at a time
+    student: str | None = None  # student whose errors define hard/easy [tfidf; tagger for NER]
+    texts_per_call: int = 4  # texts asked per generation call in the generate/analyze steps
+    near_dup: float = 0.9
+
+    def __post_init__(self):
+        bad = [s for s in self.steps if s not in STEPS]
+        if bad or not self.steps:
+            raise ValueError(f"--steps {','.join(self.steps)}: expected a comma-separated subset of {','.join(STEPS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        self.steps = [s for s in STEPS if s in self.steps]  # run in pipeline order: label first
+
+
+# ── data ─────────────────────────────────────────────────────────────────────
+
+
+def interleave_by_label(rows: list[dict], seed: int = 0) -> list[dict]:
+    """Rows shuffled, then taken one label at a time, so any prefix covers the labels evenly."""
+    by_label: dict[str, list[dict]] = {}
+    shuffled = list(rows)
+    random.Random(seed).shuffle(shuffled)
+    for row in shuffled:
+        by_label.setdefault(str(row.get("label")), []).append(row)
+    out: list[dict] = []
+    queues = [by_label[k] for k in sorted(by_label)]
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop(0))
+    return out
+
+
+def split_data(task: TaskSpec, seeds: list[dict], dev: list[dict], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, validation): seeds plus every other dev row to learn from, the other dev rows to
+    score on. Without a dev slice both are the seeds (the sidecar then says the score is optimistic)."""
+    if not dev:
+        return list(seeds), list(seeds)
+    dev = dev if task.is_ner else interleave_by_label(dev, seed)
+    train = list(seeds) + dev[0::2]
+    return (train if task.is_ner else interleave_by_label(train, seed)), dev[1::2]
+
+
+def _mentions(row: dict) -> list[dict]:
+    return [{"text": row["text"][s["start"]:s["end"]], "type": s["label"]} for s in row.get("entities") or []]
+
+
+def label_examples(task: TaskSpec, rows: list[dict]) -> list[dspy.Example]:
+    if task.is_ner:
+        return [dspy.Example(text=r["text"], entities=_mentions(r), gold=r["entities"]).with_inputs("text") for r in rows]
+    return [dspy.Example(text=r["text"], label=r["label"]).with_inputs("text") for r in rows]
+
+
+# ── metrics ──────────────────────────────────────────────────────────────────
+
+
+def _span_key(spans) -> set[tuple[int, int, str]]:
+    return {(int(s["start"]), int(s["end"]), str(s["label"])) for s in spans or []}
+
+
+def entity_f1(gold: list[dict], pred: list[dict]) -> float:
+    """Entity-level F1 of one sentence (exact span and type); 1.0 when both are empty."""
+    g, p = _span_key(gold), _span_key(pred)
+    if not g and not p:
+        return 1.0
+    tp = len(g & p)
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / len(p), tp / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _feedback_result(score: float, feedback: str, pred_name) -> float | dspy.Prediction:
+    # GEPA asks with the name of the predictor it is improving and uses the text feedback; every
+    # other optimiser wants the number.
+    return dspy.Prediction(score=score, feedback=feedback) if pred_name is not None else score
+
+
+class LabelMetric:
+    """Accuracy (classification) or entity F1 (NER) of one labeling answer against gold."""
+
+    def __init__(self, task: TaskSpec, on_call: Callable[[], None] = _quiet):
+        self.task = task
+        self.on_call = on_call
+
+    def score(self, example, pred) -> tuple[float, str]:
+        if self.task.is_ner:
+            from evokd.ner import locate_mentions
+
+            pairs = [(getattr(m, "text", None) or (m.get("text") if isinstance(m, dict) else ""),
+                      getattr(m, "type", None) or (m.get("type") if isinstance(m, dict) else ""))
+                     for m in (getattr(pred, "entities", None) or [])]
+            spans, rejected = locate_mentions(example.text, pairs, self.task.label_names)
+            f1 = entity_f1(example.gold, spans)
+            want = "; ".join(f"{m['text']} ({m['type']})" for m in example.entities) or "(no entities)"
+            return f1, f"Entity F1 {f1:.2f}. The correct entities are: {want}." + (
+                f" {len(rejected)} of the answer's mentions could not be placed in the text." if rejected else "")
+        got = getattr(pred, "label", None)
+        if got == example.label:
+            return 1.0, f"Correct: the label is {example.label}."
+        return 0.0, f"Wrong: answered {got}, the correct label is {example.label}."
+
+    def __call__(self, example, pred, trace=None, pred_name=None, pred_trace=None):
+        self.on_call()
+        score, feedback = self.score(example, pred)
+        if trace is not None and pred_name is None:  # bootstrapping a demo: keep only right answers
+            return score >= 1.0
+        return _feedback_result(score, feedback, pred_name)
+
+
+class YieldMetric:
+    """Yield of one generation batch: of the `n` texts asked for, the fraction that are valid, new
+    (not a near-duplicate of the task's data or of each other), labeled as intended by the
+    teacher's separate labeling step, and misclassified (hard) / classified right (easy) by the
+    student. The labeling calls of the check do not enter the optimiser's trace."""
+
+    def __init__(self, task: TaskSpec, teacher, student, known_vectors, *, near_dup: float = 0.9,
+                 max_chars: int = 1000, on_call: Callable[[], None] = _quiet):
+        self.task = task
+        self.teacher = teacher
+        self.student = student
+        self.known = known_vectors
+        self.near_dup = NearDuplicateFilter(near_dup)
+        self.validity = ValidityFilter(task.label_names, max_chars=max_chars)
+        self.on_call = on_call
+
+    def score(self, example, pred) -> tuple[float, str]:
+        from evokd.embed import encode
+
+        n = max(1, int(example.n))
+        texts = [t for t in (clean_generated(x) for x in (getattr(pred, "texts", None) or [])) if t][:n]
+        problems: Counter = Counter()
+        valid = []
+        for t in texts:
+            reason = self.validity.reason(t)
+            if reason:
+                problems[reason] += 1
+            else:
+                valid.append(t)
+        fresh = []
+        if valid:
+            keep = self.near_dup.select(encode(valid), self.known)
+            fresh = [t for t, k in zip(valid, keep) if k]
+            problems["near_duplicate"] += len(valid) - len(fresh)
+        good = 0
+        target = example.target
+        with dspy.context(trace=None):
+            labels = [self.teacher.label_text(0, t) for t in fresh]
+        self.teacher.drain_calls()
+        preds = list(self.student.predict(fresh)) if fresh else []
+        for t, lab, p in zip(fresh, labels, preds):
+            if lab != target:
+                problems["labeled_otherwise"] += 1
+            elif example.kind == "hard" and p == target:
+                problems["student_right_on_hard"] += 1
+            elif example.kind == "easy" and p != target:
+                problems["student_wrong_on_easy"] += 1
+            else:
+                good += 1
+        if len(texts) < n:
+            problems["missing"] += n - len(texts)
+        score = good / n
+        detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in problems.items() if v) or "none"
+        return score, (f"{good} of {n} {example.kind} texts for {target} were usable. Problems: {detail}. Write exactly "
+                       f"{n} distinct, realistic texts that clearly belong to {target}"
+                       + (" and that a weak classifier would get wrong." if example.kind == "hard" else "."))
+
+    def __call__(self, example, pred, trace=None, pred_name=None, pred_trace=None):
+        self.on_call()
+        score, feedback = self.score(example, pred)
+        if trace is not None and pred_name is None:
+            return score >= 0.5
+        return _feedback_result(score, feedback, pred_name)
+
+
+# ── programs ─────────────────────────────────────────────────────────────────
+
+
+class LabelProgram(dspy.Module):
+    """The Teacher's labeling step as a program of the text alone (the task fields are fixed)."""
+
+    def __init__(self, teacher):
+        super().__init__()
+        self.label = teacher.label
+        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text(),
+                      "demonstrations": teacher.demonstrations_text()}
+        self.config = {"max_tokens": 300 if teacher.task.is_ner else 48}  # what Teacher.label_text allows
+
+    def forward(self, text):
+        return self.label(**self.fixed, text=text, config=self.config)
+
+
+class GenerateProgram(dspy.Module):
+    """Class-conditioned generation: n texts of one label, hard/easy against a weakness analysis or varied."""
+
+    def __init__(self, teacher):
+        super().__init__()
+        self.generate_class = teacher.generate_class
+        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text()}
+        self.per_item = _per_item(teacher.max_chars)
+
+    def forward(self, weaknesses, kind, label, n):
+        return self.generate_class(**self.fixed, weaknesses=weaknesses, kind=kind, label=label, n=n,
+                                   config={"max_tokens": _generation_budget(int(n), self.per_item)})
+
+
+class AnalyzeProgram(dspy.Module):
+    """Weakness analysis followed by hard generation for one label: the analysis is judged by that yield."""
+
+    def __init__(self, teacher):
+        super().__init__()
+        self.analyze = teacher.analyze
+        self.generate_class = teacher.generate_class
+        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text()}
+        self.per_item = _per_item(teacher.max_chars)
+
+    def forward(self, error_stats, wrong_examples, correct_examples, score_history, kind, label, n):
+        analysis = self.analyze(**self.fixed, error_stats=error_stats, wrong_examples=wrong_examples,
+                                correct_examples=correct_examples, score_history=score_history,
+                                config={"max_tokens": 400})
+        return self.generate_class(**self.fixed, weaknesses=analysis.weaknesses or "", kind=kind, label=label, n=n,
+                                   config={"max_tokens": _generation_budget(int(n), self.per_item)})
+
+
+# Fields kept in a saved demo: those that change from call to call. The task, label list and seed
+# demonstrations are the same in every call and are already in the prompt; repeating them in each
+# demo would multiply its length (and a 4k-token local context would not hold them).
+_DEMO_FIELDS = {"label": ("text", "label", "entities"), "generate_class": ("weaknesses", "kind", "label", "n", "texts"),
+                "analyze": ("error_stats", "wrong_examples", "correct_examples", "score_history", "weaknesses")}
+
+
+def compact_demos(predictor, name: str) -> None:
+    keep = _DEMO_FIELDS[name]
+    demos = []
+    for demo in predictor.demos:
+        data = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
+        demos.append(dspy.Example(**{k: v for k, v in data.items() if k in keep}))
+    predictor.demos = demos
+
+
+def balance_label_demos(predictor, trainset: list, labels: list[str], k: int) -> None:
+    """Classification labeling demos that show every label: bootstrapping keeps only the examples the
+    teacher already got right, which for a weak teacher can leave whole labels without a demo. Keeps
+    the bootstrapped demos' order, at most k // n_labels (>= 1) per label first, fills labels that have
+    none from the labeled training examples, then tops up to k with the remaining demos."""
+    if k < len(labels):
+        return
+    per = max(1, k // len(labels))
+    demos = list(predictor.demos)
+    texts = {d.get("text") for d in demos}
+    chosen, rest = [], []
+    count: Counter = Counter()
+    for d in demos:
+        if count[d.get("label")] < per:
+            chosen.append(d)
+            count[d.get("label")] += 1
+        else:
+            rest.append(d)
+    for lab in labels:
+        for ex in trainset:
+            if count[lab] >= 1:
+                break
+            if ex.label == lab and ex.text not in texts:
+                chosen.append(dspy.Example(text=ex.text, label=ex.label))
+                count[lab] += 1
+    chosen += rest[: max(0, k - len(chosen))]
+    predictor.demos = chosen[:max(k, len(labels))]
+
+
+# ── the run ──────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class StepResult:
+    step: str
+    metric: str
+    n_train: int
+    n_val: int
+    before: float
+    after: float
+    kept: str  # optimised | unoptimised (the optimised one scored lower) | unchanged (nothing better was found)
+    seconds: float
+    tokens: int
+    demos: int
+    instructions_changed: bool
+    heldout: dict | None = None
+
+
+def _same_prompt(a: dict, b: dict) -> bool:
+    return a.get("demos") == b.get("demos") and a.get("signature") == b.get("signature")
+
+
+class Optimization:
+    """One `evokd optimize` invocation: steps in pipeline order, each compiled and checked."""
+
+    def __init__(self, task: TaskSpec, lm: dspy.LM, teacher_name: str, config: OptimizeConfig, work_dir: Path,
+                 dev: list[dict] | None = None, heldout: list[dict] | None = None, zero_shot: bool = False,
+                 progress: Progress = _quiet):
+        self.task = task
+        self.lm = lm
+        self.teacher_name = teacher_name
+        self.config = config
+        self.work_dir = Path(work_dir)
+        self.seeds = task.seed_rows()
+        self.dev = list(dev or [])
+        self.heldout = list(heldout or [])
+        self.zero_shot = zero_shot
+        self.progress = progress
+        if task.is_ner and any(s != "label" for s in config.steps):
+            raise EvokdError("--steps: generate and analyze tune class-conditioned generation, which NER tasks do not "
+                             "use; optimise the label step for NER")
+
+    # helpers ---------------------------------------------------------------------
+    def _teacher(self, gateway):
+        from evokd.loop import generation_chars
+        from evokd.teacher.module import Teacher
+
+        return Teacher(self.task, gateway, demonstrations=self._seed_demos(), seed=self.config.seed,
+                       max_chars=generation_chars(self.seeds, 1000))
+
+    def _seed_demos(self, per_label: int = 2) -> list[dict]:
+        # the same demonstrations the loop gives its labeling step (LoopConfig.demonstrations_per_label)
+        if self.task.is_ner:
+            return self.seeds[: per_label * 4]
+        out: dict[str, list[dict]] = {}
+        for row in self.seeds:
+            out.setdefault(row["label"], []).append(row)
+        return [r for lab in self.task.label_names for r in out.get(lab, [])[:per_label]]
+
+    def _max_demos(self, step: str) -> int:
+        if self.config.max_demos is not None:
+            return self.config.max_demos
+        return min(8, 2 * len(self.task.label_names)) if step == "label" else 2
+
+    def evaluate(self, program, metric, examples, what: str) -> float:
+        """Mean metric over examples, one call at a time (or `threads` at a time), with progress."""
+        if not examples:
+            return float("nan")
+        self.progress("eval", name=what, done=0, total=len(examples))
+        scores: list[float] = []
+
+        def one(ex):
+            try:
+                pred = program(**ex.inputs())
+            except Exception:  # teacher output is untrusted: an unparseable answer scores 0
+                return 0.0
+            value = metric(ex, pred)
+            return float(value)
+
+        if self.config.threads <= 1 or getattr(self.lm, "is_local", False):
+            for i, ex in enumerate(examples):
+                scores.append(one(ex))
+                self.progress("eval", name=what, done=i + 1, total=len(examples))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.config.threads) as pool:
+                for i, value in enumerate(pool.map(one, examples)):
+                    scores.append(value)
+                    self.progress("eval", name=what, done=i + 1, total=len(examples))
+        return sum(scores) / len(scores)
+
+    def _compile(self, program, metric, trainset, valset, step: str, gateway):
+        cfg, k = self.config, self._max_demos(step)
+        labeled = k if step == "label" else 0  # generation examples have no gold texts to show
+        threads = 1 if gateway.is_local else cfg.threads
+        if cfg.optimizer == "bootstrap":
+            if cfg.budget and cfg.budget > 1:
+                opt = dspy.BootstrapFewShotWithRandomSearch(
+                    metric=metric, max_bootstrapped_demos=k, max_labeled_demos=labeled, max_rounds=1,
+                    num_candidate_programs=cfg.budget, num_threads=threads)
+                return opt.compile(program, trainset=trainset, valset=valset)
+            opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=labeled, max_rounds=1)
+            return opt.compile(program, trainset=trainset)
+        if cfg.optimizer == "mipro":
+            try:
+                import optuna  # noqa: F401
+            except ImportError:
+                raise EvokdError("--optimizer mipro needs optuna; pip install 'optuna>=3.6'") from None
+            trials = cfg.budget or 6
+            opt = dspy.MIPROv2(metric=metric, prompt_model=gateway, task_model=gateway, auto=None,
+                               num_candidates=max(2, min(6, trials // 2)), max_bootstrapped_demos=k,
+                               max_labeled_demos=labeled, num_threads=threads, seed=cfg.seed, verbose=False,
+                               track_stats=False)
+            return opt.compile(program, trainset=trainset, valset=valset, num_trials=trials,
+                               minibatch=len(valset) > 35, minibatch_size=min(35, max(1, len(valset))))
+        log_dir = self.work_dir / f"gepa-{step}"
+        opt = dspy.GEPA(metric=metric, reflection_lm=gateway, max_metric_calls=cfg.budget or 10 * max(1, len(valset)),
+                        num_threads=threads, seed=cfg.seed, log_dir=str(log_dir), track_stats=False,
+                        reflection_minibatch_size=3)
+        return opt.compile(program, trainset=trainset, valset=valset)
+
+    # steps -------------------------------------------------------------------------
+    def _student(self, rows: list[dict]):
+        from evokd.students import make_student
+
+        name = self.config.student or ("tagger" if self.task.is_ner else "tfidf")
+        student = make_student(name)
+        student.fit([r["text"] for r in rows], [r["label"] for r in rows])
+        return student
+
+    def _feedback(self, student, rows: list[dict]):
+        """What the loop's analysis step sees, computed from the student's errors on the dev rows."""
+        from evokd.teacher.module import Feedback
+
+        preds = list(student.predict([r["text"] for r in rows]))
+        gold = [r["label"] for r in rows]
+        per, errs = Counter(gold), Counter(g for g, p in zip(gold, preds) if g != p)
+        stats = [f"{lab}: {errs[lab]} of {per[lab]} wrong" for lab in self.task.label_names if per[lab]]
+        stats += [f"{c}x true {g} predicted as {p}" for g, p, c in confusion_pairs(gold, preds)]
+        return Feedback(wrong=[{"text": r["text"], "gold": g, "pred": p} for r, g, p in zip(rows, gold, preds) if g != p],
+                        correct=[{"text": r["text"], "gold": g} for r, g, p in zip(rows, gold, preds) if g == p],
+                        error_stats="\n".join(stats) or "(no errors)",
+                        score_history=[sum(p == g for p, g in zip(preds, gold)) / max(1, len(gold))])
+
+    def _described(self) -> dict[str, str]:
+        return {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
+                for lab in self.task.labels}
+
+    def _generation_sets(self, teacher, train_rows, val_rows, step: str):
+        """Examples for the generate/analyze steps, the yield metric, and the feedback they use."""
+        from evokd.embed import encode
+
+        student = self._student(train_rows)
+        feedback = self._feedback(student, val_rows)
+        known = encode([r["text"] for r in self.seeds + self.dev])
+        metric = YieldMetric(self.task, teacher, student, known, near_dup=self.config.near_dup,
+                             max_chars=teacher.max_chars,
+                             on_call=lambda: self.progress("tick"))
+        described, n = self._described(), self.config.texts_per_call
+        if step == "analyze":
+            shown = {"error_stats": feedback.error_stats, "wrong_examples": teacher._examples_text(feedback.wrong, True),
+                     "correct_examples": teacher._examples_text(feedback.correct, False),
+                     "score_history": f"round 0: {feedback.score_history[0]:.3f}"}
+            examples = [dspy.Example(**shown, kind="hard", label=described[lab], n=n, target=lab).with_inputs(
+                *shown, "kind", "label", "n") for lab in self.task.label_names]
+        else:
+            with dspy.context(trace=None):
+                analysis = teacher.analyze_weaknesses(0, feedback) or feedback.error_stats
+            examples = []
+            for kind in ("varied", "hard", "easy"):
+                for lab in self.task.label_names:
+                    examples.append(dspy.Example(weaknesses=NO_ANALYSIS if kind == "varied" else analysis, kind=kind,
+                                                 label=described[lab], n=n, target=lab).with_inputs(
+                                                     "weaknesses", "kind", "label", "n"))
+            random.Random(self.config.seed).shuffle(examples)
+        half = max(1, len(examples) // 2)
+        return metric, examples[:half] if len(examples) > 3 else examples, examples[half:] if len(examples) > 3 else examples
+
+    def run(self, out: Path) -> dict:
+        from evokd.store import Store
+        from evokd.teacher.gateway import TeacherGateway
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        results: list[StepResult] = []
+        zero_shot = None
+        train_rows, val_rows = split_data(self.task, self.seeds, self.dev, self.config.seed)
+        with Store(self.work_dir / "cache.duckdb") as store:
+            gateway = TeacherGateway(self.lm, cache=store)
+            teacher = self._teacher(gateway)
+            with dspy.context(lm=gateway, adapter=dspy.JSONAdapter()):
+                for step in self.config.steps:
+                    results.append(self._run_step(step, teacher, gateway, store, train_rows, val_rows))
+                if self.heldout and self.zero_shot:
+                    zero_shot = self._zero_shot(gateway, store)
+            program = dump_program(teacher, self.config.steps)
+            spent = store.cache_spent()
+        doc = prompt_document(self.task, self.config.steps, program)
+        meta = {
+            "evokd_version": __version__,
+            "created_at": _dt.datetime.now().isoformat(timespec="seconds"),
+            "task": {"name": self.task.name, "kind": self.task.kind, "labels": list(self.task.label_names),
+                     "file": str(self.task.path.name) if self.task.path else None},
+            "teacher": self.teacher_name,
+            "optimizer": self.config.optimizer,
+            "budget": self.config.budget,
+            "steps": [r.__dict__ for r in results],
+            "data": {"seeds": len(self.seeds), "dev": len(self.dev), "train": len(train_rows), "validation": len(val_rows),
+                     "validation_is_train": not self.dev, "heldout": len(self.heldout)},
+            "zero_shot_heldout": zero_shot,
+            "seconds": round(time.perf_counter() - started, 1),
+            "tokens_total": spent.tokens,
+            "calls_total": spent.calls,
+            "digest": doc["digest"],
+        }
+        write_json_atomic(out, doc)
+        write_json_atomic(meta_path(out), meta)
+        return meta
+
+    def _run_step(self, step, teacher, gateway, store, train_rows, val_rows) -> StepResult:
+        t0, tokens0 = time.perf_counter(), store.cache_spent().tokens
+        if step == "label":
+            program, metric = LabelProgram(teacher), LabelMetric(self.task, on_call=lambda: self.progress("tick"))
+            trainset, valset = label_examples(self.task, train_rows), label_examples(self.task, val_rows)
+            name = "accuracy" if not self.task.is_ner else "entity F1"
+        else:
+            metric, trainset, valset = self._generation_sets(teacher, train_rows, val_rows, step)
+            program = (AnalyzeProgram if step == "analyze" else GenerateProgram)(teacher)
+            name = "yield"
+        saved = {n: p.dump_state() for n, p in program.named_predictors()}
+        before = self.evaluate(program, metric, valset, f"{step}: unoptimised on {len(valset)} validation items")
+        self.progress("phase", name=f"{step}: {self.config.optimizer} on {len(trainset)} training items")
+        compiled = self._compile(program, metric, trainset, valset, step, gateway)
+        for pname, predictor in compiled.named_predictors():
+            compact_demos(predictor, pname)
+            if step == "label" and not self.task.is_ner and self.config.optimizer == "bootstrap":
+                balance_label_demos(predictor, trainset, self.task.label_names, self._max_demos(step))
+        after = self.evaluate(compiled, metric, valset, f"{step}: optimised on {len(valset)} validation items")
+        tuned = STEP_PREDICTORS[step]
+        compiled_states = {n: p.dump_state() for n, p in compiled.named_predictors()}
+        if all(_same_prompt(compiled_states[n], saved[n]) for n in tuned if n in saved):
+            kept = "unchanged"  # the optimiser found nothing better than the program it started from
+        else:
+            kept = "optimised" if after >= before else "unoptimised"
+        for pname, predictor in program.named_predictors():
+            if pname not in tuned:
+                continue
+            state = compiled_states[pname] if kept == "optimised" else saved[pname]
+            predictor.load_state(state)  # the Teacher's own predictor: later steps and the saved state see it
+        demos = sum(len(p.demos) for n, p in program.named_predictors() if n in tuned)
+        changed = any(p.signature.instructions != saved[n]["signature"]["instructions"]
+                      for n, p in program.named_predictors() if n in tuned)
+        heldout = None
+        if step == "label" and self.heldout:
+            examples = label_examples(self.task, self.heldout)
+            heldout = {"n": len(examples),
+                       "after": self.evaluate(program, metric, examples, f"label: kept program on {len(examples)} held-out")}
+            current = {n: p.dump_state() for n, p in program.named_predictors()}
+            for n, p in program.named_predictors():
+                p.load_state(saved[n])
+            heldout["before"] = self.evaluate(program, metric, examples, f"label: unoptimised on {len(examples)} held-out")
+            for n, p in program.named_predictors():
+                p.load_state(current[n])
+        return StepResult(step=step, metric=name, n_train=len(trainset), n_val=len(valset), before=before, after=after,
+                          kept=kept, seconds=round(time.perf_counter() - t0, 1),
+                          tokens=store.cache_spent().tokens - tokens0, demos=demos, instructions_changed=changed,
+                          heldout=heldout)
+
+    def _zero_shot(self, gateway, store) -> dict:
+        """The labeling step with neither seed demonstrations nor optimised state, on the held-out rows."""
+        from evokd.teacher.module import Teacher
+
+        bare = Teacher(self.task, gateway, demonstrations=[], seed=self.config.seed)
+        examples = label_examples(self.task, self.heldout)
+        score = self.evaluate(LabelProgram(bare), LabelMetric(self.task), examples,
+                              f"label: zero-shot on {len(examples)} held-out")
+        return {"n": len(examples), "score": score}
+
