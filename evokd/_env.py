@@ -1,7 +1,7 @@
 """Offline-by-default environment, applied before any heavy library is imported.
 
 Nothing in evokd may reach the internet unless the user picks a hosted teacher, so the
-hub, LiteLLM's cost map and onnxruntime telemetry are switched off, and DSPy's disk cache
+hub, LiteLLM's cost map, onnxruntime telemetry and Ray's usage stats are switched off, and DSPy's disk cache
 lives inside the package instead of the user's home.
 """
 
@@ -21,6 +21,7 @@ _DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",  # `--executor ray`: Ray would otherwise report usage to its servers
 }
 
 

@@ -502,6 +502,59 @@ def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None
             raise
 
 
+def _ray_job(job: Cell | Ceiling, threads: int) -> dict:
+    """One cell as a Ray task. Ray reuses its worker processes, and the embedded teacher is cached
+    per process (evokd.teacher.local._load_llama), so a worker loads the model once for all its cells."""
+    for var in ("EVOKD_LOCAL_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    task_dir = job.task_dir
+    if not (task_dir / TASK_FILE).is_file():
+        raise EvokdError(f"{task_dir}: not visible on this Ray node; the bench work dir must be on a filesystem "
+                         "every node sees (a shared or network folder)")
+    return _guarded(job)
+
+
+def run_jobs_ray(jobs: list[Cell | Ceiling], events: Events, *, address: str | None = None, cpus_per_cell: int = 1,
+                 max_retries: int = 3) -> None:
+    """Run the jobs as Ray tasks (each declaring `cpus_per_cell` CPUs) on a cluster, or on a local Ray
+    instance. Results come back to this process, which writes each cell.json as it arrives (the same
+    resumable results store as the local executor). A task whose node or worker dies is retried by
+    Ray up to `max_retries` times; it resumes from the rounds its cell already committed."""
+    from evokd.pool import import_ray, init_ray
+
+    ray = import_ray()
+    init_ray(ray, address)
+    remote = ray.remote(_ray_job).options(num_cpus=cpus_per_cell, max_retries=max_retries, retry_exceptions=False)
+    refs = {}
+    for job in jobs:
+        refs[remote.remote(job, cpus_per_cell)] = job
+        events("start", job=job)
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                job = refs[ref]
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.as_instanceof_cause()
+                    if isinstance(cause, EvokdError):
+                        raise cause from None
+                    raise EvokdError(f"{job.key}: failed on Ray ({first_line_of(exc)}); finished cells are kept, "
+                                     "re-run to continue") from None
+                write_json_atomic(job.result_path, result)
+                events("done", job=job, result=result)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def first_line_of(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+
+
 def _guarded(job: Cell | Ceiling) -> dict:
     """_run_job, with an actionable error naming the job (and keeping its exit code)."""
     try:
@@ -715,7 +768,8 @@ def render_markdown(result: dict) -> str:
 
 def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path, results_dir: Path, n_workers: int = 1,
               command: str = "", events: Events = lambda event, **info: None, run: bool = True,
-              only: tuple[str, ...] = ()) -> dict:
+              only: tuple[str, ...] = (), executor: str = "local", address: str | None = None,
+              cpus_per_cell: int = 1) -> dict:
     """Prepare, run every unfinished job, then write NAME.md, NAME.json and NAME-DATASET.png; returns the paths.
     With run=False nothing runs: the results show the jobs finished so far and list the others.
     `only` limits this run to the cells of those strategies (and the ceilings)."""
@@ -729,7 +783,9 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
                              f"{', '.join(config.strategies)}")
         todo = [job for job in todo if not isinstance(job, Cell) or job.strategy in only]
     events("plan", total=len(jobs), done=len(jobs) - len(todo))
-    if run:
+    if run and executor == "ray":
+        run_jobs_ray(todo, events, address=address, cpus_per_cell=cpus_per_cell)
+    elif run:
         run_jobs(todo, n_workers, events)
     done = [j for j in jobs if j.result_path.is_file()]
     unfinished = [j.key for j in jobs if not j.result_path.is_file()]

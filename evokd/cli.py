@@ -85,8 +85,9 @@ def main():
               help="How to spend the budget: evokd, evokd-paper, static, augment, seed-only, evokd-no-{easy,correct,"
                    "review,separate,warmup}, pool-{random,uncertainty,errors,evokd}; `evokd strategies` describes each.")
 @click.option("--pool", type=click.Path(path_type=Path), default=None,
-              help="Unlabeled in-domain corpus (JSONL/CSV/Parquet with 'text', or .txt): the nearest unused pool texts "
-                   "replace the teacher's; with the default strategy this means pool-evokd.")
+              help="Unlabeled in-domain corpus (JSONL/CSV/Parquet with 'text', or .txt; or a folder from `evokd pool "
+                   "embed`, vectors already computed): the nearest unused pool texts replace the teacher's; with the "
+                   "default strategy this means pool-evokd.")
 @click.option("--oracle", is_flag=True, help="Pool strategies: use the pool file's own 'label' column instead of the "
                                              "teacher's (simulation and benchmarks).")
 @click.option("--near-dup", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
@@ -158,8 +159,9 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     out_dir = out_dir or Path("datasets") / task.name / "generated"
     gateway = GatewayConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout_s, max_retries=max_retries,
                             max_tokens=max_tokens, max_cost=max_cost, max_calls=max_calls)
-    if pool is not None and not pool.is_file():
-        raise EvokdError(f"{pool}: --pool file not found; expected a JSONL/CSV/Parquet file with a 'text' column")
+    if pool is not None and not pool.exists():
+        raise EvokdError(f"{pool}: --pool not found; expected a JSONL/CSV/Parquet file with a 'text' column, or a "
+                         "folder written by `evokd pool embed`")
     try:
         config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
                             pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
@@ -226,10 +228,15 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
               help="Teacher sampling temperature (keep generate's, which the prompts will run with).")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Call cache: re-running after a kill replays the calls already made [default: runs/optimize/OUT-NAME].")
-@click.option("--quiet", is_flag=True, help="No progress display; print only the summary JSON path.")
+@click.option("--max-tokens", default=None, type=click.IntRange(1),
+              help="Budget: stop once the optimisation has spent this many teacher tokens (re-run with more to go on).")
+@click.option("--max-calls", default=None, type=click.IntRange(1), help="Budget: stop after this many teacher calls.")
+@click.option("--max-cost", default=None, type=click.FloatRange(0, min_open=True),
+              help="Budget: stop after this many USD (hosted teachers with a known price).")
+@click.option("--quiet", is_flag=True, help="No progress display; print only the path of the state written.")
 @friendly_errors
 def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_n, heldout_path, heldout_n, zero_shot, budget,
-             max_demos, student, seed, threads, temperature, work_dir, quiet):
+             max_demos, student, seed, threads, temperature, work_dir, max_tokens, max_calls, max_cost, quiet):
     """Tune the teacher's prompts with DSPy's optimisers and save them for `evokd generate --prompts`.
 
     The label step is scored by the teacher's labeling accuracy (entity F1 for NER) against gold;
@@ -248,6 +255,7 @@ def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_
 
     from evokd.optimize import Optimization, OptimizeConfig
     from evokd.progress import OptimizeProgress
+    from evokd.teacher.gateway import GatewayConfig
     from evokd.task import load_task
     from evokd.teacher.lm import make_lm
 
@@ -279,7 +287,9 @@ def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_
     lm = make_lm(teacher, api_base=api_base, temperature=temperature)
     with OptimizeProgress(quiet=quiet) as progress:
         meta = Optimization(task, lm, teacher, config, work_dir, dev=dev, heldout=heldout, zero_shot=zero_shot,
-                            progress=progress).run(out)
+                            progress=progress, gateway_config=GatewayConfig(
+                                concurrency=threads, max_tokens=max_tokens, max_calls=max_calls, max_cost=max_cost)
+                            ).run(out)
     if quiet:
         click.echo(str(out))
         return
@@ -293,6 +303,57 @@ def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_
         click.echo(f"label: zero-shot on the held-out rows {meta['zero_shot_heldout']['score']:.3f}")
     click.echo(f"{meta['seconds']:.0f} s, {meta['tokens_total']:,} teacher tokens; wrote {out} and "
                f"{out.with_name(out.stem + '.meta.json')}; use it with: evokd generate {task_file} --prompts {out}")
+
+
+@main.group("pool")
+def pool_group():
+    """Unlabeled pools: embed once, use in many runs (`evokd generate --pool DIR`).
+
+    \b
+    Example:
+      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news
+    """
+
+
+@pool_group.command("embed")
+@click.argument("pool_file", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the Parquet shards and pool.json.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: this process, every core; ray: Ray Data actors (one ONNX encoder each) on a cluster.")
+@click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000), help="Texts per encoder batch.")
+@click.option("--shard-rows", default=50_000, show_default=True, type=click.IntRange(100),
+              help="Rows per Parquet shard (local) or per input block (ray).")
+@click.option("--threads", default=None, type=click.IntRange(1, 256),
+              help="onnxruntime threads [local: every core; ray: 1 per actor].")
+@click.option("--actors", default=None, type=click.IntRange(1, 10_000), help="Ray: encoder actors [one per cluster CPU].")
+@click.option("--quiet", is_flag=True, help="Print only the manifest JSON.")
+@friendly_errors
+def pool_embed(pool_file, out, executor, address, batch_size, shard_rows, threads, actors, quiet):
+    """Embed an unlabeled corpus with the ONNX MiniLM encoder into Parquet shards.
+
+    Each shard row is (pool_id, text, label, text_hash, vector); DuckDB reads them directly, and
+    `evokd generate --pool DIR` loads them without embedding again. Every input row is checked
+    (one-line error naming file, line and field). pool.json is written last: a folder without it
+    is an interrupted embedding, which re-running the command replaces.
+
+    \b
+    Example:
+      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news
+      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news --executor ray --address auto
+      evokd generate datasets/ag_news/task.yaml --pool pools/ag_news --oracle --rounds 1 --per-round 8
+    """
+    from evokd.pool import embed_pool
+    from evokd.progress import RowProgress
+
+    with RowProgress(quiet=quiet) as progress:
+        manifest = embed_pool(pool_file, out, executor=executor, address=address, batch_size=batch_size,
+                              shard_rows=shard_rows, threads=threads, actors=actors, progress=progress)
+    if quiet:
+        click.echo(json.dumps(manifest))
+    else:
+        click.echo(f"{manifest['rows']:,} rows embedded in {manifest['seconds']:.1f} s "
+                   f"({manifest['rows'] / max(manifest['seconds'], 1e-9):,.0f} texts/s, {executor}); wrote {out}")
 
 
 @main.command("strategies")
@@ -609,9 +670,15 @@ def calls(run_dir, round_, step, failed, last, as_json):
               help="Run nothing: write the results of the cells finished so far and list the others.")
 @click.option("--only", multiple=True, metavar="STRATEGY",
               help="Run only this strategy's cells now (repeatable); the results list the others as unfinished.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="local: --jobs processes on this machine; ray: every cell a Ray task on a cluster (extra [ray]).")
+@click.option("--address", default=None,
+              help="Ray cluster address, e.g. auto or ray://head:10001 [default: RAY_ADDRESS, else a local Ray].")
+@click.option("--cpus-per-cell", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Ray: CPUs each cell declares (and the threads its teacher and student use).")
 @click.option("--quiet", is_flag=True, help="No progress display; print only the results' path.")
 @friendly_errors
-def bench(config_file, work_dir, results_dir, jobs, render_only, only, quiet):
+def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor, address, cpus_per_cell, quiet):
     """Benchmark strategies x students on real datasets over several random seeds.
 
     CONFIG.yaml names the datasets (an example task file for the description and labels, the
@@ -628,6 +695,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, quiet):
       evokd bench benchmarks/configs/smoke.yaml
       evokd bench benchmarks/configs/pool-oracle.yaml --jobs 2
       evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
+      evokd bench benchmarks/configs/pool-oracle.yaml --executor ray --address auto   # cells on a Ray cluster
     """
     from evokd.bench import load_config, run_bench
     from evokd.progress import BenchProgress
@@ -637,7 +705,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, quiet):
     with BenchProgress(quiet=quiet) as progress:
         out = run_bench(config, tasks, work_dir=work_dir, results_dir=results_dir, n_workers=jobs,
                         command=_command_line(), events=progress, run=not render_only,
-                        only=tuple(only))
+                        only=tuple(only), executor=executor, address=address, cpus_per_cell=cpus_per_cell)
     click.echo(out["paths"]["md"])
     if not quiet:
         click.echo(f"wrote {', '.join(out['paths'].values())}; ran {out['ran']} of {out['jobs']} cells and ceilings "

@@ -474,6 +474,13 @@ class EvoKD:
         if self.config.oracle and self.task.is_ner:
             raise RunError(f"{self.config.pool}: --oracle reads pool labels, which evokd supports for classification "
                            "tasks only; drop --oracle to have the teacher annotate pool sentences")
+        if Path(self.config.pool).is_dir():  # embedded once by `evokd pool embed`: Parquet shards with vectors
+            from evokd.pool import check_pool_dir, shard_glob
+
+            n = check_pool_dir(store.con, self.config.pool, self.labels if self.config.oracle else None)
+            self.progress("step", round=0, name=f"loading {n} embedded pool rows")
+            store.load_pool_shards(shard_glob(self.config.pool), with_labels=self.config.oracle)
+            return
         rows = read_pool(self.config.pool, self.labels if self.config.oracle else None)
         for r in rows:
             r["text_hash"] = text_hash(r["text"])

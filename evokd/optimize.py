@@ -351,7 +351,7 @@ class Optimization:
 
     def __init__(self, task: TaskSpec, lm: dspy.LM, teacher_name: str, config: OptimizeConfig, work_dir: Path,
                  dev: list[dict] | None = None, heldout: list[dict] | None = None, zero_shot: bool = False,
-                 progress: Progress = _quiet):
+                 progress: Progress = _quiet, gateway_config=None):
         self.task = task
         self.lm = lm
         self.teacher_name = teacher_name
@@ -362,6 +362,7 @@ class Optimization:
         self.heldout = list(heldout or [])
         self.zero_shot = zero_shot
         self.progress = progress
+        self.gateway_config = gateway_config  # token / call / cost budgets over the whole optimisation
         if task.is_ner and any(s != "label" for s in config.steps):
             raise EvokdError("--steps: generate and analyze tune class-conditioned generation, which NER tasks do not "
                              "use; optimise the label step for NER")
@@ -398,6 +399,8 @@ class Optimization:
         def one(ex):
             try:
                 pred = program(**ex.inputs())
+            except EvokdError:  # a spent budget or a refused key stops the optimisation
+                raise
             except Exception:  # teacher output is untrusted: an unparseable answer scores 0
                 return 0.0
             value = metric(ex, pred)
@@ -513,7 +516,7 @@ class Optimization:
         zero_shot = None
         train_rows, val_rows = split_data(self.task, self.seeds, self.dev, self.config.seed)
         with Store(self.work_dir / "cache.duckdb") as store:
-            gateway = TeacherGateway(self.lm, cache=store)
+            gateway = TeacherGateway(self.lm, self.gateway_config, cache=store)
             teacher = self._teacher(gateway)
             with dspy.context(lm=gateway, adapter=dspy.JSONAdapter()):
                 for step in self.config.steps:

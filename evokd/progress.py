@@ -174,7 +174,9 @@ class BenchProgress(_BarProgress):
                                  f"{r['seconds']:.1f} s"), soft_wrap=True)
             p.advance(t)
         if event in ("start", "done"):
-            p.update(t, description="running " + "; ".join(self._running) if self._running else "done")
+            running = self._running
+            p.update(t, description=("done" if not running else "running " + "; ".join(running) if len(running) <= 3
+                                     else f"{len(running)} cells submitted, e.g. {running[0]}"))
 
 
 class OptimizeProgress(_BarProgress):
@@ -203,3 +205,15 @@ class OptimizeProgress(_BarProgress):
             p.update(t, completed=self._ticks)
         elif event == "note":
             p.console.print(Text(info["text"]), soft_wrap=True)
+
+
+class RowProgress(_BarProgress):
+    """A callable sink for `embed_pool(progress=...)`: rows embedded so far."""
+
+    first_description = "embedding"
+
+    def __call__(self, event: str, **info):
+        if self._progress is None:
+            return
+        if event == "rows":
+            self._progress.update(self._task, completed=info["done"], total=info.get("total"))

@@ -424,6 +424,19 @@ class Store:
             self._exec("ROLLBACK")
             raise
 
+    def load_pool_shards(self, glob: str, *, with_labels: bool) -> None:
+        """Store an embedded pool (`evokd pool embed` shards) straight from Parquet: DuckDB streams the
+        rows, nothing passes through Python. One transaction, as load_pool."""
+        label = "label" if with_labels else "NULL"
+        self._exec("BEGIN TRANSACTION")
+        try:
+            self._exec(f"INSERT INTO pool (pool_id, text, label, text_hash, embedding) SELECT pool_id, text, {label}, "
+                       f"text_hash, vector::FLOAT[{EMBED_DIM}] FROM read_parquet(?)", [glob])
+            self._exec("COMMIT")
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+
     def available_pool(self) -> tuple[list[dict], np.ndarray]:
         """Pool rows not yet taken by a committed round, and their vectors (n, 384)."""
         table = self.con.sql("SELECT pool_id, text, label, text_hash, embedding FROM pool WHERE used_round IS NULL "

@@ -258,3 +258,16 @@ def test_generate_with_prompts_records_the_state_in_the_store(sst2_task, sst2_po
                                   "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and "field 'task'" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_token_budget_stops_cleanly_and_a_rerun_continues(sst2_task, sst2_pool, scripted_teacher, tmp_path):
+    runner = CliRunner()
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("".join(json.dumps(r) + "\n" for r in sst2_pool[500:530]), encoding="utf-8")
+    args = ["optimize", str(sst2_task), "--teacher", "scripted", "--out", str(tmp_path / "s.json"), "--dev", str(dev),
+            "--work-dir", str(tmp_path / "w"), "--quiet"]
+    result = runner.invoke(main, [*args, "--max-tokens", "3000"])
+    assert result.exit_code == 3 and "token budget reached" in result.output and not (tmp_path / "s.json").exists()
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert load_prompts(tmp_path / "s.json", load_task(sst2_task)).steps == ["label"]

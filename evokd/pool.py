@@ -1,0 +1,221 @@
+"""Embedded pools: `evokd pool embed FILE --out DIR` writes Parquet shards of (pool_id, text, label,
+text_hash, vector) with the ONNX MiniLM encoder, locally or on Ray; `evokd generate --pool DIR`
+reads them through DuckDB, so the pool is embedded once, not once per run.
+
+Layout of DIR: `*.parquet` shards (any names: the local path writes part-NNNNN.parquet, Ray Data
+its own) and `pool.json`, written last, which says the pool is complete: source file, rows,
+vector size, encoder digest. A folder without `pool.json` is an interrupted embedding and is refused.
+The input is read and checked row by row in chunks (one-line error naming file, line and field;
+no row dropped), so a pool larger than memory streams through.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from evokd import __version__
+from evokd.errors import EvokdError, InputError
+from evokd.filters import text_hash
+from evokd.io import _clean_text, iter_rows, write_json_atomic
+
+MANIFEST = "pool.json"
+FORMAT = "evokd-pool/1"
+DIM = 384
+Progress = Callable[..., None]
+
+
+def _quiet(*_a, **_k) -> None:
+    return None
+
+
+def iter_pool_chunks(path: str | Path, chunk_rows: int) -> Iterator[dict]:
+    """Column chunks {pool_id, text, label, text_hash} of a pool file, every row checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found; expected a JSONL/CSV/Parquet file with a 'text' column (or .txt)")
+    if path.suffix.lower() == ".txt":
+        from evokd.io import read_texts
+
+        source = ((i, {"text": t}) for i, t in enumerate(read_texts(path), start=1))
+    else:
+        source = iter_rows(path)
+    chunk: dict[str, list] = {"pool_id": [], "text": [], "label": [], "text_hash": []}
+    pool_id = 0
+    for lineno, obj in source:
+        if "text" not in obj:
+            raise InputError(path, "missing; expected a string", line=lineno, field="text")
+        text = _clean_text(path, lineno, obj["text"])
+        label = obj.get("label")
+        if label is not None and not isinstance(label, str):
+            raise InputError(path, f"expected a string label, got {type(label).__name__}", line=lineno, field="label")
+        chunk["pool_id"].append(pool_id)
+        chunk["text"].append(text)
+        chunk["label"].append(label)
+        chunk["text_hash"].append(text_hash(text))
+        pool_id += 1
+        if len(chunk["text"]) >= chunk_rows:
+            yield chunk
+            chunk = {k: [] for k in chunk}
+    if chunk["text"]:
+        yield chunk
+    if pool_id == 0:
+        raise InputError(path, "no rows; expected unlabeled texts, one per row", field="text")
+
+
+def _table(chunk: dict, vectors: np.ndarray):
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.table({"pool_id": pa.array(chunk["pool_id"], pa.int64()), "text": pa.array(chunk["text"], pa.string()),
+                     "label": pa.array(chunk["label"], pa.string()), "text_hash": pa.array(chunk["text_hash"], pa.string()),
+                     "vector": pa.FixedSizeListArray.from_arrays(flat, DIM)})
+
+
+class _EncodeBatch:
+    """Ray Data actor: one ONNX encoder per actor process, reused for every batch it is given."""
+
+    def __init__(self, threads: int = 1):
+        from evokd.encoder import OnnxEncoder
+
+        self.encoder = OnnxEncoder(threads=threads)
+
+    def __call__(self, batch):
+        vectors = self.encoder.encode(list(batch["text"]))
+        batch["vector"] = vectors
+        return batch
+
+
+def _prepare_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if (out / MANIFEST).is_file() or any(out.glob("*.parquet")) or any(out.glob(".part-*")):
+            shutil.rmtree(out)  # an earlier (possibly interrupted) embedding of this folder: start over
+        else:
+            raise EvokdError(f"--out {out}: folder exists and holds other files; expected a new or a pool folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def embed_pool(path: str | Path, out: str | Path, *, executor: str = "local", address: str | None = None,
+               batch_size: int = 256, shard_rows: int = 50_000, threads: int | None = None, actors: int | None = None,
+               progress: Progress = _quiet) -> dict:
+    """Embed every row of `path` into Parquet shards under `out`; returns the manifest."""
+    from evokd.encoder import encoder_digest, ensure_encoder
+
+    if executor not in ("local", "ray"):
+        raise EvokdError(f"--executor {executor!r}: expected local or ray")
+    start = time.perf_counter()
+    ensure_encoder()  # built once here, before any worker needs it
+    out = _prepare_out(Path(out))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    rows = 0
+    if executor == "local":
+        from evokd.encoder import OnnxEncoder
+
+        encoder = OnnxEncoder(threads=threads or cores, batch_size=64)
+        import pyarrow.parquet as pq
+
+        for n, chunk in enumerate(iter_pool_chunks(path, shard_rows)):
+            vectors = np.zeros((len(chunk["text"]), DIM), dtype=np.float32)
+            for i in range(0, len(chunk["text"]), batch_size):
+                vectors[i:i + batch_size] = encoder.encode(chunk["text"][i:i + batch_size])
+                progress("rows", done=rows + min(i + batch_size, len(chunk["text"])))
+            tmp = out / f".part-{n:05d}.parquet"
+            pq.write_table(_table(chunk, vectors), tmp)
+            os.replace(tmp, out / f"part-{n:05d}.parquet")
+            rows += len(chunk["text"])
+    else:
+        ray = import_ray()
+        init_ray(ray, address)
+        import pyarrow as pa
+
+        tables = [pa.table(chunk) for chunk in iter_pool_chunks(path, shard_rows)]
+        rows = sum(t.num_rows for t in tables)
+        progress("rows", done=0, total=rows)
+        n_actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        ds = ray.data.from_arrow(tables).map_batches(
+            _EncodeBatch, fn_constructor_kwargs={"threads": threads or 1}, batch_size=batch_size,
+            batch_format="numpy", concurrency=n_actors, num_cpus=threads or 1)
+        ds.write_parquet(str(out))
+        progress("rows", done=rows, total=rows)
+    manifest = {"format": FORMAT, "source": str(path), "rows": rows, "dim": DIM, "encoder": encoder_digest(),
+                "executor": executor, "seconds": round(time.perf_counter() - start, 2), "evokd_version": __version__,
+                "created_at": _dt.datetime.now().isoformat(timespec="seconds")}
+    write_json_atomic(out / MANIFEST, manifest)
+    return manifest
+
+
+def is_pool_dir(path: str | Path) -> bool:
+    return Path(path).is_dir()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    folder = Path(folder)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise InputError(folder, f"no {MANIFEST}; expected a folder written by `evokd pool embed` "
+                                 "(an interrupted embedding has none: run it again)")
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(manifest, f"not valid JSON ({exc})") from None
+    if info.get("format") != FORMAT or info.get("dim") != DIM:
+        raise InputError(manifest, f"expected an evokd pool manifest ({FORMAT}, {DIM}-dim vectors)", field="format")
+    return info
+
+
+def shard_glob(folder: str | Path) -> str:
+    return str(Path(folder) / "*.parquet")
+
+
+def check_pool_dir(con, folder: str | Path, labels: list[str] | None) -> int:
+    """Rows of an embedded pool, checked in DuckDB (count against the manifest, labels for --oracle)."""
+    info = read_manifest(folder)
+    glob = shard_glob(folder)
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{_sql(glob)}')").fetchall()[0][0]
+    if n != info["rows"]:
+        raise InputError(folder, f"the shards hold {n} rows, the manifest says {info['rows']}; embed the pool again")
+    if labels is not None:
+        bad = con.execute(f"SELECT pool_id, label FROM read_parquet('{_sql(glob)}') WHERE label IS NULL OR NOT "
+                          f"list_contains(?, label) ORDER BY pool_id LIMIT 1", [labels]).fetchall()
+        if bad:
+            pool_id, label = bad[0]
+            raise InputError(info.get("source", folder), f"{label!r} is not a task label; expected one of: "
+                             f"{', '.join(labels)} (--oracle reads the pool's labels)", line=pool_id + 1, field="label")
+    return int(n)
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise EvokdError("--executor ray needs Ray: pip install 'evokd[ray]'") from None
+    return ray
+
+
+def init_ray(ray, address: str | None) -> None:
+    """Connect to a cluster (`--address`, or RAY_ADDRESS), else start a local one on this machine."""
+    if ray.is_initialized():
+        return
+    kwargs = {"ignore_reinit_error": True, "log_to_driver": False, "include_dashboard": False}
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise EvokdError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
