@@ -87,17 +87,26 @@ def queues() -> list[list[tuple]]:
 
 
 def machine() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from evokd.bench import machine as bench_machine
+
+    return bench_machine()["cpu"]
 
 
 def pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def validation_rows(recs: list[dict]) -> list[str]:
+    """Table rows of cells scored on the validation half only (generation yield, NER entity F1)."""
+    out = []
+    for g in recs:
+        if not g["done"]:
+            out.append(f"| {g['dataset']} | {g['optimizer']} | not run yet | | | | | | |")
+            continue
+        out.append(f"| {g['dataset']} | {g['optimizer']} | {pct(g['validation_before'])} | {pct(g['validation_after'])} | "
+                   f"{g['kept']} | {g['demos']} | {g['n_train']}/{g['n_validation']} | {g['step_seconds']:.0f} | "
+                   f"{g['step_tokens']:,} |")
+    return out
 
 
 def render(started: str | None = None, wall_s: float | None = None) -> None:
@@ -158,25 +167,13 @@ def render(started: str | None = None, wall_s: float | None = None) -> None:
               "a tfidf student trained on the seeds and dev half.", "",
               "| task | optimiser | yield before | yield after | kept | demos | items (train/val) | seconds | tokens |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for g in gen:
-        if not g["done"]:
-            lines.append(f"| {g['dataset']} | {g['optimizer']} | not run yet | | | | | | |")
-            continue
-        lines.append(f"| {g['dataset']} | {g['optimizer']} | {pct(g['validation_before'])} | {pct(g['validation_after'])} | "
-                     f"{g['kept']} | {g['demos']} | {g['n_train']}/{g['n_validation']} | {g['step_seconds']:.0f} | "
-                     f"{g['step_tokens']:,} |")
+    lines += validation_rows(gen)
     lines += ["", "## NER labeling (shipped states)", "",
               "Entity F1 per sentence (exact span and type, mentions placed in the text by code), mean over the "
               "validation half of the dev slice; no held-out run.", "",
               "| task | optimiser | validation before | validation after | kept | demos | items (train/val) | seconds | tokens |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for g in ner:
-        if not g["done"]:
-            lines.append(f"| {g['dataset']} | {g['optimizer']} | not run yet | | | | | | |")
-            continue
-        lines.append(f"| {g['dataset']} | {g['optimizer']} | {pct(g['validation_before'])} | {pct(g['validation_after'])} | "
-                     f"{g['kept']} | {g['demos']} | {g['n_train']}/{g['n_validation']} | {g['step_seconds']:.0f} | "
-                     f"{g['step_tokens']:,} |")
+    lines += validation_rows(ner)
     targets = []
     t = by.get(("trec", "bootstrap"))
     if t and t.get("zero_shot"):

@@ -30,13 +30,9 @@ OUT = Path(__file__).resolve().parent
 
 
 def machine() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from evokd.bench import machine as bench_machine
+
+    return bench_machine()["cpu"]
 
 
 def corpus(n: int, path: Path) -> dict:

@@ -99,6 +99,23 @@ def generation_chars(seeds: list[dict], max_chars: int) -> int:
     return int(min(max_chars, 300, max(120, 2 * mean)))
 
 
+def seed_demonstrations(task: TaskSpec, seeds: list[dict], per_label: int) -> list[dict]:
+    """The labeled seeds the labeling step shows: `per_label` per label in label order (NER: the
+    first `per_label * 4` sentences; one sentence per entity type already covers the types)."""
+    if task.is_ner:
+        return seeds[: per_label * 4]
+    by_label: dict[str, list[dict]] = {}
+    for row in seeds:
+        by_label.setdefault(row["label"], []).append(row)
+    return [r for label in task.label_names for r in by_label.get(label, [])[:per_label]]
+
+
+def described_labels(task: TaskSpec) -> dict[str, str]:
+    """Label name -> "NAME (description)", what class-conditioned generation is told to write."""
+    return {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
+            for lab in task.labels}
+
+
 def needs_teacher(config: LoopConfig) -> bool:
     """Whether a run with this config calls an LLM (pool strategies with --oracle and seed-only do not)."""
     strat = config.strat
@@ -160,8 +177,7 @@ class EvoKD:
         if task.is_ner and self.mode == "class":
             self.mode = "free"  # NER has no single class per text: the paper's hard/easy sentences, annotated
         self._pool: tuple[list[dict], np.ndarray] = ([], np.zeros((0, 384), dtype=np.float32))
-        self._described = {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
-                           for lab in task.labels}
+        self._described = described_labels(task)
         self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
     # helpers -------------------------------------------------------------------
@@ -234,15 +250,7 @@ class EvoKD:
         return preds
 
     def _demonstrations(self) -> list[dict]:
-        if self.task.is_ner:  # one sentence per entity type already covers the types
-            return self.seeds[: self.config.demonstrations_per_label * 4]
-        per_label: dict[str, list[dict]] = {}
-        for row in self.seeds:
-            per_label.setdefault(row["label"], []).append(row)
-        demos = []
-        for label in self.labels:
-            demos.extend(per_label.get(label, [])[: self.config.demonstrations_per_label])
-        return demos
+        return seed_demonstrations(self.task, self.seeds, self.config.demonstrations_per_label)
 
     # run -----------------------------------------------------------------------
     def run(self) -> list[dict]:

@@ -369,20 +369,13 @@ class Optimization:
 
     # helpers ---------------------------------------------------------------------
     def _teacher(self, gateway):
-        from evokd.loop import generation_chars
+        from evokd.loop import LoopConfig, generation_chars, seed_demonstrations
         from evokd.teacher.module import Teacher
 
-        return Teacher(self.task, gateway, demonstrations=self._seed_demos(), seed=self.config.seed,
+        # the demonstrations the loop gives its labeling step
+        demos = seed_demonstrations(self.task, self.seeds, LoopConfig.demonstrations_per_label)
+        return Teacher(self.task, gateway, demonstrations=demos, seed=self.config.seed,
                        max_chars=generation_chars(self.seeds, 1000))
-
-    def _seed_demos(self, per_label: int = 2) -> list[dict]:
-        # the same demonstrations the loop gives its labeling step (LoopConfig.demonstrations_per_label)
-        if self.task.is_ner:
-            return self.seeds[: per_label * 4]
-        out: dict[str, list[dict]] = {}
-        for row in self.seeds:
-            out.setdefault(row["label"], []).append(row)
-        return [r for lab in self.task.label_names for r in out.get(lab, [])[:per_label]]
 
     def _max_demos(self, step: str) -> int:
         if self.config.max_demos is not None:
@@ -472,10 +465,6 @@ class Optimization:
                         error_stats="\n".join(stats) or "(no errors)",
                         score_history=[sum(p == g for p, g in zip(preds, gold)) / max(1, len(gold))])
 
-    def _described(self) -> dict[str, str]:
-        return {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
-                for lab in self.task.labels}
-
     def _generation_sets(self, teacher, train_rows, val_rows, step: str):
         """Examples for the generate/analyze steps, the yield metric, and the feedback they use."""
         from evokd.embed import encode
@@ -486,7 +475,9 @@ class Optimization:
         metric = YieldMetric(self.task, teacher, student, known, near_dup=self.config.near_dup,
                              max_chars=teacher.max_chars,
                              on_call=lambda: self.progress("tick"))
-        described, n = self._described(), self.config.texts_per_call
+        from evokd.loop import described_labels
+
+        described, n = described_labels(self.task), self.config.texts_per_call
         if step == "analyze":
             shown = {"error_stats": feedback.error_stats, "wrong_examples": teacher._examples_text(feedback.wrong, True),
                      "correct_examples": teacher._examples_text(feedback.correct, False),
