@@ -225,7 +225,8 @@ def test_real_model_writes_a_typed_list(real_lm):
 
 @pytest.mark.slow
 def test_real_model_samples_differ_across_calls(real_lm):
-    """A fresh seed per call: the same prompt at temperature 0.8 does not repeat itself."""
+    """A fresh seed per call: the same prompt at temperature 0.8 does not repeat itself (six draws: three short titles
+    sometimes coincided)."""
     import dspy
 
     class Invent(dspy.Signature):
@@ -234,7 +235,7 @@ def test_real_model_samples_differ_across_calls(real_lm):
         genre: str = dspy.InputField()
         title: str = dspy.OutputField()
 
-    titles = {dspy.Predict(Invent)(genre="fantasy").title for _ in range(3)}
+    titles = {dspy.Predict(Invent)(genre="fantasy").title for _ in range(6)}
     assert len(titles) > 1
 
 
