@@ -102,6 +102,9 @@ def main():
 @click.option("--label-votes", default=1, show_default=True, type=click.IntRange(1, 5),
               help="Label each text this many times and keep it only if every vote agrees (guards against a weak teacher).")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
+@click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
+              help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
+                   "teacher); further --label-votes and retries sample at --temperature.")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Parallel teacher calls within a step (hosted teachers; the embedded teacher runs one at a time).")
 @click.option("--rpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: requests per minute to the provider.")
@@ -124,7 +127,7 @@ def main():
 @friendly_errors
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
-             review_every, separate_labeling, label_votes, temperature, concurrency, rpm, tpm, timeout_s, max_retries,
+             review_every, separate_labeling, label_votes, temperature, label_temperature, concurrency, rpm, tpm, timeout_s, max_retries,
              max_tokens, max_cost, max_calls, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
@@ -166,7 +169,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
         config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
                             pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
-                            separate_labeling=separate_labeling, label_votes=label_votes, gateway=gateway,
+                            separate_labeling=separate_labeling, label_votes=label_votes,
+                            label_temperature=label_temperature, gateway=gateway,
                             prompts=str(prompts_path) if prompts_path else None)
     except ValueError as exc:
         raise EvokdError(f"--strategy {strategy}: {exc}") from None
@@ -226,6 +230,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
               help="Parallel calls for hosted teachers (the local teacher runs one call at a time).")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Teacher sampling temperature (keep generate's, which the prompts will run with).")
+@click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
+              help="Temperature of the label step (keep generate's --label-temperature; 0 is greedy).")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Call cache: re-running after a kill replays the calls already made [default: runs/optimize/OUT-NAME].")
 @click.option("--max-tokens", default=None, type=click.IntRange(1),
@@ -236,7 +242,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
 @click.option("--quiet", is_flag=True, help="No progress display; print only the path of the state written.")
 @friendly_errors
 def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_n, heldout_path, heldout_n, zero_shot, budget,
-             max_demos, student, seed, threads, temperature, work_dir, max_tokens, max_calls, max_cost, quiet):
+             max_demos, student, seed, threads, temperature, label_temperature, work_dir, max_tokens, max_calls, max_cost, quiet):
     """Tune the teacher's prompts with DSPy's optimisers and save them for `evokd generate --prompts`.
 
     The label step is scored by the teacher's labeling accuracy (entity F1 for NER) against gold;
@@ -263,7 +269,8 @@ def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_
     task.seed_rows()
     try:
         config = OptimizeConfig(steps=[s.strip() for s in steps.split(",") if s.strip()], optimizer=optimizer,
-                                budget=budget, max_demos=max_demos, seed=seed, threads=threads, student=student)
+                                budget=budget, max_demos=max_demos, seed=seed, threads=threads, student=student,
+                                label_temperature=label_temperature)
     except ValueError as exc:
         raise EvokdError(str(exc)) from None
     if out.suffix != ".json":

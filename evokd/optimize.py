@@ -58,6 +58,7 @@ class OptimizeConfig:
     student: str | None = None  # student whose errors define hard/easy [tfidf; tagger for NER]
     texts_per_call: int = 4  # texts asked per generation call in the generate/analyze steps
     near_dup: float = 0.9
+    label_temperature: float | None = 0.0  # as `evokd generate --label-temperature`: what the label step runs at
 
     def __post_init__(self):
         bad = [s for s in self.steps if s not in STEPS]
@@ -241,6 +242,8 @@ class LabelProgram(dspy.Module):
         self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text(),
                       "demonstrations": teacher.demonstrations_text()}
         self.config = {"max_tokens": 300 if teacher.task.is_ner else 48}  # what Teacher.label_text allows
+        if teacher.label_temperature is not None:  # the temperature of the loop's first labeling vote
+            self.config["temperature"] = teacher.label_temperature
 
     def forward(self, text):
         return self.label(**self.fixed, text=text, config=self.config)
@@ -375,7 +378,7 @@ class Optimization:
         # the demonstrations the loop gives its labeling step
         demos = seed_demonstrations(self.task, self.seeds, LoopConfig.demonstrations_per_label)
         return Teacher(self.task, gateway, demonstrations=demos, seed=self.config.seed,
-                       max_chars=generation_chars(self.seeds, 1000))
+                       max_chars=generation_chars(self.seeds, 1000), label_temperature=self.config.label_temperature)
 
     def _max_demos(self, step: str) -> int:
         if self.config.max_demos is not None:
@@ -525,6 +528,7 @@ class Optimization:
             "teacher": self.teacher_name,
             "optimizer": self.config.optimizer,
             "budget": self.config.budget,
+            "label_temperature": self.config.label_temperature,
             "steps": [r.__dict__ for r in results],
             "data": {"seeds": len(self.seeds), "dev": len(self.dev), "train": len(train_rows), "validation": len(val_rows),
                      "validation_is_train": not self.dev, "heldout": len(self.heldout)},
@@ -591,7 +595,8 @@ class Optimization:
         """The labeling step with neither seed demonstrations nor optimised state, on the held-out rows."""
         from evokd.teacher.module import Teacher
 
-        bare = Teacher(self.task, gateway, demonstrations=[], seed=self.config.seed)
+        bare = Teacher(self.task, gateway, demonstrations=[], seed=self.config.seed,
+                       label_temperature=self.config.label_temperature)
         examples = label_examples(self.task, self.heldout)
         score = self.evaluate(LabelProgram(bare), LabelMetric(self.task), examples,
                               f"label: zero-shot on {len(examples)} held-out")

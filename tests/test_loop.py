@@ -141,3 +141,32 @@ def test_label_votes_reject_disagreements(sst2_task, sst2_pool, tmp_path):
     n_label_calls = con.execute("SELECT count(*) FROM calls WHERE step='label'").fetchall()[0][0]
     con.close()
     assert n_label_calls > 16  # a second vote was asked for every text whose first vote came back
+
+
+def test_first_label_vote_is_greedy_and_later_votes_sample(sst2_task, sst2_pool):
+    """The first labeling call runs at label_temperature (0: greedy); votes and retries sample at the
+    LM's temperature. The scripted TEST DOUBLE records the temperature each request carried."""
+    from evokd.task import load_task
+    from evokd.teacher.module import Teacher
+
+    task = load_task(sst2_task)
+    lm = scripted_lm(sst2_pool, task.label_names, seed=1)
+    seen: list = []
+    engine = lm.engine
+    inner = engine.complete
+
+    def recording(request):
+        seen.append(request.config.temperature)
+        return inner(request)
+
+    engine.complete = recording
+    text = sst2_pool[0]["text"]
+    label, reason = Teacher(task, lm).label_with_votes(1, text, votes=2)
+    assert seen == [0.0, 0.8] and (label or reason)
+    seen.clear()
+    Teacher(task, lm, label_temperature=None).label_with_votes(1, text, votes=2)
+    assert seen == [0.8, 0.8]
+    seen.clear()
+    engine.fail_every, engine.n_calls = 1, 0  # every answer unparseable: three attempts, only the first greedy
+    assert Teacher(task, lm).label_text(1, text) is None
+    assert seen == [0.0, 0.8, 0.8]

@@ -50,7 +50,8 @@ class Teacher(dspy.Module):
     MAX_ATTEMPTS = 3  # tries per step before it is recorded as failed
 
     def __init__(self, task: TaskSpec, lm: dspy.LM, *, demonstrations: list[dict] | None = None,
-                 max_attempts: int = MAX_ATTEMPTS, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300):
+                 max_attempts: int = MAX_ATTEMPTS, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300,
+                 label_temperature: float | None = 0.0):
         super().__init__()
         self.task = task
         self.lm = lm if isinstance(lm, TeacherGateway) else TeacherGateway(lm)
@@ -59,6 +60,10 @@ class Teacher(dspy.Module):
         self.max_examples = max_examples_in_prompt
         self.demonstrations = demonstrations or []
         self.max_chars = max_chars
+        # Labeling is a judgement, not writing: its first try (first vote) runs at this temperature
+        # (0 = greedy; None = the LM's own). Retries and further votes sample at the LM's temperature,
+        # so an agreement vote is a real second opinion.
+        self.label_temperature = label_temperature
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
         self.generate_class = dspy.Predict(class_generate_signature(max_chars))
@@ -112,20 +117,27 @@ class Teacher(dspy.Module):
         digest = hashlib.sha256(f"{self.seed}|{round_}|{step}|{key}|{attempt}".encode()).hexdigest()
         return int(digest[:12], 16)
 
-    def _call(self, predictor: dspy.Predict, *, round_: int, step: str, key: str, validate, max_tokens: int, **inputs):
+    def _call(self, predictor: dspy.Predict, *, round_: int, step: str, key: str, validate, max_tokens: int,
+              first_temperature: float | None = None, **inputs):
         """Run one step with retries; return the validated value or None.
 
         `max_tokens` bounds each call to what the step needs, so a weak model that keeps writing
         (40 texts when 8 were asked) is cut off early instead of burning minutes of CPU.
+        `first_temperature`, when given, is the first attempt's temperature; retries sample at the
+        LM's own (a greedy answer that failed validation would only fail again).
         """
         for attempt in range(1, self.max_attempts + 1):
             start = time.perf_counter()
             error = None
             value = None
+            config = {"rollout_id": self._rollout(round_, step, key, attempt), "max_tokens": max_tokens}
+            if attempt == 1 and first_temperature is not None:
+                config["temperature"] = first_temperature
+                if first_temperature == 0:
+                    del config["rollout_id"]  # greedy: the same prompt gives the same answer, cached once
             try:
                 with dspy.context(lm=self.lm, adapter=dspy.JSONAdapter()):
-                    pred = predictor(**inputs, config={"rollout_id": self._rollout(round_, step, key, attempt),
-                                                       "max_tokens": max_tokens})
+                    pred = predictor(**inputs, config=config)
                 value, error = validate(pred)
             except EvokdError as exc:  # budget spent, or a provider that refuses the key/model: stop the run
                 self._log(round_, step, attempt, time.perf_counter() - start, f"stopped: {first_line(exc)}")
@@ -264,12 +276,12 @@ class Teacher(dspy.Module):
 
         return self._call(
             self.label, round_=round_, step="label", key=f"{text}|{vote}" if vote else text, validate=validate,
-            max_tokens=48,
+            max_tokens=48, first_temperature=self.label_temperature if vote == 0 else None,
             task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
         )
 
     def label_with_votes(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None]:
-        """Label `votes` times with independent samples; keep the label only if all agree.
+        """Label `votes` times (the first at `label_temperature`, the others sampled); keep the label only if all agree.
 
         Returns (label, None) or (None, reject reason). With a weak teacher, agreement filters
         out many wrong labels at the price of extra calls.
@@ -334,6 +346,7 @@ class Teacher(dspy.Module):
 
         return self._call(
             self.label, round_=round_, step="label", key=text, validate=validate, max_tokens=300,
+            first_temperature=self.label_temperature,
             task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
         )
 
