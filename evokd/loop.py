@@ -177,7 +177,6 @@ class EvoKD:
                            "(for NER use evokd, evokd-paper or a pool strategy)")
         if task.is_ner and self.mode == "class":
             self.mode = "free"  # NER has no single class per text: the paper's hard/easy sentences, annotated
-        self._pool: tuple[list[dict], np.ndarray] = ([], np.zeros((0, 384), dtype=np.float32))
         self._described = described_labels(task)
         self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
@@ -285,8 +284,6 @@ class EvoKD:
             total = self.config.rounds if strat.adds_samples else 0  # seed-only: round 0 is the result
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
-                if strat.needs_pool:
-                    self._pool = store.available_pool()
                 try:
                     student = self._round(store, teacher, student, round_)
                 except BudgetExceeded as exc:
@@ -504,63 +501,88 @@ class EvoKD:
             vectors.append(encode([r["text"] for r in rows[i:i + step]]))
         store.load_pool(rows, np.concatenate(vectors))
 
+    def _free_blocks(self, store: Store, column: str, taken: set[int]):
+        """The available pool in blocks, minus the ids this round has already taken."""
+        drop = np.fromiter(taken, dtype=np.int64, count=len(taken))
+        for ids, values in store.pool_blocks(column):
+            if len(drop):
+                keep = np.nonzero(~np.isin(ids, drop))[0]
+                ids = ids[keep]
+                values = values[keep] if column == "embedding" else [values[j] for j in keep]
+            yield ids, values
+
     def _pool_rank(self, store: Store, student, feedback: Feedback, round_: int, taken: set[int]) -> list[int]:
-        """Positions in the available pool, best first, for the no-LLM pool strategies."""
-        rows, vectors = self._pool
-        free = [i for i, r in enumerate(rows) if r["pool_id"] not in taken]
+        """Available pool ids, best first, for the no-LLM pool strategies. The pool is read in blocks
+        (`Store.pool_blocks`): memory holds ids, one block, and one score per row, never all vectors."""
         select = self.config.strat.pool_select
         if select == "random":
+            free = [int(i) for i in store.pool_free_ids() if int(i) not in taken]
             self._rng(round_).shuffle(free)
             return free
         if select in ("uncertainty", "errors") and self.task.is_ner:
             raise RunError(f"strategy '{self.config.strategy}' ranks by the student's class probabilities; "
                            "it is for classification tasks (use pool-random or pool-evokd for NER)")
-        conf = np.max(self._student_proba(student, [rows[i]["text"] for i in free]), axis=1)
-        by_uncertainty = [free[j] for j in np.argsort(conf, kind="stable")]
+        ids, conf = [np.empty(0, dtype=np.int64)], [np.empty(0)]
+        for block_ids, texts in self._free_blocks(store, "text", taken):
+            ids.append(block_ids)
+            conf.append(np.max(self._student_proba(student, texts), axis=1) if texts else np.empty(0))
+        ids_all, conf_all = np.concatenate(ids), np.concatenate(conf)
+        by_uncertainty = [int(i) for i in ids_all[np.argsort(conf_all, kind="stable")]]
         if select == "uncertainty" or not feedback.wrong:
             return by_uncertainty
-        # errors: nearest free pool texts of each latest mistake, taken in turn, then the most uncertain
-        errs = encode([w["text"] for w in feedback.wrong])
-        sims = errs @ vectors[free].T
-        orders = [list(np.argsort(-row, kind="stable")) for row in sims]
+        # errors: nearest free pool texts of each latest mistake, taken in turn, then the most uncertain.
+        # Every depth adds at least one new id, so each mistake's top `want` neighbours are enough.
+        want = 4 * self.config.per_round
+        from evokd.pool import nearest_ids
+
+        orders = nearest_ids(encode([w["text"] for w in feedback.wrong]), self._free_blocks(store, "embedding", taken),
+                             want)
         ranked, seen = [], set()
-        for depth in range(len(free)):
+        for depth in range(want):
             for order in orders:
-                j = free[order[depth]]
-                if j not in seen:
-                    seen.add(j)
-                    ranked.append(j)
-            if len(ranked) >= 4 * self.config.per_round:
+                if depth < len(order) and int(order[depth]) not in seen:
+                    seen.add(int(order[depth]))
+                    ranked.append(int(order[depth]))
+            if len(ranked) >= want:
                 break
         return ranked + [j for j in by_uncertainty if j not in seen]
 
     def _student_proba(self, student, texts: list[str]) -> np.ndarray:
         return student.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))
 
-    def _to_pool(self, queries: list[Candidate], taken: set[int]) -> list[Candidate]:
+    def _to_pool(self, store: Store, queries: list[Candidate], taken: set[int]) -> list[Candidate]:
         """pool-evokd: each generated text is replaced by its nearest unused pool text (MiniLM cosine)."""
-        rows, vectors = self._pool
         if not queries:
             return []
-        qv = encode([q.text for q in queries])
-        sims = qv @ vectors.T if len(vectors) else np.zeros((len(queries), 0))
-        out = []
-        for q, row in zip(queries, sims):
-            pick = next((int(j) for j in np.argsort(-row, kind="stable") if rows[int(j)]["pool_id"] not in taken), None)
-            if pick is None:
-                out.append(Candidate(q.text, q.intent, intended_label=q.intended_label, reject_reason=REASON_POOL_EMPTY))
-                continue
-            taken.add(rows[pick]["pool_id"])
-            out.append(self._pool_candidate(pick, q.intent, intended=q.intended_label, query=q.text))
-        return out
+        from evokd.pool import nearest_ids
 
-    def _pool_candidate(self, i: int, intent: str, *, intended: str | None = None, query: str | None = None) -> Candidate:
-        rows, vectors = self._pool
-        r = rows[i]
-        c = Candidate(r["text"], intent, intended_label=intended, embedding=vectors[i], query=query, pool_id=r["pool_id"])
-        if self.config.oracle:
-            c.teacher_label, c.labeler = r["label"], "oracle"
-        return c
+        # the first free neighbour of each query is within its top (taken + queries) rows
+        tops = nearest_ids(encode([q.text for q in queries]), store.pool_blocks("embedding"), len(taken) + len(queries))
+        picks: list[int | None] = []
+        for top in tops:
+            pick = next((int(j) for j in top if int(j) not in taken), None)
+            if pick is not None:
+                taken.add(pick)
+            picks.append(pick)
+        found = iter(self._pool_candidates(store, [p for p in picks if p is not None], [q.intent for q, p in
+                                           zip(queries, picks) if p is not None],
+                                           intended=[q.intended_label for q, p in zip(queries, picks) if p is not None],
+                                           queries=[q.text for q, p in zip(queries, picks) if p is not None]))
+        return [next(found) if p is not None else
+                Candidate(q.text, q.intent, intended_label=q.intended_label, reject_reason=REASON_POOL_EMPTY)
+                for q, p in zip(queries, picks)]
+
+    def _pool_candidates(self, store: Store, ids: list[int], intents: list[str], *, intended: list | None = None,
+                         queries: list | None = None) -> list[Candidate]:
+        rows, vectors = store.pool_rows(ids)
+        out = []
+        for k, (r, intent) in enumerate(zip(rows, intents)):
+            c = Candidate(r["text"], intent, intended_label=intended[k] if intended else None, embedding=vectors[k],
+                          query=queries[k] if queries else None, pool_id=r["pool_id"])
+            if self.config.oracle:
+                c.teacher_label, c.labeler = r["label"], "oracle"
+            out.append(c)
+        return out
 
     # filters and labels ----------------------------------------------------------------
     def _filter(self, store: Store, candidates: list[Candidate], prior: list[Candidate] = ()) -> None:
@@ -648,11 +670,11 @@ class EvoKD:
             else:  # no-LLM pool strategies
                 if ranked is None:
                     ranked = self._pool_rank(store, student, feedback, round_, taken)
-                picks = [i for i in ranked if self._pool[0][i]["pool_id"] not in taken][:need[None]]
-                taken.update(self._pool[0][i]["pool_id"] for i in picks)
-                batch = [self._pool_candidate(i, "pool") for i in picks]
+                picks = [i for i in ranked if i not in taken][:need[None]]
+                taken.update(picks)
+                batch = self._pool_candidates(store, picks, ["pool"] * len(picks))
             if strat.needs_pool and mode != "none":
-                batch = self._to_pool(batch, taken)
+                batch = self._to_pool(store, batch, taken)
             if not batch:
                 continue
             self._filter(store, batch, prior=candidates)

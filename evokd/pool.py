@@ -219,3 +219,32 @@ def init_ray(ray, address: str | None) -> None:
             ray.init(**kwargs)
     except ConnectionError as exc:
         raise EvokdError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
+
+
+# ── search ───────────────────────────────────────────────────────────────────
+
+
+def nearest_ids(queries: np.ndarray, blocks, k: int) -> list[np.ndarray]:
+    """Per query vector, the ids of the k most similar pool rows (cosine of unit vectors), best first,
+    ties by ascending id. `blocks` yields (ids ascending, vectors) as `Store.pool_blocks` does, so
+    only one block and k candidates per query are in memory: exact brute force, blocked. This is the
+    same order a stable argsort of the whole similarity row gives."""
+    nq = len(queries)
+    best_ids = [np.empty(0, dtype=np.int64) for _ in range(nq)]
+    best_sims = [np.empty(0, dtype=np.float32) for _ in range(nq)]
+    if nq == 0 or k <= 0:
+        return best_ids
+    for ids, vectors in blocks:
+        sims = queries @ vectors.T  # (nq, block)
+        for q in range(nq):
+            row = sims[q]
+            if len(row) > k:  # this block's top k, keeping every row tied with the k-th
+                cut = row[np.argpartition(-row, k - 1)[k - 1]]
+                keep = np.nonzero(row >= cut)[0]
+            else:
+                keep = np.arange(len(row))
+            all_ids = np.concatenate([best_ids[q], ids[keep]])
+            all_sims = np.concatenate([best_sims[q], row[keep]])
+            order = np.lexsort((all_ids, -all_sims))[:k]
+            best_ids[q], best_sims[q] = all_ids[order], all_sims[order]
+    return best_ids

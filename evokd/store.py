@@ -437,17 +437,50 @@ class Store:
             self._exec("ROLLBACK")
             raise
 
-    def available_pool(self) -> tuple[list[dict], np.ndarray]:
-        """Pool rows not yet taken by a committed round, and their vectors (n, 384)."""
-        table = self.con.sql("SELECT pool_id, text, label, text_hash, embedding FROM pool WHERE used_round IS NULL "
-                             "ORDER BY pool_id").to_arrow_table()
-        rows = [{"pool_id": i, "text": t, "label": lab, "text_hash": h} for i, t, lab, h in zip(
-            table.column(0).to_pylist(), table.column(1).to_pylist(), table.column(2).to_pylist(),
-            table.column(3).to_pylist())]
-        if not rows:
-            return rows, np.zeros((0, EMBED_DIM), dtype=np.float32)
-        flat = table.column(4).combine_chunks().values.to_numpy()
-        return rows, np.asarray(flat, dtype=np.float32).reshape(len(rows), EMBED_DIM)
+    POOL_BLOCK = 32768  # pool rows per block when a round scans the pool (~50 MB of vectors)
+
+    def pool_free_ids(self) -> np.ndarray:
+        """pool_ids not yet taken by a committed round, ascending (8 bytes a row: 80 MB for 10M rows)."""
+        ids = self.con.sql("SELECT pool_id FROM pool WHERE used_round IS NULL ORDER BY pool_id").fetchnumpy()["pool_id"]
+        return np.asarray(ids, dtype=np.int64)
+
+    def pool_blocks(self, column: str, block: int | None = None):
+        """The available pool in pool_id order, one block at a time: (ids, vectors (n, 384)) for
+        column 'embedding', (ids, texts) for 'text'. Only one block is ever in memory, so a round can
+        scan a pool far larger than RAM (keyset pagination over the primary key)."""
+        if column not in ("embedding", "text"):
+            raise ValueError(f"pool column {column!r}: expected embedding or text")
+        block, last = block or self.POOL_BLOCK, -1
+        while True:
+            table = self.con.sql(f"SELECT pool_id, {column} FROM pool WHERE used_round IS NULL AND pool_id > ? "
+                                 "ORDER BY pool_id LIMIT ?", params=[last, block]).to_arrow_table()
+            if table.num_rows == 0:
+                return
+            ids = np.asarray(table.column(0).to_numpy(), dtype=np.int64)
+            if column == "embedding":
+                flat = table.column(1).combine_chunks().values.to_numpy()
+                values = np.asarray(flat, dtype=np.float32).reshape(len(ids), EMBED_DIM)
+            else:
+                values = table.column(1).to_pylist()
+            yield ids, values
+            last = int(ids[-1])
+
+    def pool_rows(self, ids) -> tuple[list[dict], np.ndarray]:
+        """Rows (pool_id, text, label, text_hash) and vectors of the given pool_ids, in that order."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return [], np.zeros((0, EMBED_DIM), dtype=np.float32)
+        table = self.con.sql("SELECT pool_id, text, label, text_hash, embedding FROM pool WHERE pool_id IN "
+                             "(SELECT unnest(?::BIGINT[]))", params=[ids]).to_arrow_table()
+        found = {pid: k for k, pid in enumerate(table.column(0).to_pylist())}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"pool_id {missing[0]} is not in the pool")
+        cols = [table.column(c).to_pylist() for c in range(4)]
+        flat = np.asarray(table.column(4).combine_chunks().values.to_numpy(), dtype=np.float32).reshape(-1, EMBED_DIM)
+        order = [found[i] for i in ids]
+        rows = [{"pool_id": cols[0][k], "text": cols[1][k], "label": cols[2][k], "text_hash": cols[3][k]} for k in order]
+        return rows, flat[order]
 
     def sample_counts(self) -> dict[tuple[str, str], int]:
         """Number of samples per (source, status)."""
