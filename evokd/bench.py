@@ -89,6 +89,7 @@ class BenchConfig(BaseModel):
     pool_size: int = Field(default=4000, ge=1)
     oracle: bool = True
     ceiling: bool = True
+    label_temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # as `evokd generate --label-temperature`
     path: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("seeds", "strategies", "students")
@@ -265,6 +266,7 @@ class Cell:
     teacher: str
     oracle: bool
     vectors_dir: Path
+    label_temperature: float = 0.0
 
     @property
     def key(self) -> str:
@@ -275,7 +277,12 @@ class Cell:
         return self.out_dir / CELL_FILE
 
     def settings(self) -> dict:
-        return {"rounds": self.rounds, "per_round": self.per_round, "teacher": self.teacher, "oracle": self.oracle}
+        from evokd.loop import needs_teacher
+
+        out = {"rounds": self.rounds, "per_round": self.per_round, "teacher": self.teacher, "oracle": self.oracle}
+        if needs_teacher(self.loop_config()):
+            out["label_temperature"] = self.label_temperature
+        return out
 
     def loop_config(self) -> LoopConfig:
         from evokd.loop import LoopConfig
@@ -284,7 +291,7 @@ class Cell:
         pool = get(self.strategy).needs_pool
         return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
                           strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
-                          oracle=self.oracle and pool)
+                          oracle=self.oracle and pool, label_temperature=self.label_temperature)
 
     def command(self) -> str:
         """The `evokd generate` command that runs this cell by hand."""
@@ -297,7 +304,7 @@ class Cell:
         args += ["--rounds", str(self.rounds), "--per-round", str(self.per_round), "--seed", str(self.seed),
                  "--student", self.student]
         if needs_teacher(config):
-            args += ["--teacher", self.teacher]
+            args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}"]
         return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
 
 
@@ -340,7 +347,8 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
                     rounds = config.rounds if get(strategy).adds_samples else 0
                     jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
                                      work_dir / "cells" / f"{name}-s{seed}" / student / strategy, rounds,
-                                     config.per_round, config.teacher, config.oracle, vectors))
+                                     config.per_round, config.teacher, config.oracle, vectors,
+                                     config.label_temperature))
     return jobs
 
 
@@ -349,6 +357,8 @@ def _finished(job: Cell | Ceiling) -> bool:
         return False
     if isinstance(job, Cell):
         found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
+        if "label_temperature" in job.settings():
+            found.setdefault("label_temperature", 0.8)  # cells from before the option labeled at the teacher's 0.8
         if found != job.settings():
             changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
             raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "
