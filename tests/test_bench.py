@@ -184,3 +184,25 @@ def test_targets_on_made_up_cells():
 def test_help_has_an_example():
     result = invoke("--help")
     assert result.exit_code == 0 and "Example:" in result.output and "evokd bench benchmarks/configs/smoke.yaml" in result.output
+
+
+def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_path):
+    from evokd.errors import EvokdError
+
+    def cell(strategy, temp):
+        return bench.Cell("trec", 1, "tfidf", strategy, tmp_path / "task", tmp_path / strategy, 2, 4, "local", True,
+                          tmp_path / "vectors", temp)
+
+    teacher, oracle = cell("static", 0.8), cell("pool-random", 0.8)
+    assert teacher.settings()["label_temperature"] == 0.8 and "--label-temperature 0.8" in teacher.command()
+    assert teacher.loop_config().label_temperature == 0.8
+    assert "label_temperature" not in oracle.settings() and "--label-temperature" not in oracle.command()
+    # a cell finished before the option existed has no label_temperature: it labeled at the teacher's 0.8
+    old = {"rounds": 2, "per_round": 4, "teacher": "local", "oracle": True}
+    teacher.out_dir.mkdir(parents=True)
+    teacher.result_path.write_text(json.dumps({"settings": old}), encoding="utf-8")
+    assert bench._finished(teacher)
+    greedy = cell("static", 0.0)
+    with pytest.raises(EvokdError, match="finished with label_temperature=0.8, but the config now gives 0.0"):
+        bench._finished(greedy)
+    assert bench.BenchConfig.model_fields["label_temperature"].default == 0.0
