@@ -540,9 +540,10 @@ class EvoKD:
         ranked, seen = [], set()
         for depth in range(want):
             for order in orders:
-                if depth < len(order) and int(order[depth]) not in seen:
-                    seen.add(int(order[depth]))
-                    ranked.append(int(order[depth]))
+                j = int(order[depth]) if depth < len(order) else None
+                if j is not None and j not in seen:
+                    seen.add(j)
+                    ranked.append(j)
             if len(ranked) >= want:
                 break
         return ranked + [j for j in by_uncertainty if j not in seen]
@@ -564,21 +565,21 @@ class EvoKD:
             if pick is not None:
                 taken.add(pick)
             picks.append(pick)
-        found = iter(self._pool_candidates(store, [p for p in picks if p is not None], [q.intent for q, p in
-                                           zip(queries, picks) if p is not None],
-                                           intended=[q.intended_label for q, p in zip(queries, picks) if p is not None],
-                                           queries=[q.text for q, p in zip(queries, picks) if p is not None]))
+        hits = [q for q, p in zip(queries, picks) if p is not None]
+        found = iter(self._pool_candidates(store, [p for p in picks if p is not None], queries=hits))
         return [next(found) if p is not None else
                 Candidate(q.text, q.intent, intended_label=q.intended_label, reject_reason=REASON_POOL_EMPTY)
                 for q, p in zip(queries, picks)]
 
-    def _pool_candidates(self, store: Store, ids: list[int], intents: list[str], *, intended: list | None = None,
-                         queries: list | None = None) -> list[Candidate]:
+    def _pool_candidates(self, store: Store, ids: list[int], *, queries: list[Candidate] | None = None
+                         ) -> list[Candidate]:
+        """Candidates of pool rows; with `queries`, each row stands in for the generated text at its position."""
         rows, vectors = store.pool_rows(ids)
         out = []
-        for k, (r, intent) in enumerate(zip(rows, intents)):
-            c = Candidate(r["text"], intent, intended_label=intended[k] if intended else None, embedding=vectors[k],
-                          query=queries[k] if queries else None, pool_id=r["pool_id"])
+        for k, r in enumerate(rows):
+            q = queries[k] if queries else None
+            c = Candidate(r["text"], q.intent if q else "pool", intended_label=q.intended_label if q else None,
+                          embedding=vectors[k], query=q.text if q else None, pool_id=r["pool_id"])
             if self.config.oracle:
                 c.teacher_label, c.labeler = r["label"], "oracle"
             out.append(c)
@@ -672,7 +673,7 @@ class EvoKD:
                     ranked = self._pool_rank(store, student, feedback, round_, taken)
                 picks = [i for i in ranked if i not in taken][:need[None]]
                 taken.update(picks)
-                batch = self._pool_candidates(store, picks, ["pool"] * len(picks))
+                batch = self._pool_candidates(store, picks)
             if strat.needs_pool and mode != "none":
                 batch = self._to_pool(store, batch, taken)
             if not batch:

@@ -403,9 +403,7 @@ class Store:
         ).to_arrow_table()
         if table.num_rows == 0:
             return np.zeros((0, EMBED_DIM), dtype=np.float32)
-        column = table.column(0).combine_chunks()
-        flat = column.values.to_numpy()
-        return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, EMBED_DIM)
+        return _vectors(table.column(0))
 
     # pool -------------------------------------------------------------------
     def pool_size(self) -> int:
@@ -458,8 +456,7 @@ class Store:
                 return
             ids = np.asarray(table.column(0).to_numpy(), dtype=np.int64)
             if column == "embedding":
-                flat = table.column(1).combine_chunks().values.to_numpy()
-                values = np.asarray(flat, dtype=np.float32).reshape(len(ids), EMBED_DIM)
+                values = _vectors(table.column(1))
             else:
                 values = table.column(1).to_pylist()
             yield ids, values
@@ -477,10 +474,9 @@ class Store:
         if missing:
             raise KeyError(f"pool_id {missing[0]} is not in the pool")
         cols = [table.column(c).to_pylist() for c in range(4)]
-        flat = np.asarray(table.column(4).combine_chunks().values.to_numpy(), dtype=np.float32).reshape(-1, EMBED_DIM)
         order = [found[i] for i in ids]
         rows = [{"pool_id": cols[0][k], "text": cols[1][k], "label": cols[2][k], "text_hash": cols[3][k]} for k in order]
-        return rows, flat[order]
+        return rows, _vectors(table.column(4))[order]
 
     def sample_counts(self) -> dict[tuple[str, str], int]:
         """Number of samples per (source, status)."""
@@ -555,3 +551,8 @@ class Store:
     def token_totals(self) -> tuple[int, int]:
         row = self._one("SELECT coalesce(sum(prompt_tokens),0), coalesce(sum(completion_tokens),0) FROM calls")
         return int(row[0]), int(row[1])
+
+
+def _vectors(column) -> np.ndarray:
+    """An Arrow FLOAT[384] column as a float32 (n, 384) array."""
+    return np.asarray(column.combine_chunks().values.to_numpy(), dtype=np.float32).reshape(-1, EMBED_DIM)
