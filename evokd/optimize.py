@@ -364,6 +364,7 @@ class Optimization:
         self.dev = list(dev or [])
         self.heldout = list(heldout or [])
         self.zero_shot = zero_shot
+        self.search_log: list[dict] = []  # random search: each candidate's validation score
         self.progress = progress
         self.gateway_config = gateway_config  # token / call / cost budgets over the whole optimisation
         if task.is_ner and any(s != "label" for s in config.steps):
@@ -421,10 +422,7 @@ class Optimization:
         threads = 1 if gateway.is_local else cfg.threads
         if cfg.optimizer == "bootstrap":
             if cfg.budget and cfg.budget > 1:
-                opt = dspy.BootstrapFewShotWithRandomSearch(
-                    metric=metric, max_bootstrapped_demos=k, max_labeled_demos=labeled, max_rounds=1,
-                    num_candidate_programs=cfg.budget, num_threads=threads)
-                return opt.compile(program, trainset=trainset, valset=valset)
+                return self._random_search(program, metric, trainset, valset, step, k, labeled)
             opt = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=k, max_labeled_demos=labeled, max_rounds=1)
             return opt.compile(program, trainset=trainset)
         if cfg.optimizer == "mipro":
@@ -444,6 +442,43 @@ class Optimization:
                         num_threads=threads, seed=cfg.seed, log_dir=str(log_dir), track_stats=False,
                         reflection_minibatch_size=3)
         return opt.compile(program, trainset=trainset, valset=valset)
+
+    def _finish(self, compiled, step: str, trainset: list) -> None:
+        """What evokd does to every compiled program before it is scored or saved: demos cut to the
+        step's own fields, and (classification labeling, bootstrap) every label shown."""
+        for pname, predictor in compiled.named_predictors():
+            compact_demos(predictor, pname)
+            if step == "label" and not self.task.is_ner and self.config.optimizer == "bootstrap":
+                balance_label_demos(predictor, trainset, self.task.label_names, self._max_demos(step))
+
+    def _random_search(self, program, metric, trainset, valset, step: str, k: int, labeled: int):
+        """BootstrapFewShotWithRandomSearch's candidates (the seeds' labeled demos, the plain bootstrap,
+        then `budget` bootstraps of shuffled training items with 1..k demos each), except that each
+        candidate is scored on the validation items *as it would be saved* (after `_finish`): scoring
+        DSPy's raw candidate and post-processing the winner afterwards can keep a program that scores
+        far lower than the one that won. A re-run replays the call cache."""
+        best, best_score = None, float("-inf")
+        total = self.config.budget + 2
+        for i, seed in enumerate(range(-2, self.config.budget)):
+            items = list(trainset)
+            if seed == -2:
+                candidate = dspy.LabeledFewShot(k=labeled or k).compile(program, trainset=items, sample=True)
+            else:
+                size = k
+                if seed >= 0:
+                    random.Random(seed).shuffle(items)
+                    size = random.Random(seed).randint(1, k)
+                candidate = dspy.BootstrapFewShot(metric=metric, max_bootstrapped_demos=size, max_labeled_demos=labeled,
+                                                  max_rounds=1).compile(program, trainset=items)
+            self._finish(candidate, step, trainset)
+            score = self.evaluate(candidate, metric, valset, f"{step}: candidate {i + 1} of {total} on "
+                                                             f"{len(valset)} validation items")
+            self.search_log.append({"step": step, "candidate": seed, "demos": sum(len(p.demos) for _, p in
+                                                                                  candidate.named_predictors()),
+                                    "validation": round(score, 4)})
+            if score > best_score:
+                best, best_score = candidate, score
+        return best
 
     # steps -------------------------------------------------------------------------
     def _student(self, rows: list[dict]):
@@ -533,6 +568,7 @@ class Optimization:
             "data": {"seeds": len(self.seeds), "dev": len(self.dev), "train": len(train_rows), "validation": len(val_rows),
                      "validation_is_train": not self.dev, "heldout": len(self.heldout)},
             "zero_shot_heldout": zero_shot,
+            "candidates": self.search_log,  # random search only: every candidate as it was scored
             "seconds": round(time.perf_counter() - started, 1),
             "tokens_total": spent.tokens,
             "calls_total": spent.calls,
@@ -556,10 +592,7 @@ class Optimization:
         before = self.evaluate(program, metric, valset, f"{step}: unoptimised on {len(valset)} validation items")
         self.progress("phase", name=f"{step}: {self.config.optimizer} on {len(trainset)} training items")
         compiled = self._compile(program, metric, trainset, valset, step, gateway)
-        for pname, predictor in compiled.named_predictors():
-            compact_demos(predictor, pname)
-            if step == "label" and not self.task.is_ner and self.config.optimizer == "bootstrap":
-                balance_label_demos(predictor, trainset, self.task.label_names, self._max_demos(step))
+        self._finish(compiled, step, trainset)
         after = self.evaluate(compiled, metric, valset, f"{step}: optimised on {len(valset)} validation items")
         tuned = STEP_PREDICTORS[step]
         compiled_states = {n: p.dump_state() for n, p in compiled.named_predictors()}

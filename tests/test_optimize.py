@@ -131,6 +131,21 @@ def test_each_optimiser_compiles_and_saves(trec, tmp_path, optimizer, budget):
         assert {d["label"] for d in state.program["label"]["demos"]} == set(task.label_names)
 
 
+def test_random_search_scores_each_candidate_as_it_is_saved(trec, tmp_path):
+    """Each random-search candidate is scored after evokd's demo post-processing (compaction, every label
+    shown), so the kept program's validation score is the best candidate's, not a raw DSPy candidate's."""
+    task, pool, dev, _ = trec
+    meta = Optimization(task, _lm(DemoSensitiveEngine, pool, task.label_names), "scripted",
+                        OptimizeConfig(optimizer="bootstrap", budget=3), tmp_path / "work", dev=dev).run(tmp_path / "o.json")
+    cands, step = meta["candidates"], meta["steps"][0]
+    assert [c["candidate"] for c in cands] == [-2, -1, 0, 1, 2]
+    assert all(c["step"] == "label" and c["demos"] >= len(task.label_names) for c in cands)  # balanced before scoring
+    assert step["after"] == pytest.approx(max(c["validation"] for c in cands), abs=1e-4)
+    plain = Optimization(task, _lm(DemoSensitiveEngine, pool, task.label_names), "scripted", OptimizeConfig(),
+                         tmp_path / "work2", dev=dev).run(tmp_path / "p.json")
+    assert plain["candidates"] == []  # plain bootstrap: one program, no search
+
+
 def test_generate_and_analyze_steps_score_yield(sst2_pool, tmp_path):
     task = load_task(ROOT / "datasets" / "sst2" / "task.yaml")
     dev = sst2_pool[400:440]
