@@ -29,7 +29,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Literal, Optional
 
 import numpy as np
 import yaml
@@ -90,6 +90,7 @@ class BenchConfig(BaseModel):
     oracle: bool = True
     ceiling: bool = True
     label_temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # as `evokd generate --label-temperature`
+    label_format: Literal["plain", "json"] = "plain"  # as `evokd generate --label-format`
     path: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("seeds", "strategies", "students")
@@ -267,6 +268,7 @@ class Cell:
     oracle: bool
     vectors_dir: Path
     label_temperature: float = 0.0
+    label_format: str = "plain"
 
     @property
     def key(self) -> str:
@@ -278,10 +280,13 @@ class Cell:
 
     def settings(self) -> dict:
         from evokd.loop import needs_teacher
+        from evokd.strategies import get
 
         out = {"rounds": self.rounds, "per_round": self.per_round, "teacher": self.teacher, "oracle": self.oracle}
         if needs_teacher(self.loop_config()):
             out["label_temperature"] = self.label_temperature
+            if not (self.oracle and get(self.strategy).needs_pool):  # oracle pool cells label nothing
+                out["label_format"] = self.label_format
         return out
 
     def loop_config(self) -> LoopConfig:
@@ -291,7 +296,8 @@ class Cell:
         pool = get(self.strategy).needs_pool
         return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
                           strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
-                          oracle=self.oracle and pool, label_temperature=self.label_temperature)
+                          oracle=self.oracle and pool, label_temperature=self.label_temperature,
+                          label_format=self.label_format)
 
     def command(self) -> str:
         """The `evokd generate` command that runs this cell by hand."""
@@ -304,7 +310,8 @@ class Cell:
         args += ["--rounds", str(self.rounds), "--per-round", str(self.per_round), "--seed", str(self.seed),
                  "--student", self.student]
         if needs_teacher(config):
-            args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}"]
+            args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}",
+                     "--label-format", self.label_format]
         return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
 
 
@@ -348,7 +355,7 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
                     jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
                                      work_dir / "cells" / f"{name}-s{seed}" / student / strategy, rounds,
                                      config.per_round, config.teacher, config.oracle, vectors,
-                                     config.label_temperature))
+                                     config.label_temperature, config.label_format))
     return jobs
 
 
@@ -359,6 +366,8 @@ def _finished(job: Cell | Ceiling) -> bool:
         found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
         if "label_temperature" in job.settings():
             found.setdefault("label_temperature", 0.8)  # cells from before the option labeled at the teacher's 0.8
+        if "label_format" in job.settings():
+            found.setdefault("label_format", "json")  # cells from before the plain labeling question asked in JSON
         if found != job.settings():
             changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
             raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "

@@ -105,6 +105,10 @@ def main():
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
                    "teacher); further --label-votes and retries sample at --temperature.")
+@click.option("--label-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              help="How classification texts are put to the teacher for labeling: plain (a short question answered "
+                   "with a bare label name; a small local teacher labels far better this way) or json (DSPy's "
+                   "JSONAdapter, as the other steps).")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Parallel teacher calls within a step (hosted teachers; the embedded teacher runs one at a time).")
 @click.option("--rpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: requests per minute to the provider.")
@@ -127,7 +131,7 @@ def main():
 @friendly_errors
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
-             review_every, separate_labeling, label_votes, temperature, label_temperature, concurrency, rpm, tpm, timeout_s, max_retries,
+             review_every, separate_labeling, label_votes, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
              max_tokens, max_cost, max_calls, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
@@ -170,7 +174,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
                             pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
                             separate_labeling=separate_labeling, label_votes=label_votes,
-                            label_temperature=label_temperature, gateway=gateway,
+                            label_temperature=label_temperature, label_format=label_format, gateway=gateway,
                             prompts=str(prompts_path) if prompts_path else None)
     except ValueError as exc:
         raise EvokdError(f"--strategy {strategy}: {exc}") from None
@@ -232,6 +236,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
               help="Teacher sampling temperature (keep generate's, which the prompts will run with).")
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Temperature of the label step (keep generate's --label-temperature; 0 is greedy).")
+@click.option("--label-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              help="How the label step is put to the teacher (keep generate's --label-format).")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Call cache: re-running after a kill replays the calls already made [default: runs/optimize/OUT-NAME].")
 @click.option("--max-tokens", default=None, type=click.IntRange(1),
@@ -242,7 +248,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
 @click.option("--quiet", is_flag=True, help="No progress display; print only the path of the state written.")
 @friendly_errors
 def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_n, heldout_path, heldout_n, zero_shot, budget,
-             max_demos, student, seed, threads, temperature, label_temperature, work_dir, max_tokens, max_calls, max_cost, quiet):
+             max_demos, student, seed, threads, temperature, label_temperature, label_format, work_dir, max_tokens, max_calls, max_cost, quiet):
     """Tune the teacher's prompts with DSPy's optimisers and save them for `evokd generate --prompts`.
 
     The label step is scored by the teacher's labeling accuracy (entity F1 for NER) against gold;
@@ -270,7 +276,7 @@ def optimize(task_file, teacher, api_base, optimizer, steps, out, dev_path, dev_
     try:
         config = OptimizeConfig(steps=[s.strip() for s in steps.split(",") if s.strip()], optimizer=optimizer,
                                 budget=budget, max_demos=max_demos, seed=seed, threads=threads, student=student,
-                                label_temperature=label_temperature)
+                                label_temperature=label_temperature, label_format=label_format)
     except ValueError as exc:
         raise EvokdError(str(exc)) from None
     if out.suffix != ".json":

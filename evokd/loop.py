@@ -61,6 +61,7 @@ class LoopConfig:
     separate_labeling: bool | None = None  # paper ablation: label in a separate call
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
     label_temperature: float | None = 0.0  # first labeling vote's temperature (0 greedy; None: the teacher's)
+    label_format: str = "plain"  # classification labeling put as a plain question, or "json" (DSPy's JSONAdapter)
     demonstrations_per_label: int = 2
     generation_topups: int = 2  # extra generation rounds when accepted texts fall short of the budget
     prompts: str | None = None  # optimised teacher prompt state (`evokd optimize --out`), loaded into the Teacher
@@ -275,7 +276,8 @@ class EvoKD:
                 gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
                 teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
                                   max_chars=generation_chars(self.seeds, self.config.max_chars),
-                                  label_temperature=self.config.label_temperature)
+                                  label_temperature=self.config.label_temperature,
+                                  label_format=self.config.label_format)
                 if self.config.prompts:
                     load_prompts(self.config.prompts, self.task).apply(teacher)
             elif needs_teacher(self.config):

@@ -59,6 +59,7 @@ class OptimizeConfig:
     texts_per_call: int = 4  # texts asked per generation call in the generate/analyze steps
     near_dup: float = 0.9
     label_temperature: float | None = 0.0  # as `evokd generate --label-temperature`: what the label step runs at
+    label_format: str = "plain"  # as `evokd generate --label-format`: how the label step is put to the teacher
 
     def __post_init__(self):
         bad = [s for s in self.steps if s not in STEPS]
@@ -242,11 +243,13 @@ class LabelProgram(dspy.Module):
         self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text(),
                       "demonstrations": teacher.demonstrations_text()}
         self.config = {"max_tokens": 300 if teacher.task.is_ner else 48}  # what Teacher.label_text allows
+        self.adapter = teacher.label_adapter()  # the format the loop asks in (plain question or JSON)
         if teacher.label_temperature is not None:  # the temperature of the loop's first labeling vote
             self.config["temperature"] = teacher.label_temperature
 
     def forward(self, text):
-        return self.label(**self.fixed, text=text, config=self.config)
+        with dspy.context(adapter=self.adapter):
+            return self.label(**self.fixed, text=text, config=self.config)
 
 
 class GenerateProgram(dspy.Module):
@@ -379,7 +382,8 @@ class Optimization:
         # the demonstrations the loop gives its labeling step
         demos = seed_demonstrations(self.task, self.seeds, LoopConfig.demonstrations_per_label)
         return Teacher(self.task, gateway, demonstrations=demos, seed=self.config.seed,
-                       max_chars=generation_chars(self.seeds, 1000), label_temperature=self.config.label_temperature)
+                       max_chars=generation_chars(self.seeds, 1000), label_temperature=self.config.label_temperature,
+                       label_format=self.config.label_format)
 
     def _max_demos(self, step: str) -> int:
         if self.config.max_demos is not None:
@@ -564,6 +568,7 @@ class Optimization:
             "optimizer": self.config.optimizer,
             "budget": self.config.budget,
             "label_temperature": self.config.label_temperature,
+            "label_format": self.config.label_format,
             "steps": [r.__dict__ for r in results],
             "data": {"seeds": len(self.seeds), "dev": len(self.dev), "train": len(train_rows), "validation": len(val_rows),
                      "validation_is_train": not self.dev, "heldout": len(self.heldout)},
@@ -629,7 +634,7 @@ class Optimization:
         from evokd.teacher.module import Teacher
 
         bare = Teacher(self.task, gateway, demonstrations=[], seed=self.config.seed,
-                       label_temperature=self.config.label_temperature)
+                       label_temperature=self.config.label_temperature, label_format=self.config.label_format)
         examples = label_examples(self.task, self.heldout)
         score = self.evaluate(LabelProgram(bare), LabelMetric(self.task), examples,
                               f"label: zero-shot on {len(examples)} held-out")

@@ -189,9 +189,9 @@ def test_help_has_an_example():
 def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_path):
     from evokd.errors import EvokdError
 
-    def cell(strategy, temp):
+    def cell(strategy, temp, fmt="json"):
         return bench.Cell("trec", 1, "tfidf", strategy, tmp_path / "task", tmp_path / strategy, 2, 4, "local", True,
-                          tmp_path / "vectors", temp)
+                          tmp_path / "vectors", temp, fmt)
 
     teacher, oracle = cell("static", 0.8), cell("pool-random", 0.8)
     assert teacher.settings()["label_temperature"] == 0.8 and "--label-temperature 0.8" in teacher.command()
@@ -206,3 +206,11 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     with pytest.raises(EvokdError, match="finished with label_temperature=0.8, but the config now gives 0.0"):
         bench._finished(greedy)
     assert bench.BenchConfig.model_fields["label_temperature"].default == 0.0
+    # likewise label_format: a cell from before the option asked in JSON; the default is now the plain question
+    assert teacher.settings()["label_format"] == "json" and "--label-format json" in teacher.command()
+    assert teacher.loop_config().label_format == "json"
+    with pytest.raises(EvokdError, match="finished with label_format='json', but the config now gives 'plain'"):
+        bench._finished(cell("static", 0.8, "plain"))
+    assert bench.BenchConfig.model_fields["label_format"].default == "plain"
+    pool_evokd = cell("pool-evokd", 0.8, "plain")  # oracle labels: the labeling format is no setting of its
+    assert "label_temperature" in pool_evokd.settings() and "label_format" not in pool_evokd.settings()

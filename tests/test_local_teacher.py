@@ -210,6 +210,27 @@ def test_real_model_labels_with_a_typed_literal(real_lm):
 
 
 @pytest.mark.slow
+def test_real_model_answers_the_plain_label_question_with_a_bare_name(real_lm):
+    """evokd's default labeling format on the REAL model: the grammar leaves exactly a label name."""
+    from pathlib import Path
+
+    from evokd.task import load_task
+    from evokd.teacher.module import Teacher
+
+    task = load_task(Path(__file__).resolve().parents[1] / "datasets" / "sst2" / "task.yaml")
+    teacher = Teacher(task, real_lm)
+    assert teacher.label_text(0, "a warm , funny and beautifully acted film .") == "positive"
+    assert teacher.label_text(0, "a tedious , joyless mess that wastes its cast .") == "negative"
+    from evokd.teacher.adapter import PlainLabelAdapter
+
+    inputs = {"task": task.description, "labels": teacher.labels_text(), "demonstrations": "",
+              "text": "one of the year 's best films ."}
+    assert PlainLabelAdapter()(real_lm, {"temperature": 0.0, "max_tokens": 8}, teacher.label.signature, [], inputs) == [
+        {"label": "positive"}]
+    assert real_lm.history[-1]["outputs"] == ["positive"]  # the bare name, no JSON around it
+
+
+@pytest.mark.slow
 def test_real_model_writes_a_typed_list(real_lm):
     import dspy
 

@@ -24,7 +24,12 @@ from evokd.task import load_task
 from evokd.teacher.module import Teacher
 from evokd.teacher.scripted import ScriptedEngine, _last_text
 
-_SHOWN = re.compile(r'"label": "(\w+)"')
+# a few-shot demo's label: a JSON answer, or the assistant turn after a plain labeling question
+_SHOWN = re.compile(r'"label": "([^"]+)"|Answer with one of: [^\n]*\.\n([^\n]+)\n')
+
+
+def _shown(prompt: str) -> set[str]:
+    return {a or b for a, b in _SHOWN.findall(prompt)}
 
 
 class DemoSensitiveEngine(ScriptedEngine):
@@ -34,7 +39,7 @@ class DemoSensitiveEngine(ScriptedEngine):
     def answer(self, fields, prompt, rng):
         if fields == {"label"}:
             gold = self.gold.get(_last_text(prompt))
-            return {"label": gold if gold in set(_SHOWN.findall(prompt)) else self.labels[0]}
+            return {"label": gold if gold in _shown(prompt) else self.labels[0]}
         return super().answer(fields, prompt, rng)
 
 
@@ -44,7 +49,7 @@ class DemoAverseEngine(ScriptedEngine):
     def answer(self, fields, prompt, rng):
         if fields == {"label"}:
             gold = self.gold.get(_last_text(prompt))
-            if _SHOWN.search(prompt):
+            if _shown(prompt):
                 return {"label": next(lab for lab in self.labels if lab != gold)}
             return {"label": gold}
         return super().answer(fields, prompt, rng)

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from evokd.teacher.scripted import ScriptedEngine
+from evokd.teacher.scripted import ScriptedEngine, is_plain_question
 
 FAULTS = ("rate_limit", "server_error", "timeout", "malformed", "truncated", "slow")
 _OUTPUT_FIELDS = re.compile(r"Your output fields are:\n((?:\d+\. `\w+`.*\n?)+)")
@@ -112,9 +112,12 @@ class FakeOpenAIServer:
         match = _OUTPUT_FIELDS.search(prompt)
         if not fields and match:
             fields = set(_FIELD.findall(match.group(1)))
+        plain = bool(messages) and is_plain_question(str(messages[-1].get("content") or ""))
         with self.lock:
             rng = self.engine.rng_for(prompt, vary_on_repeat=False)
-            answer = self.engine.answer(fields, prompt, rng)
+            answer = self.engine.answer({"label"} if plain else fields, prompt, rng)
+        if plain and isinstance(answer, dict):
+            return answer["label"]  # the plain labeling question: a bare label name
         return answer if isinstance(answer, str) else json.dumps(answer)
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:

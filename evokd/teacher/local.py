@@ -13,6 +13,7 @@ parses.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -266,6 +267,27 @@ def _chat_messages(request) -> list[dict[str, str]]:
     return messages
 
 
+# The one response_format evokd sends for a bare choice: a JSON schema whose root is a string enum.
+# evokd's llama.cpp engine turns it into a grammar of the bare names (no quotes, no JSON object).
+CHOICE_SCHEMA_NAME = "evokd_choice"
+
+
+def choice_response_format(labels: list[str]) -> dict:
+    return {"type": "json_schema",
+            "json_schema": {"name": CHOICE_SCHEMA_NAME, "schema": {"type": "string", "enum": list(labels)}}}
+
+
+def choice_of(response_format: dict | None) -> list[str] | None:
+    """The label names of an evokd choice response_format, else None."""
+    if not response_format or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema") or response_format  # OpenAI's nesting, or DSPy's flattened form
+    schema = spec.get("schema") or {}
+    if spec.get("name") == CHOICE_SCHEMA_NAME and schema.get("type") == "string" and schema.get("enum"):
+        return [str(x) for x in schema["enum"]]
+    return None
+
+
 def _llama_response_format(response_format: dict | None) -> dict | None:
     """DSPy's OpenAI-style response_format → llama-cpp-python's, which compiles `schema` into a grammar.
 
@@ -275,6 +297,14 @@ def _llama_response_format(response_format: dict | None) -> dict | None:
         return None
     schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
     return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+
+
+@functools.lru_cache(maxsize=32)
+def _choice_grammar(choices: tuple[str, ...]):
+    """A llama.cpp grammar that accepts exactly one of `choices`, unquoted."""
+    llama_cpp = _import_llama_cpp()
+    alternatives = " | ".join(json.dumps(c) for c in choices)
+    return llama_cpp.LlamaGrammar.from_string(f"root ::= {alternatives}", verbose=False)
 
 
 class LlamaEngine:
@@ -313,9 +343,10 @@ class LlamaEngine:
         validate_request(request)
         config = request.config
         messages = _chat_messages(request)
+        choices = choice_of(config.response_format)
         kwargs = {
             "messages": messages,
-            "response_format": _llama_response_format(config.response_format),
+            "response_format": None if choices else _llama_response_format(config.response_format),
             "max_tokens": config.max_tokens,
             "seed": config.seed if config.seed is not None else random.getrandbits(31),
             "stop": list(config.stop) or None,
@@ -325,6 +356,8 @@ class LlamaEngine:
         if config.top_p is not None:
             kwargs["top_p"] = config.top_p
         llama, lock = self._llama()
+        if choices:  # PlainLabelAdapter: the answer is exactly one of the bare names
+            kwargs["grammar"] = _choice_grammar(tuple(choices))
         try:
             with lock:
                 out = llama.create_chat_completion(**kwargs)

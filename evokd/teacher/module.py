@@ -20,10 +20,14 @@ from evokd.errors import EvokdError
 from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
 from evokd.store import CallRow
 from evokd.task import TaskSpec
+from evokd.teacher.adapter import PlainLabelAdapter
 from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.signatures import (AnalyzeWeaknesses, class_generate_signature, generate_labeled_signature,
                                      generate_signature, label_signature, ner_generate_labeled_signature,
                                      ner_label_signature, paraphrase_signature)
+
+
+LABEL_FORMATS = ("plain", "json")
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Teacher(dspy.Module):
 
     def __init__(self, task: TaskSpec, lm: dspy.LM, *, demonstrations: list[dict] | None = None,
                  max_attempts: int = MAX_ATTEMPTS, seed: int = 0, max_examples_in_prompt: int = 8, max_chars: int = 300,
-                 label_temperature: float | None = 0.0):
+                 label_temperature: float | None = 0.0, label_format: str = "plain"):
         super().__init__()
         self.task = task
         self.lm = lm if isinstance(lm, TeacherGateway) else TeacherGateway(lm)
@@ -64,6 +68,12 @@ class Teacher(dspy.Module):
         # (0 = greedy; None = the LM's own). Retries and further votes sample at the LM's temperature,
         # so an agreement vote is a real second opinion.
         self.label_temperature = label_temperature
+        if label_format not in LABEL_FORMATS:
+            raise ValueError(f"label_format {label_format!r}: expected one of {', '.join(LABEL_FORMATS)}")
+        # How the classification labeling step is put to the teacher: "plain" (a short question answered
+        # with a bare label name, evokd.teacher.adapter) or "json" (DSPy's JSONAdapter, as every other step).
+        # NER labeling is always JSON (it returns a list of mentions).
+        self.label_format = "json" if task.is_ner else label_format
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
         self.generate_class = dspy.Predict(class_generate_signature(max_chars))
@@ -117,6 +127,10 @@ class Teacher(dspy.Module):
         digest = hashlib.sha256(f"{self.seed}|{round_}|{step}|{key}|{attempt}".encode()).hexdigest()
         return int(digest[:12], 16)
 
+    def label_adapter(self) -> dspy.Adapter:
+        """The adapter the labeling step runs under (also `evokd optimize`'s LabelProgram)."""
+        return PlainLabelAdapter() if self.label_format == "plain" else dspy.JSONAdapter()
+
     def _call(self, predictor: dspy.Predict, *, round_: int, step: str, key: str, validate, max_tokens: int,
               first_temperature: float | None = None, **inputs):
         """Run one step with retries; return the validated value or None.
@@ -136,7 +150,8 @@ class Teacher(dspy.Module):
                 if first_temperature == 0:
                     del config["rollout_id"]  # greedy: the same prompt gives the same answer, cached once
             try:
-                with dspy.context(lm=self.lm, adapter=dspy.JSONAdapter()):
+                adapter = self.label_adapter() if predictor is self.label else dspy.JSONAdapter()
+                with dspy.context(lm=self.lm, adapter=adapter):
                     pred = predictor(**inputs, config=config)
                 value, error = validate(pred)
             except EvokdError as exc:  # budget spent, or a provider that refuses the key/model: stop the run

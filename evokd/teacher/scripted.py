@@ -19,10 +19,19 @@ from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 _TEXT_FIELD = re.compile(r"\[\[ ## text ## \]\]\n(.*?)\n\n(?:\[\[ ## |Respond with)", re.DOTALL)
 
 
+_PLAIN_QUESTION = re.compile(r"Text: (.*?)\n\nWhich label fits the text\? Answer with one of: [^\n]*\.", re.DOTALL)
+
+
 def _last_text(prompt: str) -> str:
-    """The text to label: the last `text` field (DSPy's system message first shows a "{text}" placeholder)."""
-    found = _TEXT_FIELD.findall(prompt)
+    """The text to label: the last `text` field (DSPy's system message first shows a "{text}" placeholder),
+    or the text of the last plain labeling question (evokd.teacher.adapter.PlainLabelAdapter)."""
+    found = _TEXT_FIELD.findall(prompt) or _PLAIN_QUESTION.findall(prompt)
     return found[-1].strip() if found else ""
+
+
+def is_plain_question(last_message: str) -> bool:
+    """Whether the last message is the plain labeling question (answered with a bare label name)."""
+    return bool(_PLAIN_QUESTION.fullmatch(last_message.strip()))
 
 
 class ScriptedEngine:
@@ -54,8 +63,12 @@ class ScriptedEngine:
         return self.rng_for("\n".join(m.text or "" for m in request.messages))
 
     def _answer(self, request, rng: random.Random) -> dict | str:
+        prompt = "\n".join(m.text or "" for m in request.messages)
+        if request.messages and is_plain_question(request.messages[-1].text or ""):  # the plain labeling question: answered with the bare label name
+            answer = self.answer({"label"}, prompt, rng)
+            return answer["label"] if isinstance(answer, dict) else answer
         schema = (request.config.response_format or {}).get("schema", {})
-        return self.answer(set(schema.get("properties", {})), "\n".join(m.text or "" for m in request.messages), rng)
+        return self.answer(set(schema.get("properties", {})), prompt, rng)
 
     def answer(self, fields: set[str], prompt: str, rng: random.Random) -> dict | str:
         """The answer for a prompt whose output fields are `fields` (a dict to send as JSON)."""
