@@ -808,7 +808,10 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
         run_jobs(todo, n_workers, events)
     done = [j for j in jobs if j.result_path.is_file()]
     unfinished = [j.key for j in jobs if not j.result_path.is_file()]
-    cells = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, Cell)]
+    # each cell's command as evokd spells it now (its settings match, see _finished): a cell from before an
+    # option existed then reproduces with that option's old value rather than today's default
+    cells = [{**json.loads(j.result_path.read_text(encoding="utf-8")), "command": j.command()}
+             for j in done if isinstance(j, Cell)]
     ceilings = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, Ceiling)]
     datasets = {}
     for name, entry in zip(tasks, config.datasets):
