@@ -16,10 +16,12 @@ import re
 import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 
+from evokd.teacher.adapter import QUESTION
+
 _TEXT_FIELD = re.compile(r"\[\[ ## text ## \]\]\n(.*?)\n\n(?:\[\[ ## |Respond with)", re.DOTALL)
-
-
-_PLAIN_QUESTION = re.compile(r"Text: (.*?)\n\nWhich label fits the text\? Answer with one of: [^\n]*\.", re.DOTALL)
+# the plain labeling question (evokd.teacher.adapter.QUESTION): group 1 is the text
+_PLAIN_QUESTION = re.compile(re.escape(QUESTION).replace(re.escape("{text}"), "(.*?)")
+                             .replace(re.escape("{labels}"), r"[^\n]*"), re.DOTALL)
 
 
 def _last_text(prompt: str) -> str:
@@ -64,7 +66,7 @@ class ScriptedEngine:
 
     def _answer(self, request, rng: random.Random) -> dict | str:
         prompt = "\n".join(m.text or "" for m in request.messages)
-        if request.messages and is_plain_question(request.messages[-1].text or ""):  # the plain labeling question: answered with the bare label name
+        if request.messages and is_plain_question(request.messages[-1].text or ""):  # answered with a bare label name
             answer = self.answer({"label"}, prompt, rng)
             return answer["label"] if isinstance(answer, dict) else answer
         schema = (request.config.response_format or {}).get("schema", {})
