@@ -31,7 +31,7 @@ from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, R
 from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.prompts import load_prompts
-from evokd.store import CallRow, RoundRecord, SampleRow, Store
+from evokd.store import EMBED_DIM, CallRow, RoundRecord, SampleRow, Store
 from evokd.students import make_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
@@ -515,40 +515,53 @@ class EvoKD:
 
     def _pool_rank(self, store: Store, student, feedback: Feedback, round_: int, taken: set[int]) -> list[int]:
         """Available pool ids, best first, for the no-LLM pool strategies. The pool is read in blocks
-        (`Store.pool_blocks`): memory holds ids, one block, and one score per row, never all vectors."""
+        (`Store.pool_blocks`): memory holds ids, one block, and one score per row (pool-errors: the
+        vectors of at most POOL_ERRORS_SAMPLE rows), never the whole pool's vectors."""
         select = self.config.strat.pool_select
         if select == "random":
             free = [int(i) for i in store.pool_free_ids() if int(i) not in taken]
             self._rng(round_).shuffle(free)
             return free
-        if select in ("uncertainty", "errors") and self.task.is_ner:
+        if select == "errors":
+            return self._pool_errors_rank(store, feedback, round_, taken)
+        if self.task.is_ner:
             raise RunError(f"strategy '{self.config.strategy}' ranks by the student's class probabilities; "
-                           "it is for classification tasks (use pool-random or pool-evokd for NER)")
+                           "it is for classification tasks (use pool-random, pool-errors or pool-evokd for NER)")
         ids, conf = [np.empty(0, dtype=np.int64)], [np.empty(0)]
         for block_ids, texts in self._free_blocks(store, "text", taken):
             ids.append(block_ids)
             conf.append(np.max(self._student_proba(student, texts), axis=1) if texts else np.empty(0))
         ids_all, conf_all = np.concatenate(ids), np.concatenate(conf)
-        by_uncertainty = [int(i) for i in ids_all[np.argsort(conf_all, kind="stable")]]
-        if select == "uncertainty" or not feedback.wrong:
-            return by_uncertainty
-        # errors: nearest free pool texts of each latest mistake, taken in turn, then the most uncertain.
-        # Every depth adds at least one new id, so each mistake's top `want` neighbours are enough.
-        want = 4 * self.config.per_round
-        from evokd.pool import nearest_ids
+        return [int(i) for i in ids_all[np.argsort(conf_all, kind="stable")]]
 
-        orders = nearest_ids(encode([w["text"] for w in feedback.wrong]), self._free_blocks(store, "embedding", taken),
-                             want)
-        ranked, seen = [], set()
-        for depth in range(want):
-            for order in orders:
-                j = int(order[depth]) if depth < len(order) else None
-                if j is not None and j not in seen:
-                    seen.add(j)
-                    ranked.append(j)
-            if len(ranked) >= want:
-                break
-        return ranked + [j for j in by_uncertainty if j not in seen]
+    POOL_ERRORS_SAMPLE = 20_000
+
+    def _pool_errors_rank(self, store: Store, feedback: Feedback, round_: int, taken: set[int]) -> list[int]:
+        """pool-errors: one typical text from each uncovered region of the pool, the regions nearest
+        the latest mistakes first (`pool.coverage_picks`), then the rest of the pool at random. The
+        regions are found among at most POOL_ERRORS_SAMPLE free rows (drawn at random each round when
+        the pool is larger), read block by block, so memory stays bounded on any pool size."""
+        from evokd.pool import coverage_picks
+
+        free = [int(i) for i in store.pool_free_ids() if int(i) not in taken]
+        rng = self._rng(round_)
+        keep = (np.sort(np.asarray(rng.sample(free, self.POOL_ERRORS_SAMPLE), dtype=np.int64))
+                if len(free) > self.POOL_ERRORS_SAMPLE else None)
+        ids, vectors = [np.empty(0, dtype=np.int64)], [np.zeros((0, EMBED_DIM), dtype=np.float32)]
+        for block_ids, block in self._free_blocks(store, "embedding", taken):
+            if keep is not None:
+                rows = np.nonzero(np.isin(block_ids, keep))[0]
+                block_ids, block = block_ids[rows], block[rows]
+            ids.append(block_ids)
+            vectors.append(block)
+        mistakes = (encode([w["text"] for w in feedback.wrong]) if feedback.wrong
+                    else np.zeros((0, EMBED_DIM), dtype=np.float32))
+        picks = coverage_picks(np.concatenate(ids), np.concatenate(vectors), store.accepted_vectors(), mistakes,
+                               self.config.per_round, seed=100 * self.config.seed + round_)
+        chosen = set(picks)
+        rest = [i for i in free if i not in chosen]
+        rng.shuffle(rest)
+        return picks + rest
 
     def _student_proba(self, student, texts: list[str]) -> np.ndarray:
         return student.predict_proba(texts) if texts else np.zeros((0, len(self.labels)))

@@ -248,3 +248,57 @@ def nearest_ids(queries: np.ndarray, blocks, k: int) -> list[np.ndarray]:
             order = np.lexsort((all_ids, -all_sims))[:k]
             best_ids[q], best_sims[q] = all_ids[order], all_sims[order]
     return best_ids
+
+
+def typicality(vectors: np.ndarray, neighbours: int = 20, chunk: int = 2048) -> np.ndarray:
+    """Per row, the mean cosine similarity to its `neighbours` nearest other rows (TypiClust's
+    typicality, on unit vectors): high in the dense middle of a region, low on its outliers.
+    Computed in chunks of rows, so memory is chunk × n, not n × n."""
+    n = len(vectors)
+    k = min(neighbours, n - 1)
+    if k <= 0:
+        return np.ones(n, dtype=np.float32)
+    out = np.empty(n, dtype=np.float32)
+    for start in range(0, n, chunk):
+        sims = vectors[start:start + chunk] @ vectors.T
+        top = -np.sort(-sims, axis=1)[:, 1:k + 1]  # column 0 is the row itself
+        out[start:start + chunk] = top.mean(axis=1)
+    return out
+
+
+def coverage_picks(ids: np.ndarray, vectors: np.ndarray, labeled: np.ndarray, mistakes: np.ndarray, budget: int,
+                   seed: int) -> list[int]:
+    """pool-errors' choice: pool ids to label next, at most one per region of the pool that no
+    labeled text covers yet, the regions nearest the student's latest mistakes first.
+
+    The labeled and the free vectors are clustered together with k-means into (labeled + budget)
+    regions; a region holding a labeled text is covered. Each mistake, in turn, claims the uncovered
+    region whose centre is most similar to it; the other uncovered regions follow, largest first.
+    From each region comes its most typical free text (`typicality`), not the one nearest the
+    mistake: the nearest neighbours of a mistake are near copies of a text the student has just
+    been trained on, and taking them drills one spot (measured: benchmarks/results/README.md)."""
+    from sklearn.cluster import KMeans
+
+    if len(ids) == 0:
+        return []
+    points = np.vstack([labeled, vectors]) if len(labeled) else vectors
+    k = min(len(labeled) + budget, len(points))
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    covered = set(km.labels_[:len(labeled)].tolist())
+    free_cluster = km.labels_[len(labeled):]
+    sizes = np.bincount(free_cluster, minlength=k)
+    uncovered = [c for c in range(k) if c not in covered and sizes[c] > 0]
+    order: list[int] = []
+    if len(mistakes) and uncovered:
+        candidates = np.asarray(uncovered)
+        for row in mistakes @ km.cluster_centers_[candidates].T:
+            claim = next((int(candidates[j]) for j in np.argsort(-row) if int(candidates[j]) not in order), None)
+            if claim is not None:
+                order.append(claim)
+    claimed = set(order)
+    order += [int(c) for c in np.argsort(-sizes, kind="stable") if int(c) in set(uncovered) and int(c) not in claimed]
+    picks = []
+    for c in order:
+        members = np.nonzero(free_cluster == c)[0]
+        picks.append(int(ids[members[int(np.argmax(typicality(vectors[members])))]]))
+    return picks

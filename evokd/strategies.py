@@ -75,7 +75,8 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
              class_budget=False, pool_select="random"),
     Strategy("pool-uncertainty", "the pool texts the student is least confident about", generation="none",
              analysis=False, agreement=False, class_budget=False, pool_select="uncertainty"),
-    Strategy("pool-errors", "the pool texts nearest the student's latest mistakes (no LLM)", generation="none",
+    Strategy("pool-errors", "one typical pool text from each region no labeled text covers yet, the regions nearest "
+                            "the student's latest mistakes first (no LLM)", generation="none",
              analysis=False, agreement=False, class_budget=False, pool_select="errors"),
     replace(_EVOKD, name="pool-evokd", summary="evokd's texts become queries; the nearest unused pool texts are "
                                                "taken instead", agreement=False, warmup=False, pool_select="nearest"),

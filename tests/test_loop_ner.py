@@ -122,3 +122,23 @@ def test_ner_bad_seed_span_is_one_line_error(ner_task, tmp_path):
     result = CliRunner().invoke(main, ["generate", str(ner_task), "--out", str(tmp_path / "o"), "--teacher", "x/y"])
     assert result.exit_code == 2 and "seeds.jsonl" in result.stderr and "\n" not in result.stderr.strip()
     assert not (tmp_path / "o").exists()
+
+
+def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_pool, tmp_path):
+    """pool-errors needs only texts and the student's mistakes, so it runs on NER too; without
+    --oracle the (scripted TEST DOUBLE) teacher labels what it takes."""
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in ner_pool[:200]))
+    out = tmp_path / "run"
+    config = LoopConfig(rounds=2, per_round=6, strategy="pool-errors", pool=str(pool))
+    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=4),
+                   teacher_name="scripted").run()
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    rows = con.execute("SELECT text, labeler, source FROM samples WHERE round > 0 AND status = 'accepted'").fetchall()
+    steps = {s for (s,) in con.execute("SELECT DISTINCT step FROM calls").fetchall()}
+    con.close()
+    pool_texts = {r["text"] for r in ner_pool[:200]}
+    assert len(rows) >= 8 and len({t for t, *_ in rows}) == len(rows)
+    assert all(t in pool_texts and labeler == "teacher" and src == "pool" for t, labeler, src in rows)
+    assert steps == {"label"}  # no analysis or generation: the student's mistakes pick the texts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evokd.pool import nearest_ids
+from evokd.pool import coverage_picks, nearest_ids, typicality
 from evokd.store import Store
 
 
@@ -59,3 +59,39 @@ def test_store_reads_the_free_pool_in_blocks_and_rows_by_id(tmp_path):
         assert [r["text"] for r in got] == ["text 41", "text 2", "text 69"]
         assert [r["label"] for r in got] == ["a", "b", "a"] and got[0]["pool_id"] == 41
         assert np.allclose(vecs, vectors[[41, 2, 69]], atol=1e-6)
+
+
+def _blob(centre: np.ndarray, n: int, spread: float, seed: int) -> np.ndarray:
+    """n unit vectors scattered around a unit centre; the first is the centre itself."""
+    noise = np.random.default_rng(seed).normal(size=(n, 384)).astype(np.float32) * spread
+    noise[0] = 0
+    v = centre + noise
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_typicality_is_highest_in_the_dense_middle():
+    centre = _unit(1, 20)[0]
+    vectors = np.vstack([_blob(centre, 30, 0.05, 21), _unit(1, 22)])  # 30 around the centre, one far outlier
+    typ = typicality(vectors, neighbours=5, chunk=7)  # chunked the same as whole
+    assert np.allclose(typ, typicality(vectors, neighbours=5))
+    assert int(np.argmax(typ)) == 0 and int(np.argmin(typ)) == 30
+    assert typicality(vectors[:1]).tolist() == [1.0]
+
+
+def test_coverage_picks_one_typical_text_per_uncovered_region_mistakes_first():
+    a, b, c, d = _unit(4, 30)  # four far-apart regions of 20, 20, 30 and 40 texts
+    blobs = [_blob(a, 20, 0.04, 31), _blob(b, 20, 0.04, 32), _blob(c, 30, 0.04, 33), _blob(d, 40, 0.04, 34)]
+    vectors = np.vstack(blobs)
+    ids = np.arange(1000, 1000 + len(vectors), dtype=np.int64)  # a: 1000-, b: 1020-, c: 1040-, d: 1070-
+    region = dict(zip(ids.tolist(), "".join(r * len(blob) for r, blob in zip("abcd", blobs))))
+    labeled = _blob(a, 1, 0.0, 35)  # region a is covered by a labeled text
+    edge = 20 + int(np.argmin(typicality(blobs[1])))  # the mistake sits on b's edge, next to this text
+    mistake = vectors[edge:edge + 1] + 0.01
+    mistake /= np.linalg.norm(mistake)
+    picks = coverage_picks(ids, vectors, labeled, mistake, budget=3, seed=1)
+    assert [region[p] for p in picks] == ["b", "d", "c"]  # the mistake's region first, then the largest
+    assert picks == [1020, 1070, 1040]  # each region's most typical text (its centre), not the mistake's neighbour
+    assert int(ids[edge]) not in picks
+    no_mistakes = coverage_picks(ids, vectors, labeled, np.zeros((0, 384), np.float32), budget=3, seed=1)
+    assert no_mistakes == [1070, 1040, 1020]  # largest first; a stays covered
+    assert coverage_picks(ids[:0], vectors[:0], labeled, mistake, budget=3, seed=1) == []
