@@ -713,13 +713,24 @@ def _pm(mean: float, sd: float) -> str:
     return f"{mean:.4f} ± {sd:.4f}"
 
 
+def _teacher_line(result: dict) -> str:
+    cfg = result["config"]
+    if result["test_double"]:
+        return f"Teacher: **{TEST_DOUBLE_NOTE}.**"
+    from evokd import strategies
+
+    if not any(strategies.get(name).calls_teacher(cfg["oracle"]) for name in cfg["strategies"]):
+        return "Teacher: none (no strategy in this config calls one)."
+    return f"Teacher: `{cfg['teacher']}`."
+
+
 def render_markdown(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
     lines = [f"# evokd bench: {cfg['name']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; evokd "
              f"{result['evokd']}; {result['date']}.", "",
              f"Command (from the project root): `{result['command']}`", "",
-             f"Teacher: **{TEST_DOUBLE_NOTE}.**" if result["test_double"] else f"Teacher: `{cfg['teacher']}`.", "",
+             _teacher_line(result), "",
              f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds (k per label, texts of "
              f"{MIN_SEED_WORDS}+ words) and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
              f"eval texts); every cell of a dataset is scored on the same {cfg['eval_n']:,} test rows (sampled with "

@@ -120,10 +120,7 @@ def described_labels(task: TaskSpec) -> dict[str, str]:
 
 def needs_teacher(config: LoopConfig) -> bool:
     """Whether a run with this config calls an LLM (pool strategies with --oracle and seed-only do not)."""
-    strat = config.strat
-    if strat.needs_pool:
-        return strat.generation != "none" or not config.oracle
-    return strat.needs_teacher
+    return config.strat.calls_teacher(config.oracle)
 
 
 Progress = Callable[..., None]

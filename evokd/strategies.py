@@ -41,6 +41,10 @@ class Strategy:
     def needs_pool(self) -> bool:
         return self.pool_select is not None
 
+    def calls_teacher(self, oracle: bool) -> bool:
+        """Whether a run calls the LLM: to generate, or to label pool texts without --oracle."""
+        return self.needs_teacher or (self.needs_pool and not oracle)
+
     @property
     def adds_samples(self) -> bool:
         return self.generation != "none" or self.pool_select is not None

@@ -181,6 +181,18 @@ def test_targets_on_made_up_cells():
     assert found[("evokd_over_static", "a")]["value"] == pytest.approx(3.0)  # 0.64 - 0.61, not 0.64 - 0.60
 
 
+def test_teacher_line_says_none_when_no_strategy_calls_one():
+    from evokd.bench import _teacher_line
+
+    result = {"test_double": False, "config": {"teacher": "local", "oracle": True,
+                                               "strategies": ["pool-random", "pool-errors"]}}
+    assert _teacher_line(result) == "Teacher: none (no strategy in this config calls one)."
+    result["config"]["strategies"].append("pool-evokd")
+    assert _teacher_line(result) == "Teacher: `local`."
+    result["config"].update(strategies=["pool-random"], oracle=False)  # the teacher labels the pool
+    assert _teacher_line(result) == "Teacher: `local`."
+
+
 def test_help_has_an_example():
     result = invoke("--help")
     assert result.exit_code == 0 and "Example:" in result.output and "evokd bench benchmarks/configs/smoke.yaml" in result.output

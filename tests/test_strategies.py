@@ -107,6 +107,13 @@ def test_augment_paraphrases_seeds_and_keeps_their_labels(sst2_task, sst2_pool, 
         assert seeds[seed_text] == label and labeler == "seed" and intent == "paraphrase"
 
 
+def test_which_strategies_call_the_teacher():
+    calls = {name: (s.calls_teacher(oracle=True), s.calls_teacher(oracle=False)) for name, s in STRATEGIES.items()}
+    assert calls["seed-only"] == (False, False) and calls["static"] == calls["evokd"] == (True, True)
+    assert calls["pool-random"] == calls["pool-errors"] == (False, True)  # without --oracle the teacher labels
+    assert calls["pool-evokd"] == (True, True)
+
+
 def test_seed_only_runs_no_rounds_and_needs_no_teacher(sst2_task, tmp_path):
     config = LoopConfig(rounds=4, strategy="seed-only")
     assert not needs_teacher(config)
