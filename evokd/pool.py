@@ -295,8 +295,8 @@ def coverage_picks(ids: np.ndarray, vectors: np.ndarray, labeled: np.ndarray, mi
             claim = next((int(candidates[j]) for j in np.argsort(-row) if int(candidates[j]) not in order), None)
             if claim is not None:
                 order.append(claim)
-    claimed = set(order)
-    order += [int(c) for c in np.argsort(-sizes, kind="stable") if int(c) in set(uncovered) and int(c) not in claimed]
+    rest = set(uncovered) - set(order)
+    order += [int(c) for c in np.argsort(-sizes, kind="stable") if int(c) in rest]
     picks = []
     for c in order:
         members = np.nonzero(free_cluster == c)[0]

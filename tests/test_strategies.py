@@ -137,6 +137,26 @@ def test_pool_strategies_with_oracle_need_no_llm(sst2_task, pool_file, tmp_path,
     assert query(out, "SELECT count(*) FROM calls") == [(0,)]
 
 
+def test_pool_errors_on_a_pool_larger_than_its_sample(sst2_task, pool_file, tmp_path, monkeypatch):
+    """Above POOL_ERRORS_SAMPLE free rows, the regions are found in a random sample of them."""
+    monkeypatch.setattr(EvoKD, "POOL_ERRORS_SAMPLE", 60)
+    seen = []
+    real = EvoKD._pool_errors_rank
+
+    def spy(self, store, feedback, round_, taken):
+        ranked = real(self, store, feedback, round_, taken)
+        seen.append((len(ranked), len(set(ranked)), store.pool_size()))
+        return ranked
+
+    monkeypatch.setattr(EvoKD, "_pool_errors_rank", spy)
+    out = tmp_path / "run"
+    rounds = EvoKD(load_task(sst2_task), out, LoopConfig(rounds=2, per_round=8, strategy="pool-errors",
+                                                         pool=str(pool_file), oracle=True)).run()
+    assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
+    # every free row is still ranked (the sample's picks first, the rest after), each once
+    assert seen[0] == (400, 400, 400) and seen[1] == (392, 392, 400)
+
+
 def test_pool_uncertainty_takes_less_confident_texts_than_random(sst2_task, pool_file, tmp_path):
     scores = {}
     for strategy in ("pool-random", "pool-uncertainty"):
