@@ -1,7 +1,7 @@
 """`evokd bench CONFIG.yaml`: strategies x students x datasets x random seeds on real data.
 
-Each random seed draws its own seeds (k per label, texts of 6+ words, as datasets/make_seeds.py)
-and its own unlabeled pool from a dataset's train split; every cell of a dataset is scored on the
+Each random seed draws its own seeds (k per label, texts of 6+ words; NER: k sentences of 8+ words
+per entity type, as datasets/make_seeds.py) and its own unlabeled pool from a dataset's train split; every cell of a dataset is scored on the
 same sample of its test split. A cell is one `evokd generate` run on a self-contained task folder,
 so any cell can be reproduced by hand with the command recorded in its cell.json.
 
@@ -50,6 +50,7 @@ POOL_FILE = "pool.jsonl"
 SCRIPTED = "scripted"  # the TEST DOUBLE teacher of evokd.teacher.scripted
 SCRIPTED_NAME = "scripted-test-double"
 MIN_SEED_WORDS = 6  # datasets/make_seeds.py: a seed is a full sentence, not a phrase fragment
+NER_MIN_SEED_WORDS = 8  # datasets/make_seeds.py's NER seeds: sentences of 8+ tokens
 EVAL_SAMPLE_SEED = 0  # one eval sample per dataset, shared by every cell
 TARGET_POINTS = 2.0  # macro-F1 points each target asks for
 TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real sentences from the cell's pool and "
@@ -70,7 +71,7 @@ class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: Path
     data: Path
-    shots: int = Field(default=4, ge=1)
+    shots: int = Field(default=4, ge=1)  # seeds per label; NER: seed sentences per entity type
 
 
 class BenchConfig(BaseModel):
@@ -110,10 +111,10 @@ class BenchConfig(BaseModel):
 
     @field_validator("students")
     @classmethod
-    def _classification_students(cls, value: list[str]):
+    def _known_students(cls, value: list[str]):
         from evokd.students import CANDIDATES
 
-        return _all_known(value, CANDIDATES["classification"], "student")
+        return _all_known(value, [name for names in CANDIDATES.values() for name in names], "student")
 
     @field_validator("teacher")
     @classmethod
@@ -154,17 +155,23 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
         field, msg = _format_error(err, _fields_at(err["loc"]))
         raise InputError(path, msg, field=field) from None
     config.path = Path(os.path.abspath(path))
+    from evokd.students import CANDIDATES
+
     tasks: dict[str, TaskSpec] = {}
     for i, entry in enumerate(config.datasets):
         task = load_task(entry.task)
-        if task.is_ner:
-            raise InputError(path, f"{entry.task} is a NER task; expected a classification task", field=f"datasets.{i}.task")
         if task.name in tasks:
             raise InputError(path, f"dataset {task.name!r} is listed twice; expected each task once", field=f"datasets.{i}.task")
+        misfit = [s for s in config.students if s not in CANDIDATES[task.kind]]
+        if misfit:
+            raise InputError(path, f"student {misfit[0]!r} cannot learn {task.name}, a {task.kind} task; expected "
+                                   f"students that fit every dataset ({task.kind}: {', '.join(CANDIDATES[task.kind])})",
+                             field="students")
+        rows = ('{"tokens", "tags"} or {"text", "entities"}' if task.is_ner else '{"text", "label"}')
         for split in ("train", "test"):
             if not (entry.data / f"{split}.jsonl").is_file():
                 raise InputError(path, f"{entry.data} has no {split}.jsonl; expected a folder with train.jsonl and "
-                                       "test.jsonl of {\"text\", \"label\"} rows", field=f"datasets.{i}.data")
+                                       f"test.jsonl of {rows} rows", field=f"datasets.{i}.data")
         tasks[task.name] = task
     return config, tasks
 
@@ -192,6 +199,25 @@ def draw_seeds(train: list[dict], labels: list[str], per_label: int, seed: int) 
     return out
 
 
+def draw_ner_seeds(train: list[dict], types: list[str], per_type: int, seed: int) -> list[dict]:
+    """`per_type` distinct sentences of 8+ words that contain each entity type, types in sorted order
+    (datasets/make_seeds.py's NER draw); a sentence drawn for one type is not drawn again for another."""
+    rng = random.Random(seed)
+    out: list[dict] = []
+    for etype in sorted(types):
+        taken = {r["text"] for r in out}
+        found: dict[str, dict] = {}
+        for r in train:
+            if (r["text"] not in taken and len(r["text"].split()) >= NER_MIN_SEED_WORDS
+                    and any(e["label"] == etype for e in r["entities"])):
+                found.setdefault(r["text"], r)
+        if len(found) < per_type:
+            raise ValueError(f"entity type {etype!r} has {len(found)} train sentences of {NER_MIN_SEED_WORDS}+ words "
+                             f"that contain it; expected at least {per_type} (shots)")
+        out += [{"text": t, "entities": found[t]["entities"]} for t in rng.sample(sorted(found), per_type)]
+    return out
+
+
 def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> dict[tuple[str, int], Path]:
     """Write the task folder of every (dataset, seed) that lacks one; (dataset, seed) -> folder."""
     out: dict[tuple[str, int], Path] = {}
@@ -203,12 +229,13 @@ def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> 
         todo = [seed for seed, folder in folders.items() if not _prepared(folder, fingerprint)]
         if todo:
             labels = task.label_names
-            train = read_labeled(entry.data / "train.jsonl", labels, unique=False)
-            test = read_labeled(entry.data / "test.jsonl", labels, unique=False)
+            train = task.read_rows(entry.data / "train.jsonl", unique=False)
+            test = task.read_rows(entry.data / "test.jsonl", unique=False)
             eval_rows = random.Random(EVAL_SAMPLE_SEED).sample(test, min(config.eval_n, len(test)))
+            draw = draw_ner_seeds if task.is_ner else draw_seeds
             for seed in todo:
                 try:
-                    seeds = draw_seeds(train, labels, entry.shots, seed)
+                    seeds = draw(train, labels, entry.shots, seed)
                 except ValueError as exc:
                     raise InputError(config.path, str(exc), field=f"datasets.{i}.shots") from None
                 _write_task(folders[seed], task, f"{name}-s{seed}", seeds, eval_rows, train, config.pool_size, seed)
@@ -240,10 +267,11 @@ def _write_task(folder: Path, task: TaskSpec, name: str, seeds: list[dict], eval
             first.setdefault(r["text"], i)
     rng = random.Random(f"pool|{seed}")
     picked = sorted(rng.sample(sorted(first.values()), min(pool_size, len(first))))
+    target = "entities" if task.is_ner else "label"
     write_jsonl_atomic(folder / "seeds.jsonl", seeds)
-    write_jsonl_atomic(folder / "eval.jsonl", [{"text": r["text"], "label": r["label"]} for r in eval_rows])
-    write_jsonl_atomic(folder / POOL_FILE, [{"id": i, "text": train[i]["text"], "label": train[i]["label"]} for i in picked])
-    spec = {"name": name, "kind": "classification", "language": task.language, "description": task.description,
+    write_jsonl_atomic(folder / "eval.jsonl", [{"text": r["text"], target: r[target]} for r in eval_rows])
+    write_jsonl_atomic(folder / POOL_FILE, [{"id": i, "text": train[i]["text"], target: train[i][target]} for i in picked])
+    spec = {"name": name, "kind": task.kind, "language": task.language, "description": task.description,
             "labels": {label.name: label.description for label in task.labels}, "seeds": "seeds.jsonl",
             "eval": "eval.jsonl"}
     header = (f"# {name}: made by `evokd bench` from {_relative(task.path)} (seed {seed}); pool.jsonl is the "
@@ -413,7 +441,7 @@ def _teacher_lm(cell: Cell, task: TaskSpec):
         from evokd.teacher.scripted import scripted_lm
 
         # TEST DOUBLE: answers from the cell's pool of real sentences, with their gold labels.
-        pool = read_labeled(cell.task_dir / POOL_FILE, task.label_names)
+        pool = task.read_rows(cell.task_dir / POOL_FILE, unique=False)
         return scripted_lm(pool, task.label_names, seed=cell.seed)
     from evokd.teacher.lm import make_lm
 
@@ -437,13 +465,13 @@ def run_cell(cell: Cell) -> dict:
     rounds = EvoKD(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
                    pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
     n_seeds = rounds[0]["train_size"]
-    kept = ("round", "train_size", "eval_n", "eval_accuracy", "eval_macro_f1", "n_accepted", "prompt_tokens",
-            "completion_tokens", "n_calls")
+    scores = ("eval_entity_f1",) if task.is_ner else ("eval_accuracy", "eval_macro_f1")
+    kept = ("round", "train_size", "eval_n", *scores, "n_accepted", "prompt_tokens", "completion_tokens", "n_calls")
     per_round = [{**{k: r[k] for k in kept}, "added": r["train_size"] - n_seeds, "seconds": r["seconds"]} for r in rounds]
     result = {
         "dataset": cell.dataset, "seed": cell.seed, "student": cell.student, "strategy": cell.strategy,
         "settings": cell.settings(), "test_double": cell.teacher == SCRIPTED and uses_lm, "n_seeds": n_seeds,
-        "accuracy": rounds[-1]["eval_accuracy"], "macro_f1": rounds[-1]["eval_macro_f1"],
+        **{k.removeprefix("eval_"): rounds[-1][k] for k in scores},
         "tokens": sum((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0) for r in rounds),
         "calls": sum(r["n_calls"] or 0 for r in rounds), "seconds": sum(r["seconds"] for r in per_round),
         "wall_s": round(time.perf_counter() - start, 2), "rounds": per_round, "dir": _relative(cell.out_dir),
@@ -455,23 +483,28 @@ def run_cell(cell: Cell) -> dict:
 
 def run_ceiling(job: Ceiling) -> dict:
     """Train the student on the whole train split, score it on the eval rows and write the result."""
-    from evokd.metrics import classification_report
+    from evokd.metrics import classification_report, entity_report
     from evokd.students import make_student
 
     task = load_task(job.task_dir / TASK_FILE)
     labels = task.label_names
-    train = read_labeled(job.data_dir / "train.jsonl", labels, unique=False)
+    target = "entities" if task.is_ner else "label"
+    train = task.read_rows(job.data_dir / "train.jsonl", unique=False)
     eval_rows = task.eval_rows()
     texts = [r["text"] for r in train]
     if job.student == "minilm":
         cached_vectors(job.vectors_dir, texts)
         cached_vectors(job.vectors_dir, [r["text"] for r in eval_rows])
     start = time.perf_counter()
-    student = make_student(job.student).fit(texts, [r["label"] for r in train])
-    report = classification_report([r["label"] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows])),
-                                   labels)
-    result = {"dataset": job.dataset, "student": job.student, "n_train": len(train), "eval_n": report["n"],
-              "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+    student = make_student(job.student).fit(texts, [r[target] for r in train])
+    gold, pred = [r[target] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows]))
+    if task.is_ner:
+        report = entity_report(gold, pred, labels)
+        scores = {"entity_f1": report["f1"]}
+    else:
+        report = classification_report(gold, pred, labels)
+        scores = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    result = {"dataset": job.dataset, "student": job.student, "n_train": len(train), "eval_n": report["n"], **scores,
               "seconds": round(time.perf_counter() - start, 2)}
     write_json_atomic(job.result_path, result)
     return result
@@ -589,10 +622,21 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(config: BenchConfig, datasets: list[str], cells: list[dict], ceilings: list[dict]) -> dict:
-    """Per dataset and student: strategy rows (mean and sd over seeds), learning curves, the ceiling."""
+METRIC_NAMES = {"macro_f1": "macro-F1", "entity_f1": "entity F1", "accuracy": "accuracy"}
+
+
+def metrics_of(kind: str) -> tuple[str, ...]:
+    """A task kind's scores, the headline one (targets, gains, curves) first."""
+    return ("entity_f1",) if kind == "ner" else ("macro_f1", "accuracy")
+
+
+def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict]) -> dict:
+    """Per dataset (name -> task kind) and student: strategy rows (mean and sd over seeds of each of the
+    kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or
+    entity F1 on NER."""
     out: dict = {}
-    for name in datasets:
+    for name, kind in datasets.items():
+        scores = metrics_of(kind)
         for student in config.students:
             rows: dict = {}
             for strategy in config.strategies:
@@ -600,17 +644,17 @@ def summarize(config: BenchConfig, datasets: list[str], cells: list[dict], ceili
                                key=lambda c: c["seed"])
                 if not found:
                     continue
-                acc, f1 = _mean_sd([c["accuracy"] for c in found]), _mean_sd([c["macro_f1"] for c in found])
                 depth = max(len(c["rounds"]) for c in found)
                 curve = []
                 for i in range(depth):
                     at = [c["rounds"][i] for c in found if len(c["rounds"]) > i]
                     curve.append({"round": i, "n_seeds": len(at), "added": statistics.fmean(r["added"] for r in at),
-                                  "macro_f1": statistics.fmean(r["eval_macro_f1"] for r in at),
-                                  "accuracy": statistics.fmean(r["eval_accuracy"] for r in at)})
+                                  **{k: statistics.fmean(r[f"eval_{k}"] for r in at) for k in scores}})
+                row = {"seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c[scores[0]] for c in found}}
+                for k in sorted(scores):
+                    row[k], row[f"{k}_sd"] = _mean_sd([c[k] for c in found])
                 rows[strategy] = {
-                    "seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c["macro_f1"] for c in found}, "accuracy": acc[0], "accuracy_sd": acc[1],
-                    "macro_f1": f1[0], "macro_f1_sd": f1[1], "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
+                    **row, "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
                     "tokens": statistics.fmean(c["tokens"] for c in found),
                     "seconds": statistics.fmean(c["seconds"] for c in found),
                     "wall_s": statistics.fmean(c["wall_s"] for c in found), "curve": curve,
@@ -618,15 +662,15 @@ def summarize(config: BenchConfig, datasets: list[str], cells: list[dict], ceili
             if "seed-only" in rows:
                 base = rows["seed-only"]
                 for row in rows.values():
-                    row["gain_macro_f1_points"] = 100 * (row["macro_f1"] - base["macro_f1"])
-                    row["gain_accuracy_points"] = 100 * (row["accuracy"] - base["accuracy"])
+                    for k in scores:
+                        row[f"gain_{k}_points"] = 100 * (row[k] - base[k])
             ceiling = next((c for c in ceilings if (c["dataset"], c["student"]) == (name, student)), None)
-            out.setdefault(name, {})[student] = {"strategies": rows, "ceiling": ceiling}
+            out.setdefault(name, {})[student] = {"metric": scores[0], "strategies": rows, "ceiling": ceiling}
     return out
 
 
 def _paired(a: dict, b: dict) -> tuple[float | None, list[int]]:
-    """Mean of a - b in macro-F1 points over the random seeds both finished (a partial bench compares
+    """Mean of a - b in points of the headline score over the random seeds both finished (a partial bench compares
     like with like), and those seeds."""
     common = sorted(set(a["per_seed"]) & set(b["per_seed"]), key=int)
     if not common:
@@ -635,10 +679,12 @@ def _paired(a: dict, b: dict) -> tuple[float | None, list[int]]:
 
 
 def targets(summary: dict, students: list[str]) -> list[dict]:
-    """The benchmark's targets in macro-F1 points, each over the seeds both of its strategies finished."""
+    """The benchmark's targets in points of the headline score (macro-F1; entity F1 on NER), each over
+    the seeds both of its strategies finished."""
     out = []
     for student in students:
-        per_ds = {name: by[student]["strategies"] for name, by in summary.items()}
+        per_ds = {name: by[student]["strategies"] for name, by in summary.items() if student in by}
+        metric = " / ".join(dict.fromkeys(METRIC_NAMES[by[student]["metric"]] for by in summary.values() if student in by))
         rand = {n: s for n, s in per_ds.items() if "pool-random" in s}
         gains = {}
         for strategy in ("pool-evokd", "pool-errors"):
@@ -650,7 +696,7 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
             out.append({"id": "pool_selection_over_random", "student": student, "target_points": TARGET_POINTS,
                         "best": best, "value": gains[best], "by_strategy": gains, "datasets": sorted(rand),
                         "met": gains[best] >= TARGET_POINTS,
-                        "what": "best of pool-evokd / pool-errors minus pool-random, macro-F1 averaged over datasets"})
+                        "what": f"best of pool-evokd / pool-errors minus pool-random, {metric} averaged over datasets"})
         for name, s in per_ds.items():
             if "evokd" in s and "static" in s:
                 value, seeds = _paired(s["evokd"], s["static"])
@@ -659,7 +705,7 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
                 paper = _paired(s["evokd-paper"], s["static"])[0] if "evokd-paper" in s else None
                 out.append({"id": "evokd_over_static", "student": student, "dataset": name, "target_points": TARGET_POINTS,
                             "value": value, "seeds": seeds, "evokd_paper_value": paper, "met": value >= TARGET_POINTS,
-                            "what": f"evokd minus static on {name}, macro-F1"})
+                            "what": f"evokd minus static on {name}, {METRIC_NAMES[summary[name][student]['metric']]}"})
     return out
 
 
@@ -681,27 +727,29 @@ def _config_dict(config: BenchConfig) -> dict:
 
 
 def plot_curves(result: dict, dataset: str) -> bytes:
-    """PNG: macro-F1 (mean over seeds) against added samples, a line per strategy, a panel per student."""
+    """PNG: the headline score (macro-F1; entity F1 on NER; mean over seeds) against added samples, a line
+    per strategy, a panel per student."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend, Agg canvas
 
     by_student = result["summary"][dataset]
     fig = Figure(figsize=(5.2 * len(by_student), 3.8), dpi=100, layout="constrained")
     axes = fig.subplots(1, len(by_student), squeeze=False)[0]
     for ax, (student, block) in zip(axes, by_student.items()):
+        key = block.get("metric", "macro_f1")
         for strategy, row in block["strategies"].items():
             if strategy == "seed-only":
-                ax.axhline(row["macro_f1"], color="#666666", ls=":", label=f"seed-only: {row['macro_f1']:.3f}")
+                ax.axhline(row[key], color="#666666", ls=":", label=f"seed-only: {row[key]:.3f}")
                 continue
             curve = row["curve"]
             n = len(row["seeds"])
-            ax.plot([p["added"] for p in curve], [p["macro_f1"] for p in curve], marker="o", ms=3,
+            ax.plot([p["added"] for p in curve], [p[key] for p in curve], marker="o", ms=3,
                     label=f"{strategy} ({n} seed{'s' * (n > 1)})")
         if block["ceiling"]:
             c = block["ceiling"]
-            ax.axhline(c["macro_f1"], color="#222222", ls="--", label=f"ceiling ({c['n_train']:,} rows): {c['macro_f1']:.3f}")
+            ax.axhline(c[key], color="#222222", ls="--", label=f"ceiling ({c['n_train']:,} rows): {c[key]:.3f}")
         ax.set_title(f"{dataset}: {student}", fontsize=11)
         ax.set_xlabel("added samples (train size minus seeds)")
-        ax.set_ylabel("eval macro-F1 (mean over the finished seeds)")
+        ax.set_ylabel(f"eval {METRIC_NAMES[key]} (mean over the finished seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     buf = _io.BytesIO()
@@ -724,21 +772,47 @@ def _teacher_line(result: dict) -> str:
     return f"Teacher: `{cfg['teacher']}`."
 
 
+def _ner_table(student: str, block: dict) -> list[str]:
+    lines = [f"### {student}", "",
+             "| strategy | seeds | added | entity F1 | Δ entity F1 | teacher tokens/cell | s/cell (rounds) | "
+             "s/cell (wall) |", "|---|---|---|---|---|---|---|---|"]
+    for strategy, row in block["strategies"].items():
+        gain = f"{row['gain_entity_f1_points']:+.2f}" if "gain_entity_f1_points" in row else "–"
+        lines.append(f"| {strategy} | {len(row['seeds'])} | {row['added']:.0f} | "
+                     f"{_pm(row['entity_f1'], row['entity_f1_sd'])} | {gain} | {row['tokens']:,.0f} | "
+                     f"{row['seconds']:.1f} | {row['wall_s']:.1f} |")
+    c = block["ceiling"]
+    if c:
+        base = block["strategies"].get("seed-only")
+        gain = f"{100 * (c['entity_f1'] - base['entity_f1']):+.2f}" if base else "–"
+        lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | {c['entity_f1']:.4f} | {gain} | 0 | – | "
+                     f"{c['seconds']:.1f} (fit and score) |")
+    return lines + [""]
+
+
 def render_markdown(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
+    ner = any(d.get("kind") == "ner" for d in result["datasets"].values())
+    only_ner = all(d.get("kind") == "ner" for d in result["datasets"].values())
     lines = [f"# evokd bench: {cfg['name']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; evokd "
              f"{result['evokd']}; {result['date']}.", "",
              f"Command (from the project root): `{result['command']}`", "",
              _teacher_line(result), "",
-             f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds (k per label, texts of "
-             f"{MIN_SEED_WORDS}+ words) and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
+             f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds ("
+             + (f"k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if only_ner else
+                f"k per label, texts of {MIN_SEED_WORDS}+ words"
+                + (f"; NER: k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if ner else ""))
+             + f") and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
              f"eval texts); every cell of a dataset is scored on the same {cfg['eval_n']:,} test rows (sampled with "
              f"seed {EVAL_SAMPLE_SEED}). Strategies that add samples run {cfg['rounds']} rounds of {cfg['per_round']}; "
              "seed-only is round 0. Pool strategies take "
              + ("the pool's gold labels (oracle)." if cfg["oracle"] else "the teacher's labels."), "",
-             "Accuracy and macro-F1 are the final round's, mean ± sd over seeds; Δ is against seed-only in macro-F1 "
-             "points; tokens are the teacher's prompt + completion tokens per cell. Seconds per cell: the committed "
+             ("Entity F1 (exact span and type, micro-averaged) is the final round's, mean ± sd over seeds; Δ is "
+              "against seed-only in entity-F1 points" if only_ner else
+              "Accuracy and macro-F1 are the final round's, mean ± sd over seeds; Δ is against seed-only in macro-F1 "
+              "points" + ("; NER rows give entity F1 (exact span and type, micro-averaged) instead" if ner else ""))
+             + "; tokens are the teacher's prompt + completion tokens per cell. Seconds per cell: the committed "
              "rounds (training, teacher calls, eval), and wall clock of the process that finished the cell (with "
              "teacher loading and pool embedding; a resumed cell counts its last run only).", ""]
     if result.get("unfinished"):
@@ -750,7 +824,8 @@ def render_markdown(result: dict) -> str:
     if result["test_double"]:
         lines += ["(Measured with the TEST DOUBLE teacher: they check the arithmetic, not EvoKD.)", ""]
     if result["targets"]:
-        lines += ["| target | student | measured (macro-F1 points) | met |", "|---|---|---|---|"]
+        unit = "entity-F1 points" if only_ner else "macro-F1 points" + (", entity F1 on NER" if ner else "")
+        lines += [f"| target | student | measured ({unit}) | met |", "|---|---|---|---|"]
         for t in result["targets"]:
             if t["id"] == "pool_selection_over_random":
                 others = ", ".join(f"{k} {v:+.2f}" for k, v in t["by_strategy"].items())
@@ -766,11 +841,16 @@ def render_markdown(result: dict) -> str:
     lines.append("")
     for name, by_student in result["summary"].items():
         ds = result["datasets"][name]
+        per = ("seed sentence" if ds.get("kind") == "ner" else "seed") + "s" * (ds["shots"] > 1)
+        what = "per entity type ({} types)" if ds.get("kind") == "ner" else "per label ({} labels)"
         lines += [f"## {name}", "",
-                  f"{ds['shots']} seed{'s' * (ds['shots'] > 1)} per label ({ds['labels']} labels), {ds['eval_n']:,} "
+                  f"{ds['shots']} {per} {what.format(ds['labels'])}, {ds['eval_n']:,} "
                   f"eval rows, pool of {ds['pool_n']:,} texts per seed.", "",
                   f"![{name} learning curves]({cfg['name']}-{name}.png)", ""]
         for student, block in by_student.items():
+            if block.get("metric") == "entity_f1":
+                lines += _ner_table(student, block)
+                continue
             lines += [f"### {student}", "",
                       "| strategy | seeds | added | accuracy | macro-F1 | Δ macro-F1 | teacher tokens/cell | s/cell "
                       "(rounds) | s/cell (wall) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -827,10 +907,10 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
     datasets = {}
     for name, entry in zip(tasks, config.datasets):
         folder = folders[(name, config.seeds[0])]
-        datasets[name] = {"shots": entry.shots, "labels": len(tasks[name].labels),
+        datasets[name] = {"kind": tasks[name].kind, "shots": entry.shots, "labels": len(tasks[name].labels),
                           "eval_n": sum(1 for _ in (folder / "eval.jsonl").open(encoding="utf-8")),
                           "pool_n": sum(1 for _ in (folder / POOL_FILE).open(encoding="utf-8"))}
-    summary = summarize(config, list(tasks), cells, ceilings)
+    summary = summarize(config, {name: task.kind for name, task in tasks.items()}, cells, ceilings)
     result = {
         "name": config.name, "command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,

@@ -88,8 +88,9 @@ def main():
               help="Unlabeled in-domain corpus (JSONL/CSV/Parquet with 'text', or .txt; or a folder from `evokd pool "
                    "embed`, vectors already computed): the nearest unused pool texts replace the teacher's; with the "
                    "default strategy this means pool-evokd.")
-@click.option("--oracle", is_flag=True, help="Pool strategies: use the pool file's own 'label' column instead of the "
-                                             "teacher's (simulation and benchmarks).")
+@click.option("--oracle", is_flag=True, help="Pool strategies: use the pool file's own labels instead of the teacher's "
+                                             "(simulation and benchmarks): 'label' for classification, 'entities' "
+                                             "or 'tokens' + 'tags' for NER.")
 @click.option("--near-dup", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Cosine similarity at or above which a text is a near-duplicate.")
 @click.option("--easy/--no-easy", default=None, help="Ask for easy texts besides hard ones [default: the strategy's].")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import math
 import random
 from collections import Counter
@@ -25,7 +26,7 @@ import numpy as np
 
 from evokd import __version__, strategies
 from evokd.embed import encode
-from evokd.errors import RunError
+from evokd.errors import InputError, RunError
 from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_NO_LABEL, REASON_OFF_INTENT, REASON_POOL_EMPTY,
                            NearDuplicateFilter, ValidityFilter, text_hash)
 from evokd.io import read_pool, write_jsonl_atomic
@@ -477,9 +478,11 @@ class EvoKD:
     def _load_pool(self, store: Store) -> None:
         if store.pool_size() or self.config.pool is None:
             return
-        if self.config.oracle and self.task.is_ner:
-            raise RunError(f"{self.config.pool}: --oracle reads pool labels, which evokd supports for classification "
-                           "tasks only; drop --oracle to have the teacher annotate pool sentences")
+        ner_oracle = self.config.oracle and self.task.is_ner
+        if ner_oracle and Path(self.config.pool).is_dir():
+            raise RunError(f"{self.config.pool}: --oracle on a NER task reads each row's entity spans, which an "
+                           "embedded pool folder does not keep; expected a JSONL/CSV/Parquet pool file of "
+                           "{\"text\", \"entities\"} or {\"tokens\", \"tags\"} rows")
         if Path(self.config.pool).is_dir():  # embedded once by `evokd pool embed`: Parquet shards with vectors
             from evokd.pool import check_pool_dir, shard_glob
 
@@ -487,7 +490,15 @@ class EvoKD:
             self.progress("step", round=0, name=f"loading {n} embedded pool rows")
             store.load_pool_shards(shard_glob(self.config.pool), with_labels=self.config.oracle)
             return
-        rows = read_pool(self.config.pool, self.labels if self.config.oracle else None)
+        if ner_oracle:  # the gold spans travel in the pool's label column as JSON
+            from evokd.ner import read_ner_rows
+
+            rows = [{"text": r["text"], "label": json.dumps(r["entities"])}
+                    for r in read_ner_rows(self.config.pool, self.labels)]
+            if not rows:
+                raise InputError(self.config.pool, "no rows; expected sentences with their entities", field="text")
+        else:
+            rows = read_pool(self.config.pool, self.labels if self.config.oracle else None)
         for r in rows:
             r["text_hash"] = text_hash(r["text"])
         if self.pool_vectors is not None:
@@ -521,13 +532,19 @@ class EvoKD:
             return free
         if select == "errors":
             return self._pool_errors_rank(store, feedback, round_, taken)
-        if self.task.is_ner:
-            raise RunError(f"strategy '{self.config.strategy}' ranks by the student's class probabilities; "
-                           "it is for classification tasks (use pool-random, pool-errors or pool-evokd for NER)")
+        if self.task.is_ner and not hasattr(student, "confidence"):
+            raise RunError(f"strategy '{self.config.strategy}' ranks by the student's confidence, which the "
+                           f"'{self.student_name}' student does not give; expected --student tagger (or use "
+                           "pool-random, pool-errors or pool-evokd)")
         ids, conf = [np.empty(0, dtype=np.int64)], [np.empty(0)]
         for block_ids, texts in self._free_blocks(store, "text", taken):
             ids.append(block_ids)
-            conf.append(np.max(self._student_proba(student, texts), axis=1) if texts else np.empty(0))
+            if not texts:
+                conf.append(np.empty(0))
+            elif self.task.is_ner:  # the least certain token's top-tag probability
+                conf.append(student.confidence(texts))
+            else:
+                conf.append(np.max(self._student_proba(student, texts), axis=1))
         ids_all, conf_all = np.concatenate(ids), np.concatenate(conf)
         return [int(i) for i in ids_all[np.argsort(conf_all, kind="stable")]]
 
@@ -593,7 +610,8 @@ class EvoKD:
             c = Candidate(r["text"], q.intent if q else "pool", intended_label=q.intended_label if q else None,
                           embedding=vectors[k], query=q.text if q else None, pool_id=r["pool_id"])
             if self.config.oracle:
-                c.teacher_label, c.labeler = r["label"], "oracle"
+                c.teacher_label = json.loads(r["label"]) if self.task.is_ner else r["label"]
+                c.labeler = "oracle"
             out.append(c)
         return out
 

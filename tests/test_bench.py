@@ -160,7 +160,7 @@ def test_targets_on_made_up_cells():
              for seed in (1, 2)]
     config = bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1, 2],
                                strategies=list(f1["a"]), teacher="scripted")
-    summary = bench.summarize(config, ["a", "b"], cells, [])
+    summary = bench.summarize(config, {"a": "classification", "b": "classification"}, cells, [])
     row = summary["a"]["tfidf"]["strategies"]["pool-errors"]
     assert row["macro_f1"] == pytest.approx(0.64) and row["macro_f1_sd"] == pytest.approx(0.01)
     assert row["gain_macro_f1_points"] == pytest.approx(14.0) and row["seeds"] == [1, 2]
@@ -175,7 +175,7 @@ def test_targets_on_made_up_cells():
 
     # a partial bench: evokd finished only seed 2 on "a"; the target compares it with static's seed 2 only
     partial = [c for c in cells if not (c["dataset"] == "a" and c["strategy"] == "evokd" and c["seed"] == 1)]
-    found = {(t["id"], t.get("dataset")): t for t in bench.targets(bench.summarize(config, ["a", "b"], partial, []),
+    found = {(t["id"], t.get("dataset")): t for t in bench.targets(bench.summarize(config, {"a": "classification", "b": "classification"}, partial, []),
                                                                     ["tfidf"])}
     assert found[("evokd_over_static", "a")]["seeds"] == [2]
     assert found[("evokd_over_static", "a")]["value"] == pytest.approx(3.0)  # 0.64 - 0.61, not 0.64 - 0.60
@@ -226,3 +226,72 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     assert bench.BenchConfig.model_fields["label_format"].default == "plain"
     pool_evokd = cell("pool-evokd", 0.8, "plain")  # oracle labels: the labeling format is no setting of its
     assert "label_temperature" in pool_evokd.settings() and "label_format" not in pool_evokd.settings()
+
+
+@pytest.fixture(scope="module")
+def ner_bench(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(results dir, work dir, data dir) of a small NER bench: real CoNLL-2003 sentences (a slice of
+    train and test), the real BiLSTM tagger, oracle spans from the pool; no LLM."""
+    root = tmp_path_factory.mktemp("ner")
+    data = root / "conll"
+    data.mkdir()
+    for split, n in (("train", 300), ("test", 80)):
+        lines = (DATA / "conll2003" / f"{split}.jsonl").read_text().splitlines()[:n]
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    config = root / "ner.yaml"
+    config.write_text(f"name: ner-small\ndatasets:\n  - task: {ROOT / 'datasets' / 'conll2003' / 'task.yaml'}\n"
+                      f"    data: {data}\n    shots: 1\nseeds: [1]\n"
+                      "strategies: [seed-only, pool-random, pool-uncertainty]\nstudents: [tagger]\n"
+                      "rounds: 1\nper_round: 6\neval_n: 60\npool_size: 100\n")
+    results, work = root / "results", root / "work"
+    result = invoke(config, "--results-dir", results, "--work-dir", work, "--quiet")
+    assert result.exit_code == 0, result.output
+    return results, work, data
+
+
+def test_ner_bench_scores_entity_f1_with_oracle_spans(ner_bench):
+    results, work, data = ner_bench
+    out = json.loads((results / "ner-small.json").read_text())
+    assert out["datasets"]["conll2003"]["kind"] == "ner" and out["test_double"] is False
+    cells = {c["strategy"]: c for c in out["cells"]}
+    assert set(cells) == {"seed-only", "pool-random", "pool-uncertainty"}
+    for c in cells.values():
+        assert c["n_seeds"] == 4 and c["tokens"] == 0 and "macro_f1" not in c  # one sentence per type, no LLM
+        assert c["entity_f1"] == c["rounds"][-1]["eval_entity_f1"] and 0 <= c["entity_f1"] <= 1
+        assert all(r["eval_n"] == 60 for r in c["rounds"])
+    assert [r["added"] for r in cells["pool-random"]["rounds"]] == [0, 6]
+    assert [r["added"] for r in cells["pool-uncertainty"]["rounds"]] == [0, 6]
+    block = out["summary"]["conll2003"]["tagger"]
+    assert block["metric"] == "entity_f1" and block["ceiling"]["n_train"] == 300
+    assert block["ceiling"]["entity_f1"] > block["strategies"]["seed-only"]["entity_f1"]
+
+    # the task folder: seeds hold each type, the pool keeps gold spans, nothing overlaps the eval rows
+    task = load_task(work / "tasks" / "conll2003-s1" / "task.yaml")
+    seeds = task.seed_rows()
+    assert task.is_ner and len(task.eval_rows()) == 60
+    for etype in ("LOC", "MISC", "ORG", "PER"):
+        assert any(e["label"] == etype for r in seeds for e in r["entities"]), etype
+    assert all(len(r["text"].split()) >= 8 for r in seeds)
+    pool = task.read_rows(work / "tasks" / "conll2003-s1" / "pool.jsonl", unique=False)
+    assert len(pool) == 100 and any(r["entities"] for r in pool)
+    assert not {r["text"] for r in pool} & {r["text"] for r in seeds + task.eval_rows()}
+    taken = [json.loads(x) for x in (work / "cells" / "conll2003-s1" / "tagger" / "pool-random" / "dataset.jsonl")
+             .read_text().splitlines() if json.loads(x)["source"] == "pool"]
+    gold = {r["text"]: r["entities"] for r in pool}
+    assert len(taken) == 6 and all(r["entities"] == gold[r["text"]] for r in taken)
+
+    md = (results / "ner-small.md").read_text()
+    assert "| strategy | seeds | added | entity F1 | Δ entity F1 |" in md and "macro-F1" not in md
+    assert "1 seed sentence per entity type (4 types)" in md and "| ceiling: whole train split | – | 300 |" in md
+    assert (results / "ner-small-conll2003.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_refuses_a_student_that_does_not_fit_the_task_kind(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: bad\ndatasets:\n  - task: {ROOT / 'datasets' / 'conll2003' / 'task.yaml'}\n"
+                    f"    data: {DATA / 'conll2003'}\nseeds: [1]\nstrategies: [pool-random]\nstudents: [tfidf]\n")
+    result = invoke(path, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    err = result.stderr.strip()
+    assert result.exit_code == 2 and "\n" not in err and "Traceback" not in result.output, result.output
+    assert str(path) in err and "field 'students'" in err and "'tfidf' cannot learn conll2003" in err, err
+    assert not (tmp_path / "r").exists()

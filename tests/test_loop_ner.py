@@ -142,3 +142,65 @@ def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_p
     assert len(rows) >= 8 and len({t for t, *_ in rows}) == len(rows)
     assert all(t in pool_texts and labeler == "teacher" and src == "pool" for t, labeler, src in rows)
     assert steps == {"label"}  # no analysis or generation: the student's mistakes pick the texts
+
+
+def test_ner_pool_oracle_takes_the_pool_files_gold_spans(ner_task, tmp_path):
+    """--oracle on NER: no LLM at all; each taken sentence keeps the pool file's own spans (CoNLL
+    tokens + BIO tags here), recorded as labeler=oracle, and the store's entities are exactly those."""
+    raw = []
+    with (DATA / "train.jsonl").open() as fh:
+        for line in fh:
+            r = json.loads(line)
+            if len(r["tokens"]) >= 6 and any(t != "O" for t in r["tags"]):
+                raw.append(r)
+            if len(raw) == 150:
+                break
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
+    gold = {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
+    out = tmp_path / "run"
+    config = LoopConfig(rounds=2, per_round=5, strategy="pool-random", pool=str(pool), oracle=True)
+    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=None, teacher_name="").run()
+    assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["eval_entity_f1"] is not None
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    rows = con.execute("SELECT text, entities, labeler, source FROM samples WHERE round > 0 AND status = 'accepted'").fetchall()
+    n_calls = con.execute("SELECT count(*) FROM calls").fetchone()[0]
+    con.close()
+    assert len(rows) == 10 and n_calls == 0
+    for text, entities, labeler, source in rows:
+        assert (labeler, source) == ("oracle", "pool")
+        assert json.loads(entities) == gold[text]
+
+
+def test_ner_pool_oracle_names_the_bad_row(ner_task, tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}) + "\n"
+                    + json.dumps({"tokens": ["Bob", "ran"], "tags": ["B-CITY", "O"]}) + "\n")
+    res = CliRunner().invoke(main, ["generate", str(ner_task), "--strategy", "pool-random", "--pool", str(pool),
+                                    "--oracle", "--rounds", "1", "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    line = res.output.strip().splitlines()[-1]
+    assert str(pool) in line and "line 2" in line and "tags" in line and "CITY" in line
+
+
+def test_ner_pool_uncertainty_takes_the_sentences_the_tagger_is_least_sure_of(ner_task, tmp_path):
+    """pool-uncertainty on NER ranks by the tagger's least certain token: the sentences it takes are
+    ones the round-0 tagger is less confident about than random pool sentences (real tagger, oracle spans)."""
+    from evokd.students import make_student
+
+    raw = [json.loads(line) for line in (DATA / "train.jsonl").open().readlines()[200:400]]
+    raw = [r for r in raw if len(r["tokens"]) >= 3]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
+    task = load_task(ner_task)
+    taken = {}
+    for strategy in ("pool-random", "pool-uncertainty"):
+        out = tmp_path / strategy
+        EvoKD(task, out, LoopConfig(rounds=1, per_round=8, strategy=strategy, pool=str(pool), oracle=True),
+              teacher_lm=None, teacher_name="").run()
+        taken[strategy] = [json.loads(line)["text"] for line in (out / "dataset.jsonl").open() if '"pool"' in line]
+    seeds = task.seed_rows()
+    tagger = make_student("tagger").fit([r["text"] for r in seeds], [r["entities"] for r in seeds])
+    conf = {k: tagger.confidence(v) for k, v in taken.items()}
+    assert len(taken["pool-uncertainty"]) == 8 and all(0.0 < c <= 1.0 for c in conf["pool-uncertainty"])
+    assert conf["pool-uncertainty"].mean() < conf["pool-random"].mean()

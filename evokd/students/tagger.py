@@ -375,6 +375,20 @@ class TaggerStudent:
         tags = self.predict_tags([[t.text for t in toks] for toks in tokens])
         return [runtime.entities_from_tags(text, toks, t) for text, toks, t in zip(texts, tokens, tags)]
 
+    def confidence(self, texts: list[str]) -> np.ndarray:
+        """Per text, the tagger's confidence in its least certain token: min over tokens of the top
+        tag's softmax probability (1.0 for a text with no tokens). pool-uncertainty on NER ranks by it."""
+        from evokd.ner import tokenize
+
+        self._check_fitted()
+        texts = _check_texts(texts)
+        out = np.ones(len(texts))
+        for i, scores in enumerate(self.scores([[t.text for t in tokenize(text)] for text in texts])):
+            if len(scores):
+                z = np.exp(scores - scores.max(axis=1, keepdims=True))
+                out[i] = float((z.max(axis=1) / z.sum(axis=1)).min())
+        return out
+
     # -- export ---------------------------------------------------------------------
     def export_onnx(self, path, check_texts: list[str]) -> dict:
         """Write the ONNX graph to `path`, then tag `check_texts` in onnxruntime, one sentence per
