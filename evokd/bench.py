@@ -772,21 +772,26 @@ def _teacher_line(result: dict) -> str:
     return f"Teacher: `{cfg['teacher']}`."
 
 
-def _ner_table(student: str, block: dict) -> list[str]:
+def _student_table(student: str, block: dict) -> list[str]:
+    """A student's rows: each strategy's scores (accuracy and macro-F1, or entity F1 on NER), the gain
+    in the headline score over seed-only, tokens and seconds; then the whole-train-split ceiling."""
+    key = block.get("metric", "macro_f1")
+    shown = sorted(metrics_of("ner" if key == "entity_f1" else "classification"))
+    bar = "|---" * (len(shown) + 7)
     lines = [f"### {student}", "",
-             "| strategy | seeds | added | entity F1 | Δ entity F1 | teacher tokens/cell | s/cell (rounds) | "
-             "s/cell (wall) |", "|---|---|---|---|---|---|---|---|"]
+             f"| strategy | seeds | added | {' | '.join(METRIC_NAMES[k] for k in shown)} | Δ {METRIC_NAMES[key]} | "
+             "teacher tokens/cell | s/cell (rounds) | s/cell (wall) |", bar + "|"]
     for strategy, row in block["strategies"].items():
-        gain = f"{row['gain_entity_f1_points']:+.2f}" if "gain_entity_f1_points" in row else "–"
+        gain = f"{row[f'gain_{key}_points']:+.2f}" if f"gain_{key}_points" in row else "–"
         lines.append(f"| {strategy} | {len(row['seeds'])} | {row['added']:.0f} | "
-                     f"{_pm(row['entity_f1'], row['entity_f1_sd'])} | {gain} | {row['tokens']:,.0f} | "
-                     f"{row['seconds']:.1f} | {row['wall_s']:.1f} |")
+                     + "".join(f"{_pm(row[k], row[f'{k}_sd'])} | " for k in shown)
+                     + f"{gain} | {row['tokens']:,.0f} | {row['seconds']:.1f} | {row['wall_s']:.1f} |")
     c = block["ceiling"]
     if c:
         base = block["strategies"].get("seed-only")
-        gain = f"{100 * (c['entity_f1'] - base['entity_f1']):+.2f}" if base else "–"
-        lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | {c['entity_f1']:.4f} | {gain} | 0 | – | "
-                     f"{c['seconds']:.1f} (fit and score) |")
+        gain = f"{100 * (c[key] - base[key]):+.2f}" if base else "–"
+        lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | "
+                     + "".join(f"{c[k]:.4f} | " for k in shown) + f"{gain} | 0 | – | {c['seconds']:.1f} (fit and score) |")
     return lines + [""]
 
 
@@ -847,25 +852,8 @@ def render_markdown(result: dict) -> str:
                   f"{ds['shots']} {per} {what.format(ds['labels'])}, {ds['eval_n']:,} "
                   f"eval rows, pool of {ds['pool_n']:,} texts per seed.", "",
                   f"![{name} learning curves]({cfg['name']}-{name}.png)", ""]
-        for student, block in by_student.items():
-            if block.get("metric") == "entity_f1":
-                lines += _ner_table(student, block)
-                continue
-            lines += [f"### {student}", "",
-                      "| strategy | seeds | added | accuracy | macro-F1 | Δ macro-F1 | teacher tokens/cell | s/cell "
-                      "(rounds) | s/cell (wall) |", "|---|---|---|---|---|---|---|---|---|"]
-            for strategy, row in block["strategies"].items():
-                gain = f"{row['gain_macro_f1_points']:+.2f}" if "gain_macro_f1_points" in row else "–"
-                lines.append(f"| {strategy} | {len(row['seeds'])} | {row['added']:.0f} | "
-                             f"{_pm(row['accuracy'], row['accuracy_sd'])} | {_pm(row['macro_f1'], row['macro_f1_sd'])} | "
-                             f"{gain} | {row['tokens']:,.0f} | {row['seconds']:.1f} | {row['wall_s']:.1f} |")
-            c = block["ceiling"]
-            if c:
-                base = block["strategies"].get("seed-only")
-                gain = f"{100 * (c['macro_f1'] - base['macro_f1']):+.2f}" if base else "–"
-                lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | {c['accuracy']:.4f} | "
-                             f"{c['macro_f1']:.4f} | {gain} | 0 | – | {c['seconds']:.1f} (fit and score) |")
-            lines.append("")
+        for block in by_student.items():
+            lines += _student_table(*block)
     example = next((c for c in result["cells"] if c["rounds"][-1]["round"] > 0), next(iter(result["cells"]), None))
     if example:
         lines += ["## Reproducing a cell", "",
