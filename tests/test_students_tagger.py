@@ -119,6 +119,20 @@ def test_early_stopping_on_validation():
     assert 1 <= student.best_epoch_ <= len(student.history_)
 
 
+def test_early_stopping_waits_for_min_updates():
+    """100 sentences hold out 10 for early stopping. Their F1 is 0 for the first epochs, which used to
+    stop training at epoch 1 + patience and keep a tagger that tagged nothing (entity F1 0 in a
+    100-sentence bench round); training now runs min_updates steps before patience counts."""
+    rows = examples("train", 200, 300)
+    texts, ents = [r["text"] for r in rows], [r["entities"] for r in rows]
+    student = TaggerStudent(min_updates=300).fit(texts, ents)
+    batches = len(runtime.batches_by_length([len(tokenize(t)) for t in texts[:90]], 16))
+    assert all("validation_f1" in h for h in student.history_)
+    assert len(student.history_) * batches >= 300
+    found = sum(len(spans) for spans in student.predict(texts))
+    assert found >= 0.5 * sum(len(e) for e in ents)  # it tags entities on what it was trained on
+
+
 def test_misaligned_spans_are_widened_to_tokens():
     texts = ["Visit Paris now.", "Paris is big.", "I like Parisian food."]
     # [7, 12) covers "Paris" inside "Parisian": widened to the whole token

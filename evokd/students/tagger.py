@@ -166,8 +166,10 @@ class TaggerStudent:
         """epochs: most passes over the data. min_updates: small data sets repeat epochs until
         this many optimiser steps. Early stopping (`patience` epochs without a better entity F1)
         runs on `validation` given to fit, else on a held-out `validation_fraction` when fit gets
-        at least `min_validation_sentences` sentences; otherwise all epochs run. max_seconds
-        stops training after the epoch that crosses it (None: no limit)."""
+        at least `min_validation_sentences` sentences; otherwise all epochs run. It never stops
+        before `min_updates` steps: on a few hundred sentences the held-out F1 is 0 for the first
+        epochs, and stopping then kept a tagger that tags nothing. max_seconds stops training after
+        the epoch that crosses it (None: no limit)."""
         self.word_dim = word_dim
         self.char_dim = char_dim
         self.char_filters = char_filters
@@ -299,6 +301,7 @@ class TaggerStudent:
             epochs = max(self.epochs, math.ceil(self.min_updates / max(n_batches, 1)))
             self.history_ = []
             best = (-1.0, None, 0)  # (validation F1, state, epoch)
+            updates = 0
             start = time.perf_counter()
             for epoch in range(1, epochs + 1):
                 self.module_.train()
@@ -316,6 +319,7 @@ class TaggerStudent:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.module_.parameters(), 5.0)
                     optimizer.step()
+                    updates += 1
                     total += loss.item() * gold.numel()
                     n_tokens += gold.numel()
                 record = {"epoch": epoch, "loss": total / max(n_tokens, 1),
@@ -327,7 +331,7 @@ class TaggerStudent:
                 self.history_.append(record)
                 if self.verbose:
                     print(record, flush=True)
-                if validation_tokens is not None and epoch - best[2] >= self.patience:
+                if validation_tokens is not None and updates >= self.min_updates and epoch - best[2] >= self.patience:
                     break
                 if self.max_seconds is not None and time.perf_counter() - start >= self.max_seconds:
                     break
