@@ -125,12 +125,21 @@ def test_early_stopping_waits_for_min_updates():
     100-sentence bench round); training now runs min_updates steps before patience counts."""
     rows = examples("train", 200, 300)
     texts, ents = [r["text"] for r in rows], [r["entities"] for r in rows]
-    student = TaggerStudent(min_updates=300).fit(texts, ents)
+    student = TaggerStudent(min_updates=300, min_validation_sentences=100).fit(texts, ents)
     batches = len(runtime.batches_by_length([len(tokenize(t)) for t in texts[:90]], 16))
     assert all("validation_f1" in h for h in student.history_)
     assert len(student.history_) * batches >= 300
     found = sum(len(spans) for spans in student.predict(texts))
     assert found >= 0.5 * sum(len(e) for e in ents)  # it tags entities on what it was trained on
+
+
+def test_a_few_hundred_sentences_train_on_all_of_them():
+    """Below min_validation_sentences (1000) nothing is held out: every sentence trains, all epochs run."""
+    rows = examples("train", 200, 230)
+    student = TaggerStudent(epochs=3, min_updates=0, hidden_size=8).fit([r["text"] for r in rows],
+                                                                         [r["entities"] for r in rows])
+    assert len(student.history_) == 3 and not any("validation_f1" in h for h in student.history_)
+    assert student.min_validation_sentences == 1000
 
 
 def test_misaligned_spans_are_widened_to_tokens():

@@ -157,7 +157,7 @@ class TaggerStudent:
         min_updates: int = 300,
         patience: int = 3,
         validation_fraction: float = 0.1,
-        min_validation_sentences: int = 100,
+        min_validation_sentences: int = 1000,
         max_seconds: float | None = None,
         n_threads: int | None = 1,
         random_state: int = 0,
@@ -166,10 +166,13 @@ class TaggerStudent:
         """epochs: most passes over the data. min_updates: small data sets repeat epochs until
         this many optimiser steps. Early stopping (`patience` epochs without a better entity F1)
         runs on `validation` given to fit, else on a held-out `validation_fraction` when fit gets
-        at least `min_validation_sentences` sentences; otherwise all epochs run. It never stops
-        before `min_updates` steps: on a few hundred sentences the held-out F1 is 0 for the first
-        epochs, and stopping then kept a tagger that tags nothing. max_seconds stops training after
-        the epoch that crosses it (None: no limit)."""
+        at least `min_validation_sentences` sentences; otherwise all epochs run on all the data.
+        Measured on CoNLL-2003 (500 test sentences): holding out 10% of 100 or 300 sentences and
+        stopping on it scored 10-13 (100) and 10 (300) entity-F1 points below training on all of
+        them; at 900 the two were within a point, hence 1000. Training never stops before
+        `min_updates` steps: a small held-out F1 is 0 for the first epochs, and stopping then kept
+        a tagger that tagged nothing. max_seconds stops training after the epoch that crosses it
+        (None: no limit)."""
         self.word_dim = word_dim
         self.char_dim = char_dim
         self.char_filters = char_filters
