@@ -1,8 +1,9 @@
 """`evokd bench CONFIG.yaml`: strategies x students x datasets x random seeds on real data.
 
 Each random seed draws its own seeds (k per label, texts of 6+ words; NER: k sentences of 8+ words
-per entity type, as datasets/make_seeds.py) and its own unlabeled pool from a dataset's train split; every cell of a dataset is scored on the
-same sample of its test split. A cell is one `evokd generate` run on a self-contained task folder,
+per entity type, as datasets/make_seeds.py) and its own unlabeled pool from a dataset's train split;
+every cell of a dataset is scored on the same sample of its test split (macro-F1 and accuracy, or
+entity F1 on NER). A cell is one `evokd generate` run on a self-contained task folder,
 so any cell can be reproduced by hand with the command recorded in its cell.json.
 
 Work dir (default runs/bench/NAME), resumable at every level:
@@ -52,7 +53,7 @@ SCRIPTED_NAME = "scripted-test-double"
 MIN_SEED_WORDS = 6  # datasets/make_seeds.py: a seed is a full sentence, not a phrase fragment
 NER_MIN_SEED_WORDS = 8  # datasets/make_seeds.py's NER seeds: sentences of 8+ tokens
 EVAL_SAMPLE_SEED = 0  # one eval sample per dataset, shared by every cell
-TARGET_POINTS = 2.0  # macro-F1 points each target asks for
+TARGET_POINTS = 2.0  # points of the headline score (macro-F1; entity F1 on NER) each target asks for
 TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real sentences from the cell's pool and "
                     "labels them with their gold labels, so these numbers test the harness, not a teacher")
 
@@ -465,7 +466,7 @@ def run_cell(cell: Cell) -> dict:
     rounds = EvoKD(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
                    pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
     n_seeds = rounds[0]["train_size"]
-    scores = ("eval_entity_f1",) if task.is_ner else ("eval_accuracy", "eval_macro_f1")
+    scores = tuple(f"eval_{k}" for k in sorted(metrics_of(task.kind)))
     kept = ("round", "train_size", "eval_n", *scores, "n_accepted", "prompt_tokens", "completion_tokens", "n_calls")
     per_round = [{**{k: r[k] for k in kept}, "added": r["train_size"] - n_seeds, "seconds": r["seconds"]} for r in rounds]
     result = {
