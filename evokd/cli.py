@@ -700,7 +700,8 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
     teacher, rounds, per-round budget, eval sample and pool size; paths are relative to it (see
     benchmarks/configs/). Each (dataset, seed) gets a self-contained task folder, each cell an
     `evokd generate` run; finished cells are skipped, so killing and re-running continues where
-    it stopped. Writes a table per dataset and student (mean ± sd over seeds, gain over seed-only,
+    it stopped. Classification and NER datasets (seeds per label, or sentences per entity type).
+    Writes a table per dataset and student (mean ± sd over seeds, gain over seed-only,
     the ceiling of the whole train split, teacher tokens, seconds), the targets, and a learning
     curve per dataset.
 
@@ -708,6 +709,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
     Example:
       evokd bench benchmarks/configs/smoke.yaml
       evokd bench benchmarks/configs/pool-oracle.yaml --jobs 2
+      evokd bench benchmarks/configs/pool-oracle-ner.yaml --jobs 2   # NER: CoNLL-2003, entity F1
       evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
       evokd bench benchmarks/configs/pool-oracle.yaml --executor ray --address auto   # cells on a Ray cluster
     """
