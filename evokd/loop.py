@@ -33,7 +33,7 @@ from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.prompts import load_prompts
 from evokd.store import EMBED_DIM, CallRow, RoundRecord, SampleRow, Store
-from evokd.students import make_student
+from evokd.students import STUDENTS, make_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
 from evokd.teacher.module import Feedback, Teacher
@@ -176,6 +176,11 @@ class EvoKD:
                            "(for NER use evokd, evokd-paper or a pool strategy)")
         if task.is_ner and self.mode == "class":
             self.mode = "free"  # NER has no single class per text: the paper's hard/easy sentences, annotated
+        if (task.is_ner and strat.pool_select == "uncertainty"
+                and not hasattr(STUDENTS.get(self.student_name), "confidence")):
+            raise RunError(f"strategy '{strat.name}' ranks by the student's confidence, which the "
+                           f"'{self.student_name}' student does not give; expected --student tagger (or use "
+                           "pool-random, pool-errors or pool-evokd)")
         self._described = described_labels(task)
         self.pred_key = "student_entities" if task.is_ner else "student_pred"
 
@@ -532,10 +537,6 @@ class EvoKD:
             return free
         if select == "errors":
             return self._pool_errors_rank(store, feedback, round_, taken)
-        if self.task.is_ner and not hasattr(student, "confidence"):
-            raise RunError(f"strategy '{self.config.strategy}' ranks by the student's confidence, which the "
-                           f"'{self.student_name}' student does not give; expected --student tagger (or use "
-                           "pool-random, pool-errors or pool-evokd)")
         ids, conf = [np.empty(0, dtype=np.int64)], [np.empty(0)]
         for block_ids, texts in self._free_blocks(store, "text", taken):
             ids.append(block_ids)

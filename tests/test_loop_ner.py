@@ -204,3 +204,14 @@ def test_ner_pool_uncertainty_takes_the_sentences_the_tagger_is_least_sure_of(ne
     conf = {k: tagger.confidence(v) for k, v in taken.items()}
     assert len(taken["pool-uncertainty"]) == 8 and all(0.0 < c <= 1.0 for c in conf["pool-uncertainty"])
     assert conf["pool-uncertainty"].mean() < conf["pool-random"].mean()
+
+
+def test_ner_pool_uncertainty_with_a_student_without_confidence_is_refused_up_front(ner_task, tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}) + "\n")
+    res = CliRunner().invoke(main, ["generate", str(ner_task), "--strategy", "pool-uncertainty", "--pool", str(pool),
+                                    "--oracle", "--student", "spacy-ner", "--rounds", "1", "--out", str(tmp_path / "run")])
+    line = res.output.strip().splitlines()[-1]
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "'spacy-ner' student does not give" in line and "--student tagger" in line
+    assert not (tmp_path / "run" / "evokd.duckdb").exists()  # refused before anything was trained or written
