@@ -268,7 +268,7 @@ def _write_task(folder: Path, task: TaskSpec, name: str, seeds: list[dict], eval
             first.setdefault(r["text"], i)
     rng = random.Random(f"pool|{seed}")
     picked = sorted(rng.sample(sorted(first.values()), min(pool_size, len(first))))
-    target = "entities" if task.is_ner else "label"
+    target = task.target_key
     write_jsonl_atomic(folder / "seeds.jsonl", seeds)
     write_jsonl_atomic(folder / "eval.jsonl", [{"text": r["text"], target: r[target]} for r in eval_rows])
     write_jsonl_atomic(folder / POOL_FILE, [{"id": i, "text": train[i]["text"], target: train[i][target]} for i in picked])
@@ -489,7 +489,7 @@ def run_ceiling(job: Ceiling) -> dict:
 
     task = load_task(job.task_dir / TASK_FILE)
     labels = task.label_names
-    target = "entities" if task.is_ner else "label"
+    target = task.target_key
     train = task.read_rows(job.data_dir / "train.jsonl", unique=False)
     eval_rows = task.eval_rows()
     texts = [r["text"] for r in train]

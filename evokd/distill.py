@@ -152,7 +152,7 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
     records, fitted = [], {}
     if eval_rows:
         method = {"method": "held-out data", "data": Path(eval_name).name, "n": len(eval_rows)}
-        gold = [r["entities" if task.is_ner else "label"] for r in eval_rows]
+        gold = [r[task.target_key] for r in eval_rows]
         for name in candidates:
             progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
             student = _build_student(name, task, None)
@@ -211,7 +211,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     if quantize and not eval_rows:
         raise EvokdError("--quantize int8 checks the int8 graph's accuracy against the float one on held-out data: "
                          "pass --eval FILE or set `eval` in the task")
-    target = "entities" if task.is_ner else "label"
+    target = task.target_key
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
     texts, targets = [r["text"] for r in rows], [r[target] for r in rows]
     selection = None

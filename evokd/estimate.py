@@ -66,7 +66,7 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
     demos = seeds[: config.demonstrations_per_label * max(1, len(task.labels))]
     teacher = Teacher(task, TeacherGateway(meter), demonstrations=demos, max_attempts=1,
                       max_chars=generation_chars(seeds, config.max_chars))
-    target = "entities" if task.is_ner else "label"
+    target = task.target_key
     batch = seeds[: config.per_round] or seeds
     half = len(batch) // 2
     feedback = Feedback(

@@ -168,7 +168,7 @@ class EvoKD:
         self.eval_rows = task.eval_rows()
         self.seeds = task.seed_rows()
         self.student_name = config.student or ("tagger" if task.is_ner else "tfidf")
-        self.target_key = "entities" if task.is_ner else "label"
+        self.target_key = task.target_key
         strat = config.strat
         self.mode = strat.generation
         if task.is_ner and self.mode in ("static", "paraphrase"):
@@ -496,10 +496,8 @@ class EvoKD:
             store.load_pool_shards(shard_glob(self.config.pool), with_labels=self.config.oracle)
             return
         if ner_oracle:  # the gold spans travel in the pool's label column as JSON
-            from evokd.ner import read_ner_rows
-
             rows = [{"text": r["text"], "label": json.dumps(r["entities"])}
-                    for r in read_ner_rows(self.config.pool, self.labels)]
+                    for r in self.task.read_rows(self.config.pool, unique=False)]
             if not rows:
                 raise InputError(self.config.pool, "no rows; expected sentences with their entities", field="text")
         else:

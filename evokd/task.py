@@ -59,6 +59,11 @@ class TaskSpec(BaseModel):
     def is_ner(self) -> bool:
         return self.kind == "ner"
 
+    @property
+    def target_key(self) -> str:
+        """The field of a labeled row that holds its answer: "entities" (NER) or "label"."""
+        return "entities" if self.is_ner else "label"
+
     def read_rows(self, path, *, unique: bool = True) -> list[dict]:
         """Labeled rows of this task's kind: {"text", "label"} or {"text", "entities"}."""
         if self.is_ner:
