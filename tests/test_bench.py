@@ -180,6 +180,13 @@ def test_targets_on_made_up_cells():
     assert found[("evokd_over_static", "a")]["seeds"] == [2]
     assert found[("evokd_over_static", "a")]["value"] == pytest.approx(3.0)  # 0.64 - 0.61, not 0.64 - 0.60
 
+    # pool-evokd finished only seed 1 on "b": both datasets compare it with pool-random on seed 1 alone
+    partial = [c for c in cells if not (c["dataset"] == "b" and c["strategy"] == "pool-evokd" and c["seed"] == 2)]
+    pool = bench.targets(bench.summarize(config, {"a": "classification", "b": "classification"}, partial, []),
+                         ["tfidf"])[0]
+    assert pool["seeds_by_strategy"] == {"pool-evokd": [1], "pool-errors": [1, 2]}
+    assert pool["by_strategy"]["pool-evokd"] == pytest.approx(2.0) and pool["best"] == "pool-errors"
+
 
 def test_teacher_line_says_none_when_no_strategy_calls_one():
     from evokd.bench import _teacher_line
