@@ -670,10 +670,11 @@ def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], 
     return out
 
 
-def _paired(a: dict, b: dict) -> tuple[float | None, list[int]]:
+def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | None, list[int]]:
     """Mean of a - b in points of the headline score over the random seeds both finished (a partial bench compares
-    like with like), and those seeds."""
-    common = sorted(set(a["per_seed"]) & set(b["per_seed"]), key=int)
+    like with like), and those seeds; `within` narrows them further."""
+    common = set(a["per_seed"]) & set(b["per_seed"])
+    common = sorted(common if within is None else common & within, key=int)
     if not common:
         return None, []
     return statistics.fmean(100 * (a["per_seed"][k] - b["per_seed"][k]) for k in common), [int(k) for k in common]
@@ -689,15 +690,14 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
         rand = {n: s for n, s in per_ds.items() if "pool-random" in s}
         gains, pool_seeds = {}, {}
         for strategy in ("pool-evokd", "pool-errors"):
-            if not all(strategy in s for s in rand.values()) or not rand:
+            if not rand or not all(strategy in s for s in rand.values()):
                 continue
             # like with like: the seeds the strategy and pool-random finished on every dataset
             common = set.intersection(*(set(s[strategy]["per_seed"]) & set(s["pool-random"]["per_seed"])
                                         for s in rand.values()))
             if common:
-                gains[strategy] = statistics.fmean(
-                    statistics.fmean(100 * (s[strategy]["per_seed"][k] - s["pool-random"]["per_seed"][k]) for k in common)
-                    for s in rand.values())
+                gains[strategy] = statistics.fmean(_paired(s[strategy], s["pool-random"], common)[0]
+                                                   for s in rand.values())
                 pool_seeds[strategy] = sorted(map(int, common))
         if gains:
             best = max(gains, key=gains.get)
