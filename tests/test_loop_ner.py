@@ -172,6 +172,38 @@ def test_ner_pool_oracle_takes_the_pool_files_gold_spans(ner_task, tmp_path):
         assert json.loads(entities) == gold[text]
 
 
+def test_ner_pool_evokd_swaps_the_teachers_sentences_for_gold_pool_sentences(ner_task, ner_pool, tmp_path):
+    """pool-evokd on NER: the (scripted TEST DOUBLE) teacher's hard/easy sentences are only queries;
+    each is replaced by its nearest unused pool sentence, which keeps its gold spans under --oracle,
+    so the teacher is asked to analyse and generate but never to label."""
+    raw = []
+    with (DATA / "train.jsonl").open() as fh:
+        for i, line in enumerate(fh):
+            r = json.loads(line)
+            if i >= 1000 and len(r["tokens"]) >= 6:
+                raw.append(r)
+            if len(raw) == 150:
+                break
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
+    gold = {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
+    out = tmp_path / "run"
+    config = LoopConfig(rounds=2, per_round=6, strategy="pool-evokd", pool=str(pool), oracle=True)
+    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=5),
+                   teacher_name="scripted").run()
+    assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["eval_entity_f1"] is not None
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    rows = con.execute("SELECT text, entities, labeler, source, intent FROM samples "
+                       "WHERE round > 0 AND status = 'accepted'").fetchall()
+    steps = {s for (s,) in con.execute("SELECT DISTINCT step FROM calls").fetchall()}
+    con.close()
+    assert len(rows) >= 8 and len({r[0] for r in rows}) == len(rows)
+    for text, entities, labeler, source, intent in rows:
+        assert (labeler, source) == ("oracle", "pool") and intent in ("hard", "easy")
+        assert json.loads(entities) == gold[text]
+    assert steps == {"analyze", "generate"}
+
+
 def test_ner_pool_oracle_names_the_bad_row(ner_task, tmp_path):
     pool = tmp_path / "pool.jsonl"
     pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}) + "\n"
