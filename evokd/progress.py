@@ -147,6 +147,13 @@ def print_calls(calls: list[dict], run_dir) -> None:
                   markup=False, highlight=False)
 
 
+def cell_scores(result: dict) -> str:
+    """A finished bench cell's scores: entity F1 for NER, accuracy and macro-F1 for classification."""
+    if result.get("entity_f1") is not None:
+        return f"entity F1 {result['entity_f1']:.3f}"
+    return f"accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}"
+
+
 class BenchProgress(_BarProgress):
     """A callable sink for `run_bench(events=...)`: a bar over cells (done / total), the cells now
     running, and one line per finished cell."""
@@ -170,8 +177,7 @@ class BenchProgress(_BarProgress):
             key, r = info["job"].key, info["result"]
             self._running.remove(key)
             tokens = f", {r['tokens']:,} teacher tokens" if r.get("tokens") else ""
-            p.console.print(Text(f"{key}: accuracy {r['accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}{tokens}, "
-                                 f"{r['seconds']:.1f} s"), soft_wrap=True)
+            p.console.print(Text(f"{key}: {cell_scores(r)}{tokens}, {r['seconds']:.1f} s"), soft_wrap=True)
             p.advance(t)
         if event in ("start", "done"):
             running = self._running

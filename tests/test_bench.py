@@ -302,3 +302,29 @@ def test_bench_refuses_a_student_that_does_not_fit_the_task_kind(tmp_path):
     assert result.exit_code == 2 and "\n" not in err and "Traceback" not in result.output, result.output
     assert str(path) in err and "field 'students'" in err and "'tfidf' cannot learn conll2003" in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_progress_prints_each_finished_cell_by_its_task_kind():
+    """The bar's line per finished cell reads entity F1 from an NER cell (it has no accuracy) and
+    accuracy / macro-F1 from a classification cell; it printed only under --quiet before this was fixed."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from evokd.progress import BenchProgress
+
+    buf = io.StringIO()
+    progress = BenchProgress()
+    progress.console = Console(file=buf, width=200)
+    ner = SimpleNamespace(key="conll2003-s1 tagger pool-evokd")
+    cls = SimpleNamespace(key="sst2-s1 tfidf pool-random")
+    with progress:
+        progress("plan", total=2, done=0)
+        progress("start", job=ner)
+        progress("start", job=cls)
+        progress("done", job=ner, result={"entity_f1": 0.2375, "tokens": 52989, "seconds": 718.6})
+        progress("done", job=cls, result={"accuracy": 0.8, "macro_f1": 0.79, "tokens": 0, "seconds": 1.5})
+    out = buf.getvalue()
+    assert "conll2003-s1 tagger pool-evokd: entity F1 0.237, 52,989 teacher tokens, 718.6 s" in out
+    assert "sst2-s1 tfidf pool-random: accuracy 0.800, macro-F1 0.790, 1.5 s" in out
