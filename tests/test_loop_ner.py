@@ -144,20 +144,26 @@ def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_p
     assert steps == {"label"}  # no analysis or generation: the student's mistakes pick the texts
 
 
-def test_ner_pool_oracle_takes_the_pool_files_gold_spans(ner_task, tmp_path):
-    """--oracle on NER: no LLM at all; each taken sentence keeps the pool file's own spans (CoNLL
-    tokens + BIO tags here), recorded as labeler=oracle, and the store's entities are exactly those."""
+def oracle_pool(tmp_path: Path, keep, n: int = 150) -> tuple[Path, dict]:
+    """A pool file of the first `n` CoNLL train rows of 6+ tokens that `keep(line_no, row)` accepts,
+    in the pool's own tokens + tags, and each sentence's gold spans by its text."""
     raw = []
     with (DATA / "train.jsonl").open() as fh:
-        for line in fh:
+        for i, line in enumerate(fh):
             r = json.loads(line)
-            if len(r["tokens"]) >= 6 and any(t != "O" for t in r["tags"]):
+            if len(r["tokens"]) >= 6 and keep(i, r):
                 raw.append(r)
-            if len(raw) == 150:
+            if len(raw) == n:
                 break
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
-    gold = {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
+    return pool, {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
+
+
+def test_ner_pool_oracle_takes_the_pool_files_gold_spans(ner_task, tmp_path):
+    """--oracle on NER: no LLM at all; each taken sentence keeps the pool file's own spans (CoNLL
+    tokens + BIO tags here), recorded as labeler=oracle, and the store's entities are exactly those."""
+    pool, gold = oracle_pool(tmp_path, lambda i, r: any(t != "O" for t in r["tags"]))
     out = tmp_path / "run"
     config = LoopConfig(rounds=2, per_round=5, strategy="pool-random", pool=str(pool), oracle=True)
     rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=None, teacher_name="").run()
@@ -176,17 +182,7 @@ def test_ner_pool_evokd_swaps_the_teachers_sentences_for_gold_pool_sentences(ner
     """pool-evokd on NER: the (scripted TEST DOUBLE) teacher's hard/easy sentences are only queries;
     each is replaced by its nearest unused pool sentence, which keeps its gold spans under --oracle,
     so the teacher is asked to analyse and generate but never to label."""
-    raw = []
-    with (DATA / "train.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            r = json.loads(line)
-            if i >= 1000 and len(r["tokens"]) >= 6:
-                raw.append(r)
-            if len(raw) == 150:
-                break
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
-    gold = {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
+    pool, gold = oracle_pool(tmp_path, lambda i, r: i >= 1000)
     out = tmp_path / "run"
     config = LoopConfig(rounds=2, per_round=6, strategy="pool-evokd", pool=str(pool), oracle=True)
     rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=5),
