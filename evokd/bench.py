@@ -631,6 +631,12 @@ def metrics_of(kind: str) -> tuple[str, ...]:
     return ("entity_f1",) if kind == "ner" else ("macro_f1", "accuracy")
 
 
+def cell_scores(cell: dict) -> str:
+    """A finished cell's scores in one line, in the order of the tables' columns."""
+    kind = "ner" if "entity_f1" in cell else "classification"
+    return ", ".join(f"{METRIC_NAMES[k]} {cell[k]:.3f}" for k in sorted(metrics_of(kind)))
+
+
 def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict]) -> dict:
     """Per dataset (name -> task kind) and student: strategy rows (mean and sd over seeds of each of the
     kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or

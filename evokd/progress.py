@@ -147,13 +147,6 @@ def print_calls(calls: list[dict], run_dir) -> None:
                   markup=False, highlight=False)
 
 
-def cell_scores(result: dict) -> str:
-    """A finished bench cell's scores: entity F1 for NER, accuracy and macro-F1 for classification."""
-    if result.get("entity_f1") is not None:
-        return f"entity F1 {result['entity_f1']:.3f}"
-    return f"accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}"
-
-
 class BenchProgress(_BarProgress):
     """A callable sink for `run_bench(events=...)`: a bar over cells (done / total), the cells now
     running, and one line per finished cell."""
@@ -174,6 +167,8 @@ class BenchProgress(_BarProgress):
         elif event == "start":
             self._running.append(info["job"].key)
         elif event == "done":
+            from evokd.bench import cell_scores
+
             key, r = info["job"].key, info["result"]
             self._running.remove(key)
             tokens = f", {r['tokens']:,} teacher tokens" if r.get("tokens") else ""
