@@ -335,7 +335,7 @@ def pool_group():
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process, every core; ray: Ray Data actors (one ONNX encoder each) on a cluster.")
 @click.option("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray instance).")
-@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000), help="Texts per encoder batch.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000), help="Texts per encoder call (each call runs in batches of at most 512 padded tokens).")
 @click.option("--shard-rows", default=50_000, show_default=True, type=click.IntRange(100),
               help="Rows per Parquet shard (local) or per input block (ray).")
 @click.option("--threads", default=None, type=click.IntRange(1, 256),

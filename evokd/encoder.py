@@ -100,7 +100,7 @@ class OnnxEncoder:
         folder = Path(folder) if folder else ensure_encoder()
         self.session = runtime.make_session(folder / "model.onnx", threads)
         self.feeds = runtime.TokenIdFeeds(folder / "model.onnx", {"student": "minilm-encoder"},
-                                          [i.name for i in self.session.get_inputs()], batch_size=batch_size)
+                                          [i.name for i in self.session.get_inputs()], max_batch_rows=batch_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)

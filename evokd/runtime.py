@@ -55,12 +55,17 @@ TOKEN_INPUTS = ("input_ids", "attention_mask")
 class TokenIdFeeds:
     """WordPiece ids and attention mask from the student's `tokenizer.json` (transformer students).
 
-    Texts are run in batches of similar length (sorted by characters, as sentence-transformers
-    does) and each batch is padded only to its own longest text: a transformer's cost grows
-    with the padded length, and the graph masks padding out of attention and pooling.
+    All texts of a call are tokenised first, sorted by their number of tokens and cut into batches
+    of at most `max_batch_tokens` padded tokens; each batch is padded only to its own longest text.
+    A transformer's cost grows with the padded tokens and the graph masks padding out of attention
+    and pooling, so the batching changes speed only, never a result. Sorting by tokens rather
+    than by characters (sentence-transformers' order) cut the padded work by 18-20 points on the
+    benchmark test sets, and batches of ~512 tokens keep a layer's activations in cache
+    (benchmarks/students.md).
     """
 
-    def __init__(self, model_path: Path, meta: dict, input_names: list[str], batch_size: int = 32):
+    def __init__(self, model_path: Path, meta: dict, input_names: list[str], max_batch_tokens: int = 512,
+                 max_batch_rows: int = 256):
         if sorted(input_names) != sorted(TOKEN_INPUTS):
             raise StudentLoadError(f"{model_path}: expected graph inputs {list(TOKEN_INPUTS)}, found {input_names}")
         path = Path(model_path).parent / TOKENIZER_FILE
@@ -78,22 +83,33 @@ class TokenIdFeeds:
         except Exception as exc:  # tokenizers raises a bare Exception for malformed files
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StudentLoadError(f"{path}: expected a tokenizer the `tokenizers` package can read ({first_line})") from None
-        padding = self.tokenizer.padding or {}
-        if padding.get("length") is not None:  # fixed-length padding would waste work on every short text
-            self.tokenizer.enable_padding(pad_id=padding["pad_id"], pad_token=padding["pad_token"])
-        elif not padding:
+        padding = self.tokenizer.padding
+        if not padding:
             raise StudentLoadError(f"{path}: expected a tokenizer with padding configured (pad token and id)")
-        self.batch_size = batch_size
+        self.pad_id = int(padding["pad_id"])
+        self.tokenizer.no_padding()  # batches are padded here, each to its own longest text
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_rows = max_batch_rows
 
     def batches(self, texts: list[str]):
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in index])
-            yield index, {
-                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            }
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts)]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        start = 0
+        while start < len(order):
+            # the longest text of a batch is its last: grow it while the padded size stays in budget
+            end = start + 1
+            while (end < len(order) and end - start < self.max_batch_rows
+                   and (end - start + 1) * len(ids[order[end]]) <= self.max_batch_tokens):
+                end += 1
+            index = order[start:end]
+            width = len(ids[index[-1]])
+            input_ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
+            attention_mask = np.zeros((len(index), width), dtype=np.int64)
+            for row, i in enumerate(index):
+                input_ids[row, :len(ids[i])] = ids[i]
+                attention_mask[row, :len(ids[i])] = 1
+            yield index, {"input_ids": input_ids, "attention_mask": attention_mask}
+            start = end
 
 
 # How each kind of graph input is built from texts, keyed by student.json's "input".

@@ -110,8 +110,15 @@ def test_pads_to_the_longest_text_of_each_batch_not_to_128(sst2_dir):
     assert two["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0], [1] * 7]
     [(_, long)] = list(feeds.batches(["word " * 400]))
     assert long["input_ids"].shape == (1, MAX_LENGTH)
-    many = list(feeds.batches([f"text number {i}" for i in range(70)]))
-    assert [len(i) for i, _ in many] == [32, 32, 6]
+    # sorted by tokens, cut at max_batch_tokens padded tokens (rows x longest)
+    texts = [f"text number {i}" for i in range(70)] + ["a much longer text " * (k + 1) for k in range(30)]
+    many = list(feeds.batches(texts))
+    assert sorted(i for index, _ in many for i in index) == list(range(100))
+    assert all(b["input_ids"].size <= feeds.max_batch_tokens for _, b in many)
+    widths = [b["input_ids"].shape[1] for _, b in many]
+    # the 70 five-token texts and the shortest long one (6 tokens) share a batch of 71 x 6 <= 512
+    assert widths[0] == 6 and len(many[0][0]) == 71
+    assert widths[-1] == 122 and len(many[-1][0]) == 4  # 30 x 4 words + 2 tokens; 5 x 122 would pass 512
 
 
 def test_multiclass_trec_parity(tmp_path):
