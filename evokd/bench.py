@@ -485,7 +485,7 @@ def run_cell(cell: Cell) -> dict:
 def run_ceiling(job: Ceiling) -> dict:
     """Train the student on the whole train split, score it on the eval rows and write the result."""
     from evokd.metrics import classification_report, entity_report
-    from evokd.students import make_student
+    from evokd.students import fit_student, make_student
 
     task = load_task(job.task_dir / TASK_FILE)
     labels = task.label_names
@@ -497,7 +497,7 @@ def run_ceiling(job: Ceiling) -> dict:
         cached_vectors(job.vectors_dir, texts)
         cached_vectors(job.vectors_dir, [r["text"] for r in eval_rows])
     start = time.perf_counter()
-    student = make_student(job.student).fit(texts, [r[target] for r in train])
+    student = fit_student(make_student(job.student), texts, [r[target] for r in train], task)
     gold, pred = [r[target] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows]))
     if task.is_ner:
         report = entity_report(gold, pred, labels)

@@ -103,12 +103,14 @@ def _candidates(task: TaskSpec, onnx_only: bool = False) -> list[str]:
     return [n for n in CANDIDATES[task.kind] if not onnx_only or getattr(STUDENTS[n], "runtime", "onnxruntime") == "onnxruntime"]
 
 
-def _fit(student, name: str, texts: list[str], targets: list) -> float:
+def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec) -> float:
     """Fit and return the seconds it took; a student's own ValueError (a bad --param value, data
     its method cannot use) becomes a one-line error."""
+    from evokd.students import fit_student
+
     start = time.perf_counter()
     try:
-        student.fit(texts, targets)
+        fit_student(student, texts, targets, task)
     except ValueError as exc:
         raise EvokdError(f"--student {name}: {exc}") from None
     return time.perf_counter() - start
@@ -148,6 +150,8 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
     texts); the winner is then refitted on everything. With held-out rows each candidate is
     fitted once and scored on them. Ties go to the earlier (cheaper) candidate.
     """
+    from evokd.students import fit_student
+
     metric = "entity_f1" if task.is_ner else "macro_f1"
     records, fitted = [], {}
     if eval_rows:
@@ -156,7 +160,7 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
         for name in candidates:
             progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
             student = _build_student(name, task, None)
-            seconds = _fit(student, name, texts, targets)
+            seconds = _fit(student, name, texts, targets, task)
             fitted[name] = (student, seconds)
             records.append({"student": name, **_score(task, gold, student.predict([r["text"] for r in eval_rows])),
                             "seconds": round(seconds, 2)})
@@ -169,7 +173,7 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
             for train, test in splits:
                 student = _build_student(name, task, None)
                 try:
-                    student.fit([texts[i] for i in train], [targets[i] for i in train])
+                    fit_student(student, [texts[i] for i in train], [targets[i] for i in train], task)
                 except ValueError as exc:
                     raise EvokdError(f"--student auto: cannot cross-validate {name} on {len(texts)} examples ({exc}); "
                                      "pass --eval FILE to choose on held-out data") from None
@@ -182,7 +186,7 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
     else:
         progress(f"auto: {best} scored best; training it on all {len(texts)} examples")
         student = _build_student(best, task, None)
-        seconds = _fit(student, best, texts, targets)
+        seconds = _fit(student, best, texts, targets, task)
     selection = {**method, "metric": metric, "candidates": records, "chosen": best}
     return student, selection, seconds
 
@@ -233,7 +237,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
         student_name = selection["chosen"]
     else:
         progress(f"training {student_name} on {len(rows)} examples")
-        fit_seconds = _fit(student, student_name, texts, targets)
+        fit_seconds = _fit(student, student_name, texts, targets, task)
     runtime_name = getattr(student, "runtime", "onnxruntime")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +266,8 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                 else dict(Counter(r["label"] for r in rows)),
                 "by_source": dict(Counter(r.get("source", "unknown") for r in rows)),
                 "by_round": {str(k): v for k, v in sorted(Counter(r.get("round", 0) for r in rows).items())},
+                **({"label_anchors": {"weight": student.anchor_weight, "labels": list(student.anchors_)}}
+                   if getattr(student, "anchors_", None) else {}),
             },
             "parity": parity,
         }
@@ -399,7 +405,9 @@ def model_card(task: TaskSpec, m: dict) -> str:
         "",
         "## Training data",
         "",
-        f"{train['n']} examples (fit in {train['fit_seconds']} s).",
+        f"{train['n']} examples (fit in {train['fit_seconds']} s)."
+        + (f" The head also learned from each label's description in the table above, as one example of that label "
+           f"weighted {train['label_anchors']['weight']:g} (label anchors)." if train.get("label_anchors") else ""),
         "",
         "| by source | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_source"].items()], "",
         "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",

@@ -33,7 +33,7 @@ from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.prompts import load_prompts
 from evokd.store import EMBED_DIM, CallRow, RoundRecord, SampleRow, Store
-from evokd.students import STUDENTS, make_student
+from evokd.students import STUDENTS, fit_student, make_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
 from evokd.teacher.module import Feedback, Teacher
@@ -189,9 +189,8 @@ class EvoKD:
         return random.Random(int(hashlib.sha256(f"{self.config.seed}|{round_}".encode()).hexdigest()[:12], 16))
 
     def _train(self, rows: list[dict]):
-        student = make_student(self.student_name)
-        student.fit([r["text"] for r in rows], [r[self.target_key] for r in rows])
-        return student
+        return fit_student(make_student(self.student_name), [r["text"] for r in rows],
+                           [r[self.target_key] for r in rows], self.task)
 
     def _same(self, a, b) -> bool:
         if self.task.is_ner:

@@ -486,12 +486,10 @@ class Optimization:
 
     # steps -------------------------------------------------------------------------
     def _student(self, rows: list[dict]):
-        from evokd.students import make_student
+        from evokd.students import fit_student, make_student
 
         name = self.config.student or ("tagger" if self.task.is_ner else "tfidf")
-        student = make_student(name)
-        student.fit([r["text"] for r in rows], [r["label"] for r in rows])
-        return student
+        return fit_student(make_student(name), [r["text"] for r in rows], [r["label"] for r in rows], self.task)
 
     def _feedback(self, student, rows: list[dict]):
         """What the loop's analysis step sees, computed from the student's errors on the dev rows."""

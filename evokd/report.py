@@ -105,10 +105,11 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
             name = run.info["config"].get("student") or ("tagger" if run.ner else "tfidf")
             progress(f"training the latest student ({name}) on {len(accepted)} accepted rows")
             try:
-                from evokd.students import make_student
+                from evokd.students import fit_student, make_student
+                from evokd.task import TaskSpec
 
-                student = make_student(name)
-                student.fit([s["text"] for s in accepted], [s[run.target] for s in accepted])
+                student = fit_student(make_student(name), [s["text"] for s in accepted],
+                                      [s[run.target] for s in accepted], TaskSpec.model_validate(run.info["task"]))
                 pred = list(student.predict([r["text"] for r in rows]))
             except (ValueError, RuntimeError, ImportError) as exc:
                 note = f"retraining the {name} student failed ({str(exc).splitlines()[0]})"

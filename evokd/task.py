@@ -60,6 +60,12 @@ class TaskSpec(BaseModel):
         return self.kind == "ner"
 
     @property
+    def label_texts(self) -> dict[str, str]:
+        """Label name -> its description (the name itself where the task gives none): what a
+        student that reads label meanings (minilm's anchors) learns each label from."""
+        return {lab.name: lab.description.strip() or lab.name for lab in self.labels}
+
+    @property
     def target_key(self) -> str:
         """The field of a labeled row that holds its answer: "entities" (NER) or "label"."""
         return "entities" if self.is_ner else "label"

@@ -277,3 +277,29 @@ def test_cli_predict_with_heavy_libraries_blocked(sst2_dir, sst2_student):
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["label"] for r in lines] == sst2_student.predict(["a gorgeous , witty film", "a dull , tedious mess"])
     assert all(0.5 <= r["score"] <= 1.0 for r in lines)
+
+
+def test_label_anchors_teach_the_head_what_each_label_means(sst2_dev, tmp_path):
+    """One seed per label plus the task's label descriptions: the descriptions' vectors join the
+    head's training data (weight anchor_weight) and lift accuracy far above the seeds alone."""
+    from evokd.task import load_task
+
+    described = load_task(ROOT / "datasets" / "sst2" / "task.yaml").label_texts
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés from start to finish"]
+    labels = ["positive", "negative"]
+    dev, gold = sst2_dev
+    anchored = MiniLMStudent().fit(texts, labels, label_texts={**described, "neutral": "not a label of these rows"})
+    plain = MiniLMStudent(anchor_weight=0).fit(texts, labels, label_texts=described)
+    assert anchored.anchors_ == described  # a description of a label the rows lack is not used
+    assert plain.anchors_ == {} and MiniLMStudent().fit(texts, labels).anchors_ == {}
+    acc = {name: np.mean([p == g for p, g in zip(s.predict(dev), gold)]) for name, s in
+           (("anchored", anchored), ("plain", plain))}
+    assert acc["anchored"] > 0.7 and acc["anchored"] > acc["plain"] + 0.05, acc  # measured: 0.78 vs 0.60
+    anchored.save(tmp_path / "s", dev[:60])
+    meta = json.loads((tmp_path / "s" / "student.json").read_text())
+    assert meta["params"]["anchor_weight"] == 8.0
+    assert meta["label_anchors"] == {"weight": 8.0, "texts": described}
+    with pytest.raises(ValueError, match="expected anchor_weight to be a number >= 0"):
+        MiniLMStudent(anchor_weight=-1).fit(texts, labels)
+    with pytest.raises(ValueError, match=r"expected label_texts\['positive'\] to be a non-empty string"):
+        MiniLMStudent().fit(texts, labels, label_texts={"positive": " ", "negative": "bad"})

@@ -36,7 +36,15 @@ def make_student(name: str, **params) -> Student:
     return cls(**params)
 
 
+def fit_student(student: Student, texts: list[str], targets: list, task) -> Student:
+    """Fit `student` on a task's rows; classification students also get the task's label
+    descriptions (`TaskSpec.label_texts`), which minilm learns from (its label anchors)."""
+    if student.kind == "classification":
+        return student.fit(texts, targets, label_texts=task.label_texts)
+    return student.fit(texts, targets)
+
+
 __all__ = [
     "CANDIDATES", "STUDENTS", "MiniLMStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
-    "TaggerStudent", "TfidfStudent", "make_student",
+    "TaggerStudent", "TfidfStudent", "fit_student", "make_student",
 ]

