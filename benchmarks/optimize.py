@@ -27,7 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent
-DATA = "../shared/data"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__, required="--render-only" not in sys.argv)
 WORK = Path("runs/optimize-bench")
 ARCHIVE = "benchmarks/results/optimize-t0.8"  # states + sidecars of the cells run before greedy labeling
 ARCHIVE_JSON = "benchmarks/results/optimize-json"  # greedy, JSON-adapter cells run before the plain labeling question
@@ -61,12 +63,13 @@ CELLS = [
 
 
 def command(dataset: str, optimizer: str, steps: str, extra: list[str], out: str, work: str, temp: float,
-            fmt: str) -> list[str]:
+            fmt: str, data: str | Path = DATA) -> list[str]:
+    """The cell's `evokd optimize` command; `data="$EVOKD_DATA"` gives it as recorded in the results."""
     cmd = ["evokd", "optimize", f"datasets/{dataset}/task.yaml", "--teacher", "local", "--optimizer", optimizer,
-           "--steps", steps, "--dev", f"{DATA}/{dataset}/train.jsonl", "--dev-n", str(DEV_N[dataset]),
+           "--steps", steps, "--dev", f"{data}/{dataset}/train.jsonl", "--dev-n", str(DEV_N[dataset]),
            "--label-temperature", f"{temp:g}", "--label-format", fmt, "--out", out, "--work-dir", work, "--quiet"]
     if steps == "label" and dataset not in NER:
-        cmd[-1:-1] = ["--heldout", f"{DATA}/{dataset}/test.jsonl", "--heldout-n", str(HELDOUT_N)]
+        cmd[-1:-1] = ["--heldout", f"{data}/{dataset}/test.jsonl", "--heldout-n", str(HELDOUT_N)]
     return cmd + extra
 
 
@@ -183,7 +186,7 @@ def record(cell: tuple) -> dict:
         optimizer = "bootstrap, random search ×" + extra[extra.index("--budget") + 1] + (
             f", {extra[extra.index('--max-demos') + 1]} demos" if "--max-demos" in extra else "")
     rec = {"dataset": dataset, "optimizer": optimizer, "steps": steps, "label_temperature": temp, "label_format": fmt, "done": False,
-           "out": out, "command": shlex.join(command(*cell))}
+           "out": out, "command": shlex.join(command(*cell, data="$EVOKD_DATA"))}
     path = meta_of(out)
     if not path.is_file():
         return rec
@@ -216,8 +219,8 @@ def render(started: str | None = None, wall_s: float | None = None) -> None:
               "- Command: `.venv/bin/python benchmarks/optimize.py --jobs 2` (each cell's own command is listed below; "
               "a cell whose sidecar exists is not re-run).",
               f"- Data: seeds from `datasets/NAME/seeds.jsonl`; a dev slice of {DEV_N['trec']} rows sampled from "
-              f"`{DATA}/NAME/train.jsonl` (half learned from, half scores candidates); {HELDOUT_N} held-out rows "
-              f"sampled from `{DATA}/NAME/test.jsonl`, never seen by the optimiser (the same rows in every cell).",
+              f"`$EVOKD_DATA/NAME/train.jsonl` (half learned from, half scores candidates); {HELDOUT_N} held-out rows "
+              f"sampled from `$EVOKD_DATA/NAME/test.jsonl`, never seen by the optimiser (the same rows in every cell).",
               "- Labeling: `evokd generate` labels greedily by default (`--label-temperature 0`; generation samples at "
               "0.8), and puts each classification text to the teacher as a plain question answered with a bare label "
               "name (`--label-format plain`). The first table is measured that way. The second asked the same "

@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__, required="--render-only" not in sys.argv)
 OUT = Path(__file__).resolve().parent
 
 

@@ -26,7 +26,9 @@ from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-DATA = HERE.parent.parent / "shared" / "data" / "conll2003"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__) / "conll2003"
 N_CALLS = 1000
 N_WARMUP = 50
 COMMAND = ".venv/bin/python benchmarks/student_spacy_ner.py"

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "conll2003"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__) / "conll2003"
 N_CALLS = 1000
 COMMAND = ".venv/bin/python benchmarks/student_tagger.py"
 PARAMS = {"epochs": 30, "patience": 4, "max_seconds": 540, "n_threads": 1, "random_state": 0}

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data" / "sst2"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__) / "sst2"
 N_CALLS = 1000
 COMMAND = ".venv/bin/python benchmarks/student_tfidf.py"
 

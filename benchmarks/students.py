@@ -35,7 +35,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DATA = ROOT.parent / "shared" / "data"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__, required="--render" not in sys.argv)
 CACHE = ROOT / "runs" / "bench-cache"
 PARTIAL = CACHE / "students.partial.json"
 FEW_SHOT_CACHE = CACHE / "students-few-shot.json"  # one result per (task, seeds/label, draw, student)

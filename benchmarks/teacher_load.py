@@ -22,7 +22,9 @@ from pathlib import Path
 import evokd  # noqa: F401  (offline environment first)
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__)
 
 
 def _pool() -> list[dict]:

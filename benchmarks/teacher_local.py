@@ -28,7 +28,9 @@ from evokd.teacher.local import default_threads, make_local_lm, teacher_info
 from evokd.teacher.module import Teacher
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__)
 OUT = Path(__file__).resolve().parent
 
 

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Callable, Literal, Optional
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from evokd import __version__
+from evokd import __version__, datadir
 from evokd.errors import EvokdError, InputError
 from evokd.io import read_labeled, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from evokd.task import TaskSpec, _format_error, load_task, read_yaml_mapping
@@ -67,12 +67,22 @@ def _all_known(value: list[str], allowed: list[str], what: str) -> list[str]:
 
 
 class DatasetEntry(BaseModel):
-    """One dataset: the example task (description, labels) and the folder of its real splits."""
+    """One dataset: the example task (description, labels) and the folder of its real splits
+    (usually `$EVOKD_DATA/NAME`, the benchmark data folder: evokd.datadir)."""
 
     model_config = ConfigDict(extra="forbid")
     task: Path
     data: Path
     shots: int = Field(default=4, ge=1)  # seeds per label; NER: seed sentences per entity type
+    _written: dict = PrivateAttr(default_factory=dict)  # task/data as the config wrote them
+
+    def as_written(self, key: str, base: Path) -> str:
+        """`task` or `data` as the config wrote it (`$EVOKD_DATA/...` kept), else relative to `base`."""
+        return self._written.get(key) or os.path.relpath(getattr(self, key), base)
+
+    def split(self, name: str) -> Path:
+        """The data folder's `name.jsonl` (or `.jsonl.gz`); load_config has checked that it exists."""
+        return datadir.split_file(self.data, name) or self.data / f"{name}.jsonl"
 
 
 class BenchConfig(BaseModel):
@@ -141,14 +151,17 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
     """The config and each dataset's example task (by task name); errors name the file and the field."""
     path = Path(path)
     raw = read_yaml_mapping(path, "a benchmark config YAML file")
-    # Absolute but not symlink-resolved: a `../shared` that is a link must still read `../shared` in
+    # Absolute but not symlink-resolved: a data folder that is a link must still read as written in
     # the results (os.path.abspath normalises `..` as written, Path.resolve would follow the link).
     base = Path(os.path.abspath(path)).parent
-    for entry in raw["datasets"] if isinstance(raw.get("datasets"), list) else []:
+    written: dict[int, dict[str, str]] = {}
+    for i, entry in enumerate(raw["datasets"] if isinstance(raw.get("datasets"), list) else []):
         if isinstance(entry, dict):
             for key in ("task", "data"):
                 if isinstance(entry.get(key), str):
-                    entry[key] = os.path.abspath(base / entry[key])
+                    if datadir.refers_to_data_dir(entry[key]):
+                        written.setdefault(i, {})[key] = entry[key]
+                    entry[key] = str(datadir.expand(entry[key], base, source=path, field=f"datasets.{i}.{key}"))
     try:
         config = BenchConfig(**raw)
     except ValidationError as exc:
@@ -156,11 +169,19 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
         field, msg = _format_error(err, _fields_at(err["loc"]))
         raise InputError(path, msg, field=field) from None
     config.path = Path(os.path.abspath(path))
+    for i, entry in enumerate(config.datasets):
+        entry._written = written.get(i, {})
     from evokd.students import CANDIDATES
 
     tasks: dict[str, TaskSpec] = {}
     for i, entry in enumerate(config.datasets):
-        task = load_task(entry.task)
+        if not entry.task.is_file():
+            raise datadir.missing_file_error(entry.as_written("task", base), entry.task, source=path,
+                                             field=f"datasets.{i}.task", holder="the config file")
+        if not entry.data.is_dir():
+            raise datadir.missing_file_error(entry.as_written("data", base), entry.data, source=path,
+                                             field=f"datasets.{i}.data", holder="the config file")
+        task = load_task(entry.task, check_files=False)  # its description and labels; the cells draw their own seeds
         if task.name in tasks:
             raise InputError(path, f"dataset {task.name!r} is listed twice; expected each task once", field=f"datasets.{i}.task")
         misfit = [s for s in config.students if s not in CANDIDATES[task.kind]]
@@ -170,9 +191,9 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
                              field="students")
         rows = ('{"tokens", "tags"} or {"text", "entities"}' if task.is_ner else '{"text", "label"}')
         for split in ("train", "test"):
-            if not (entry.data / f"{split}.jsonl").is_file():
+            if datadir.split_file(entry.data, split) is None:
                 raise InputError(path, f"{entry.data} has no {split}.jsonl; expected a folder with train.jsonl and "
-                                       f"test.jsonl of {rows} rows", field=f"datasets.{i}.data")
+                                       f"test.jsonl (or .jsonl.gz) of {rows} rows", field=f"datasets.{i}.data")
         tasks[task.name] = task
     return config, tasks
 
@@ -224,14 +245,14 @@ def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> 
     out: dict[tuple[str, int], Path] = {}
     for i, (name, entry) in enumerate(zip(tasks, config.datasets)):
         task = tasks[name]
-        fingerprint = {"data": os.path.relpath(entry.data, config.path.parent), "shots": entry.shots, "eval_n": config.eval_n,
+        fingerprint = {"data": entry.as_written("data", config.path.parent), "shots": entry.shots, "eval_n": config.eval_n,
                        "pool_size": config.pool_size, "eval_seed": EVAL_SAMPLE_SEED}
         folders = {seed: work_dir / "tasks" / f"{name}-s{seed}" for seed in config.seeds}
         todo = [seed for seed, folder in folders.items() if not _prepared(folder, fingerprint)]
         if todo:
             labels = task.label_names
-            train = task.read_rows(entry.data / "train.jsonl", unique=False)
-            test = task.read_rows(entry.data / "test.jsonl", unique=False)
+            train = task.read_rows(entry.split("train"), unique=False)
+            test = task.read_rows(entry.split("test"), unique=False)
             eval_rows = random.Random(EVAL_SAMPLE_SEED).sample(test, min(config.eval_n, len(test)))
             draw = draw_ner_seeds if task.is_ner else draw_seeds
             for seed in todo:
@@ -490,7 +511,7 @@ def run_ceiling(job: Ceiling) -> dict:
     task = load_task(job.task_dir / TASK_FILE)
     labels = task.label_names
     target = task.target_key
-    train = task.read_rows(job.data_dir / "train.jsonl", unique=False)
+    train = task.read_rows(datadir.split_file(job.data_dir, "train") or job.data_dir / "train.jsonl", unique=False)
     eval_rows = task.eval_rows()
     texts = [r["text"] for r in train]
     if job.student == "minilm":
@@ -737,7 +758,7 @@ def _config_dict(config: BenchConfig) -> dict:
     data = config.model_dump(mode="json")
     base = config.path.parent
     for entry, raw in zip(data["datasets"], config.datasets):
-        entry["task"], entry["data"] = (os.path.relpath(p, base) for p in (raw.task, raw.data))
+        entry["task"], entry["data"] = (raw.as_written(key, base) for key in ("task", "data"))
     return data
 
 

@@ -18,7 +18,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from evokd.errors import InputError
 from evokd.io import write_text_atomic
@@ -417,17 +417,26 @@ def _entities_sorted(entities: list[dict]) -> list[dict]:
 
 
 def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme: str = "BIO") -> list[dict]:
-    """Read NER rows from JSONL/CSV/Parquet, each either {"text", "entities": [{"start","end","label"}]}
-    or {"tokens", "tags"} (tags in `scheme`, converted to spans). Returns rows as {"text", "entities"}
-    (entities sorted; other fields kept). Every defect raises InputError naming file, line and field."""
-    from evokd.io import _clean_text, check_id, iter_rows
+    """Read NER rows strictly from JSONL/CSV/Parquet (or CoNLL), each either {"text", "entities":
+    [{"start","end","label"}]} or {"tokens", "tags"} (tags in `scheme`, converted to spans). Returns
+    rows as {"text", "entities"} (entities sorted; other fields kept). Every defect raises InputError
+    naming file, line and field; a text over MAX_TEXT_CHARS is one."""
+    return [row for _, row in iter_ner_rows(path, labels, scheme)]
+
+
+def iter_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme: str = "BIO", *,
+                  cut_into=None) -> Iterator[tuple[int, dict]]:
+    """(line, row) for each NER row of a file, checked as `read_ner_rows` describes. Given a
+    `cut_into` report (evokd.io.ReadReport), a text over MAX_TEXT_CHARS is not refused but cut
+    (evokd.io.cut_text), and the entities ending beyond the cut are dropped; both are counted there."""
+    from evokd.io import _clean_text, check_id, data_suffix, iter_rows
 
     path = Path(path)
     types = _entity_types(labels)
     sch = _norm_scheme(scheme)
-    rows: list[dict] = []
+    long_ok = cut_into is not None
     # CoNLL files are read sentence by sentence; their "line" in errors is the sentence number.
-    source = enumerate(read_conll(path), start=1) if path.suffix.lower() in CONLL_SUFFIXES else iter_rows(path)
+    source = enumerate(read_conll(path), start=1) if data_suffix(path) in CONLL_SUFFIXES else iter_rows(path)
     ids: dict = {}
     for lineno, obj in source:
         check_id(path, lineno, obj, ids)
@@ -436,7 +445,7 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
             if "entities" not in obj or obj["entities"] is None:
                 raise InputError(path, "missing; expected a list of {\"start\", \"end\", \"label\"} (may be empty)", line=lineno, field="entities")
             raw_text = obj["text"]
-            text = _clean_text(path, lineno, raw_text)
+            text = _clean_text(path, lineno, raw_text, long_ok=long_ok)
             lead = len(raw_text) - len(raw_text.lstrip())
             entities = _as_list(path, lineno, obj, "entities", "entity objects")
             entities = [dict(e) if isinstance(e, dict) else e for e in entities]
@@ -446,7 +455,8 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
                 field = "entities" if i is None else f"entities[{i}]" + (f".{key}" if key else "")
                 raise InputError(path, msg, line=lineno, field=field)
             ents = [{"start": e["start"] - lead, "end": e["end"] - lead, "label": e["label"]} for e in entities]
-            rows.append({**extra, "text": text, "entities": _entities_sorted(ents)})
+            text, ents = _fit(text, ents, cut_into)
+            yield lineno, {**extra, "text": text, "entities": _entities_sorted(ents)}
         elif ("tokens" in obj and obj["tokens"] is not None) or ("tags" in obj and obj["tags"] is not None):
             for key in ("tokens", "tags"):
                 if key not in obj:
@@ -464,17 +474,31 @@ def read_ner_rows(path: str | Path, labels: Iterable[str] | None = None, scheme:
                 example = tokens_to_example(tokens, tags, sch)
             except ValueError as exc:
                 raise InputError(path, str(exc), line=lineno, field="tags") from None
-            _clean_text(path, lineno, example["text"], field="tokens")
+            _clean_text(path, lineno, example["text"], field="tokens", long_ok=long_ok)
             if types is not None:
                 for e in example["entities"]:
                     if e["label"] not in types:
                         raise InputError(path, f"'{e['label']}' is not a task entity type; expected one of: {', '.join(types)}", line=lineno, field="tags")
-            rows.append({**extra, "text": example["text"], "entities": example["entities"]})
+            text, ents = _fit(example["text"], example["entities"], cut_into)
+            yield lineno, {**extra, "text": text, "entities": ents}
         elif "text" in obj:
             _clean_text(path, lineno, obj["text"])  # raises: null text
         else:
             raise InputError(path, "missing; expected either 'text' + 'entities' or 'tokens' + 'tags'", line=lineno, field="text")
-    return rows
+
+
+def _fit(text: str, entities: list[dict], cut_into) -> tuple[str, list[dict]]:
+    """(text, entities), cut to MAX_TEXT_CHARS (evokd.io.cut_text) when over it, keeping the entities
+    wholly inside the cut; the cut and the dropped entities are counted in `cut_into`."""
+    from evokd.io import MAX_TEXT_CHARS, cut_text
+
+    if len(text) <= MAX_TEXT_CHARS:
+        return text, entities
+    text = cut_text(text)
+    kept = [e for e in entities if e["end"] <= len(text)]
+    cut_into.texts_cut += 1
+    cut_into.entities_dropped += len(entities) - len(kept)
+    return text, kept
 
 
 _CONLL_PREFIXES = "BIESLU"

@@ -6,7 +6,8 @@ Layout of DIR: `*.parquet` shards (any names: the local path writes part-NNNNN.p
 its own) and `pool.json`, written last, which says the pool is complete: source file, rows,
 vector size, encoder digest. A folder without `pool.json` is an interrupted embedding and is refused.
 The input is read and checked row by row in chunks (one-line error naming file, line and field;
-no row dropped), so a pool larger than memory streams through.
+no row dropped), and embedded and written chunk by chunk. A text over MAX_TEXT_CHARS is cut
+(evokd.io.cut_text); pool.json's "data" (evokd.io.ReadReport) counts the cuts and the repeats.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from evokd import __version__
 from evokd.errors import EvokdError, InputError
 from evokd.filters import text_hash
-from evokd.io import _clean_text, iter_rows, write_json_atomic
+from evokd.io import ReadReport, iter_pool_rows, write_json_atomic
 
 MANIFEST = "pool.json"
 FORMAT = "evokd-pool/1"
@@ -36,34 +37,31 @@ def _quiet(*_a, **_k) -> None:
     return None
 
 
-def iter_pool_chunks(path: str | Path, chunk_rows: int) -> Iterator[dict]:
-    """Column chunks {pool_id, text, label, text_hash} of a pool file, every row checked."""
+def iter_pool_chunks(path: str | Path, chunk_rows: int, report: ReadReport) -> Iterator[dict]:
+    """Column chunks {pool_id, text, label, text_hash} of a pool file, one row per input row in
+    order (pool_id counts them from 0), every row checked (evokd.io.iter_pool_rows: a text over
+    MAX_TEXT_CHARS cut). Rows read, texts cut and rows repeating an earlier text (kept: a run's
+    duplicate filter takes such a text once) are counted into `report`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found; expected a JSONL/CSV/Parquet file with a 'text' column (or .txt)")
-    if path.suffix.lower() == ".txt":
-        from evokd.io import read_texts
-
-        source = ((i, {"text": t}) for i, t in enumerate(read_texts(path), start=1))
-    else:
-        source = iter_rows(path)
     chunk: dict[str, list] = {"pool_id": [], "text": [], "label": [], "text_hash": []}
+    seen: set[str] = set()
     pool_id = 0
-    for lineno, obj in source:
-        if "text" not in obj:
-            raise InputError(path, "missing; expected a string", line=lineno, field="text")
-        text = _clean_text(path, lineno, obj["text"])
-        label = obj.get("label")
-        if label is not None and not isinstance(label, str):
-            raise InputError(path, f"expected a string label, got {type(label).__name__}", line=lineno, field="label")
+    for _, row in iter_pool_rows(path, report):
+        digest = text_hash(row["text"])
+        if digest in seen:
+            report.repeats_kept += 1
+        seen.add(digest)
         chunk["pool_id"].append(pool_id)
-        chunk["text"].append(text)
-        chunk["label"].append(label)
-        chunk["text_hash"].append(text_hash(text))
+        chunk["text"].append(row["text"])
+        chunk["label"].append(row["label"])
+        chunk["text_hash"].append(digest)
         pool_id += 1
         if len(chunk["text"]) >= chunk_rows:
             yield chunk
             chunk = {k: [] for k in chunk}
+    report.rows_read = report.rows_kept = pool_id
     if chunk["text"]:
         yield chunk
     if pool_id == 0:
@@ -107,7 +105,8 @@ def _prepare_out(out: Path) -> Path:
 def embed_pool(path: str | Path, out: str | Path, *, executor: str = "local", address: str | None = None,
                batch_size: int = 256, shard_rows: int = 50_000, threads: int | None = None, actors: int | None = None,
                progress: Progress = _quiet) -> dict:
-    """Embed every row of `path` into Parquet shards under `out`; returns the manifest."""
+    """Embed every row of `path` into Parquet shards under `out`; returns the manifest, whose "data"
+    (evokd.io.ReadReport) counts the rows read, the texts cut and the repeated ones."""
     from evokd.encoder import encoder_digest, ensure_encoder
 
     if executor not in ("local", "ray"):
@@ -117,13 +116,14 @@ def embed_pool(path: str | Path, out: str | Path, *, executor: str = "local", ad
     out = _prepare_out(Path(out))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     rows = 0
+    report = ReadReport(Path(path).name)
     if executor == "local":
         from evokd.encoder import OnnxEncoder
 
         encoder = OnnxEncoder(threads=threads or cores, batch_size=64)
         import pyarrow.parquet as pq
 
-        for n, chunk in enumerate(iter_pool_chunks(path, shard_rows)):
+        for n, chunk in enumerate(iter_pool_chunks(path, shard_rows, report)):
             vectors = np.zeros((len(chunk["text"]), DIM), dtype=np.float32)
             for i in range(0, len(chunk["text"]), batch_size):
                 vectors[i:i + batch_size] = encoder.encode(chunk["text"][i:i + batch_size])
@@ -137,7 +137,7 @@ def embed_pool(path: str | Path, out: str | Path, *, executor: str = "local", ad
         init_ray(ray, address)
         import pyarrow as pa
 
-        tables = [pa.table(chunk) for chunk in iter_pool_chunks(path, shard_rows)]
+        tables = [pa.table(chunk) for chunk in iter_pool_chunks(path, shard_rows, report)]
         rows = sum(t.num_rows for t in tables)
         progress("rows", done=0, total=rows)
         n_actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -148,7 +148,7 @@ def embed_pool(path: str | Path, out: str | Path, *, executor: str = "local", ad
         progress("rows", done=rows, total=rows)
     manifest = {"format": FORMAT, "source": str(path), "rows": rows, "dim": DIM, "encoder": encoder_digest(),
                 "executor": executor, "seconds": round(time.perf_counter() - start, 2), "evokd_version": __version__,
-                "created_at": _dt.datetime.now().isoformat(timespec="seconds")}
+                "created_at": _dt.datetime.now().isoformat(timespec="seconds"), "data": report.as_dict()}
     write_json_atomic(out / MANIFEST, manifest)
     return manifest
 

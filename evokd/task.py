@@ -8,8 +8,9 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from evokd import datadir
 from evokd.errors import InputError
-from evokd.io import read_labeled
+from evokd.io import ReadReport, count_repeats, iter_labeled, merge_repeats, read_labeled
 
 
 class Label(BaseModel):
@@ -71,7 +72,9 @@ class TaskSpec(BaseModel):
         return "entities" if self.is_ner else "label"
 
     def read_rows(self, path, *, unique: bool = True) -> list[dict]:
-        """Labeled rows of this task's kind: {"text", "label"} or {"text", "entities"}."""
+        """Labeled rows of this task's kind, {"text", "label"} or {"text", "entities"}, read strictly
+        (seeds, and tools that need the rows as written): every row checked, none dropped or changed;
+        a text over MAX_TEXT_CHARS is refused, and so, with `unique`, is a repeated text."""
         if self.is_ner:
             from evokd.ner import read_ner_rows
 
@@ -85,7 +88,30 @@ class TaskSpec(BaseModel):
             return rows
         return read_labeled(path, self.label_names, unique=unique)
 
+    def read_data(self, path, use: Literal["train", "eval", "pool"]) -> tuple[list[dict], ReadReport]:
+        """Labeled rows of this task's kind as users have them, and the report of what reading changed.
+
+        Every row is checked as `read_rows` checks it, except that a text over MAX_TEXT_CHARS is cut
+        (evokd.io.cut_text; NER entities ending beyond the cut are dropped). For `use="train"` a
+        repeated text is kept once (evokd.io.merge_repeats: the majority label, or entities, wins; on
+        a tie the one seen first). "eval" and "pool" (a NER --oracle pool) keep every row, repeats
+        counted: an eval set may repeat a text, and a run's duplicate filter takes a pool text once."""
+        if use not in ("train", "eval", "pool"):
+            raise ValueError(f"use={use!r}: expected 'train', 'eval' or 'pool'")
+        report = ReadReport(Path(path).name, answer=self.target_key)
+        if self.is_ner:
+            from evokd.ner import iter_ner_rows
+
+            numbered = list(iter_ner_rows(path, self.label_names, cut_into=report))
+        else:
+            numbered = list(iter_labeled(path, self.label_names, cut_into=report))
+        if use == "train":
+            return [row for _, row in merge_repeats(numbered, self.target_key, report)], report
+        count_repeats((row["text"] for _, row in numbered), report)
+        return [row for _, row in numbered], report
+
     def seed_rows(self) -> list[dict]:
+        """The seeds, read strictly (`read_rows`): a repeated or over-long text is refused."""
         rows = self.read_rows(self.seeds)
         if not rows:
             raise InputError(self.seeds, "no rows; expected at least one labeled seed example")
@@ -98,13 +124,19 @@ class TaskSpec(BaseModel):
             raise InputError(self.seeds, f"only label(s) {sorted(found)} present; expected seeds for at least two labels", field="label")
         return rows
 
-    def eval_rows(self) -> list[dict] | None:
+    def eval_data(self) -> tuple[list[dict] | None, ReadReport | None]:
+        """The task's eval rows (`read_data(..., "eval")`: every row kept, over-long texts cut) and
+        the report of what reading changed; (None, None) when the task has no eval file."""
         if self.eval is None:
-            return None
-        rows = self.read_rows(self.eval, unique=False)
+            return None, None
+        rows, report = self.read_data(self.eval, "eval")
         if not rows:
             raise InputError(self.eval, "no rows; expected labeled evaluation examples")
-        return rows
+        return rows, report
+
+    def eval_rows(self) -> list[dict] | None:
+        """The rows of `eval_data`, without its report."""
+        return self.eval_data()[0]
 
     def to_public_dict(self) -> dict:
         data = self.model_dump(mode="json")
@@ -163,22 +195,25 @@ def read_yaml_mapping(path: str | Path, what: str = "a task YAML file") -> dict:
     return raw
 
 
-def load_task(path: str | Path) -> TaskSpec:
-    """Parse and validate TASK.yaml, then check that its seed and eval files exist and parse."""
+def load_task(path: str | Path, *, check_files: bool = True) -> TaskSpec:
+    """Parse and validate TASK.yaml, then check that its seed and eval files exist. With
+    `check_files=False` (a caller that needs only the description and labels, like `evokd bench`)
+    the files are neither checked nor is `$EVOKD_DATA` required to be set."""
     path = Path(path)
     raw = read_yaml_mapping(path)
     base = path.resolve().parent
-    for key in ("seeds", "eval"):
-        if isinstance(raw.get(key), str):
-            raw[key] = str((base / raw[key]).resolve())
+    written = {key: raw[key] for key in ("seeds", "eval") if isinstance(raw.get(key), str)}
+    for key, value in written.items():  # relative to the task file, or `$EVOKD_DATA/...` (evokd.datadir)
+        if check_files or not datadir.refers_to_data_dir(value):
+            raw[key] = str(datadir.expand(value, base, source=path, field=key).resolve())
     try:
         task = TaskSpec(**raw)
     except ValidationError as exc:
         field, msg = _format_error(exc.errors()[0])
         raise InputError(path, msg, field=field) from None
     task.path = path.resolve()
-    for key in ("seeds", "eval"):
+    for key in ("seeds", "eval") if check_files else ():
         value = getattr(task, key)
         if value is not None and not Path(value).is_file():
-            raise InputError(path, f"file {value} not found; expected a path relative to the task file", field=key)
+            raise datadir.missing_file_error(written.get(key, str(value)), Path(value), source=path, field=key)
     return task
