@@ -80,7 +80,7 @@ def main():
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory [default: datasets/<task name>/generated].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and rollout ids.")
-@click.option("--student", default=None, help="Student retrained every round [default: tfidf; tagger for NER].")
+@click.option("--student", default=None, help="Student retrained every round [default: minilm; tagger for NER].")
 @click.option("--strategy", default="evokd", show_default=True, metavar="NAME",
               help="How to spend the budget: evokd, evokd-paper, static, augment, seed-only, evokd-no-{easy,correct,"
                    "review,separate,warmup}, pool-{random,uncertainty,errors,evokd}; `evokd strategies` describes each.")
@@ -198,7 +198,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     elif not quiet:
         from evokd.progress import print_summary
 
-        print_summary(rounds_done, out_dir)
+        print_summary(rounds_done, out_dir, loop.data)
 
 
 @main.command()
@@ -229,7 +229,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
               help="bootstrap: candidate demo sets; mipro: trials [6]; gepa: metric calls [10 x validation items].")
 @click.option("--max-demos", default=None, type=click.IntRange(0, 32),
               help="Few-shot demos per step [label: 2 per label, at most 8; generate/analyze: 2].")
-@click.option("--student", default=None, help="Student whose mistakes make a text hard (generate/analyze) [tfidf].")
+@click.option("--student", default=None,
+              help="Student whose mistakes make a text hard (generate/analyze) [default: minilm; tagger for NER].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for data splits and the optimisers.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Parallel calls for hosted teachers (the local teacher runs one call at a time).")
@@ -325,7 +326,7 @@ def pool_group():
 
     \b
     Example:
-      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news
+      evokd pool embed "$EVOKD_DATA/banking77/train.jsonl" --out pools/banking77
     """
 
 
@@ -348,14 +349,15 @@ def pool_embed(pool_file, out, executor, address, batch_size, shard_rows, thread
 
     Each shard row is (pool_id, text, label, text_hash, vector); DuckDB reads them directly, and
     `evokd generate --pool DIR` loads them without embedding again. Every input row is checked
-    (one-line error naming file, line and field). pool.json is written last: a folder without it
-    is an interrupted embedding, which re-running the command replaces.
+    (one-line error naming file, line and field) and kept; a text over 20,000 characters is cut at
+    a word boundary, and pool.json's "data" counts the cuts and the repeated texts. pool.json is
+    written last: a folder without it is an interrupted embedding, which re-running the command replaces.
 
     \b
     Example:
-      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news
-      evokd pool embed ../shared/data/ag_news/train.jsonl --out pools/ag_news --executor ray --address auto
-      evokd generate datasets/ag_news/task.yaml --pool pools/ag_news --oracle --rounds 1 --per-round 8
+      evokd pool embed my_unlabeled_reviews.jsonl.gz --out pools/reviews
+      evokd pool embed "$EVOKD_DATA/sst2/train.jsonl" --out pools/sst2 --executor ray --address auto
+      evokd generate datasets/sst2/task.yaml --pool pools/sst2 --oracle --rounds 1 --per-round 8
     """
     from evokd.pool import embed_pool
     from evokd.progress import RowProgress
@@ -366,6 +368,7 @@ def pool_embed(pool_file, out, executor, address, batch_size, shard_rows, thread
     if quiet:
         click.echo(json.dumps(manifest))
     else:
+        click.echo(f"read {manifest['data']['description']}")
         click.echo(f"{manifest['rows']:,} rows embedded in {manifest['seconds']:.1f} s "
                    f"({manifest['rows'] / max(manifest['seconds'], 1e-9):,.0f} texts/s, {executor}); wrote {out}")
 
@@ -409,7 +412,7 @@ def _print_estimate(task, config, teacher: str) -> None:
 @click.option("--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task's YAML file.")
 @click.option("--student", default=None,
               help="tfidf, minilm, spacy-textcat (classification), tagger, spacy-ner (NER), or auto: train the "
-                   "candidates for the task kind and keep the best [default: tfidf; tagger for NER].")
+                   "candidates for the task kind and keep the best [default: minilm; tagger for NER].")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
               help="Labeled held-out data [default: the task's eval file]. With --student auto, the candidates are "
@@ -429,19 +432,27 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     Writes model.onnx (minilm: + tokenizer.json; spaCy students: pipeline/ and a wheel instead),
     student.json, labels.json, metrics.json and MODEL_CARD.md into --out.
 
+    The data is taken as users have it: a repeated text is trained on once (where its labels
+    disagree, the majority label wins; on a tie, the label seen first), and a text over 20,000
+    characters is cut at a word boundary (NER: entities past the cut dropped); eval data keeps its
+    repeats. What was merged, resolved or cut is printed ("data" in the JSON summary) and recorded
+    in metrics.json and MODEL_CARD.md.
+
     \b
     Example:
-      evokd distill runs/sst2 --task datasets/sst2/task.yaml --student tfidf --out students/sst2-tfidf
+      evokd distill runs/sst2 --task datasets/sst2/task.yaml --out students/sst2
+      evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out students/sst2-tfidf
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
       evokd distill runs/trec --task datasets/trec/task.yaml --student auto --out students/trec
     """
     import yaml
 
     from evokd.distill import distill as run_distill
+    from evokd.students import default_student
     from evokd.task import load_task
 
     task = load_task(task_file)
-    student = student or ("tagger" if task.is_ner else "tfidf")
+    student = student or default_student(task.kind)
     overrides = {}
     for item in params:
         name, sep, value = item.partition("=")
@@ -456,6 +467,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
                           params=overrides, quantize=quantize, int8_max_loss=int8_max_loss)
     summary = {k: metrics[k] for k in ("student", "task", "size_bytes")}
     summary["train_n"] = metrics["train"]["n"]
+    summary["data"] = {use: d["description"] for use, d in metrics["data"].items()}  # what reading the data changed
     if "selection" in metrics:
         summary["candidates"] = {c["student"]: round(c["score"], 4) for c in metrics["selection"]["candidates"]}
     if "eval" in metrics:
@@ -484,8 +496,8 @@ def predict(student_dir, texts, input_file):
 
     \b
     Example:
-      evokd predict students/sst2-tfidf "a gorgeous, witty film" "a dull mess"
-      evokd predict students/sst2-tfidf --input reviews.jsonl > predictions.jsonl
+      evokd predict runs/demo-sst2-student "a gorgeous, witty film" "a dull mess"
+      evokd predict runs/demo-sst2-student --input reviews.jsonl > predictions.jsonl
     """
     from evokd.io import read_texts
     from evokd.runtime import StudentLoadError, load_student
@@ -514,7 +526,8 @@ def eval_cmd(student_dir, data):
 
     \b
     Example:
-      evokd eval students/sst2-tfidf --data ../shared/data/sst2/test.jsonl
+      evokd eval runs/demo-sst2-student --data datasets/sst2/eval.jsonl
+      evokd eval students/mine --data "$EVOKD_DATA/sst2/test.jsonl"
     """
     from evokd.distill import evaluate
     from evokd.runtime import StudentLoadError
@@ -616,6 +629,42 @@ def export(run_dir, fmt, out, sources, rounds, include_rejected, quiet, as_json)
         click.echo(f"wrote {summary['rows']} rows ({parts}) as {summary['format']} to {summary['out']}", err=True)
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--teacher-n", default=60, show_default=True, type=click.IntRange(0, 100_000),
+              help="Eval rows the run's teacher labels (drawn with --seed; 0: students only).")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
+              help="Labeled rows to compare on [default: the run's task eval file].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the teacher's sample of eval rows.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def compare(run_dir, teacher_n, eval_path, seed, quiet, as_json):
+    """What a run bought: seed-only student, final student and teacher on the same eval rows.
+
+    Trains the run's student on its seeds alone and on everything the run accepted, scores both
+    on the eval rows, and has the run's teacher label a sample of those rows with the prompts the
+    run labeled with (demonstrations, temperature, format, optimised prompts), so the three
+    numbers compare like with like. Writes RUN/compare.json; re-running reuses the teacher's
+    labels while nothing that shaped them changed.
+
+    \b
+    Example:
+      evokd compare runs/demo-sst2
+      evokd compare runs/trec --teacher-n 100 --eval trec-test.jsonl --json
+    """
+    from evokd.compare import compare as run_compare, render
+    from evokd.progress import CompareProgress
+
+    with CompareProgress(quiet=quiet or as_json) as progress:
+        result = run_compare(run_dir, teacher_n=teacher_n, eval_path=eval_path, seed=seed, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    for line in render(result):
+        click.echo(line)
+
+
 @main.command("runs")
 @click.argument("root", required=False, default=".", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
@@ -690,13 +739,17 @@ def calls(run_dir, round_, step, failed, last, as_json):
               help="Ray cluster address, e.g. auto or ray://head:10001 [default: RAY_ADDRESS, else a local Ray].")
 @click.option("--cpus-per-cell", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Ray: CPUs each cell declares (and the threads its teacher and student use).")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The benchmark data folder that configs call $EVOKD_DATA [default: the EVOKD_DATA variable].")
 @click.option("--quiet", is_flag=True, help="No progress display; print only the results' path.")
 @friendly_errors
-def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor, address, cpus_per_cell, quiet):
+def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor, address, cpus_per_cell, data_dir,
+          quiet):
     """Benchmark strategies x students on real datasets over several random seeds.
 
     CONFIG.yaml names the datasets (an example task file for the description and labels, the
-    folder of train.jsonl / test.jsonl, seeds per label), the random seeds, strategies, students,
+    folder of train.jsonl / test.jsonl, usually `$EVOKD_DATA/NAME` in the benchmark data folder that
+    --data-dir or the EVOKD_DATA variable names; seeds per label), the random seeds, strategies, students,
     teacher, rounds, per-round budget, eval sample and pool size; paths are relative to it (see
     benchmarks/configs/). Each (dataset, seed) gets a self-contained task folder, each cell an
     `evokd generate` run; finished cells are skipped, so killing and re-running continues where
@@ -707,15 +760,18 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
 
     \b
     Example:
-      evokd bench benchmarks/configs/smoke.yaml
+      EVOKD_DATA=~/evokd-data evokd bench benchmarks/configs/smoke.yaml
+      evokd bench benchmarks/configs/smoke.yaml --data-dir ~/evokd-data
       evokd bench benchmarks/configs/pool-oracle.yaml --jobs 2
       evokd bench benchmarks/configs/pool-oracle-ner.yaml --jobs 2   # NER: CoNLL-2003, entity F1
       evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
       evokd bench benchmarks/configs/pool-oracle.yaml --executor ray --address auto   # cells on a Ray cluster
     """
+    from evokd import datadir
     from evokd.bench import load_config, run_bench
     from evokd.progress import BenchProgress
 
+    datadir.set_from_option(data_dir)  # cells and Ray workers inherit it through the environment
     config, tasks = load_config(config_file)
     work_dir = work_dir or Path("runs") / "bench" / config.name
     with BenchProgress(quiet=quiet) as progress:

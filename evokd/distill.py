@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evokd import __version__
 from evokd.errors import EvokdError, InputError
-from evokd.io import read_labeled, write_json_atomic
+from evokd.io import ReadReport, write_json_atomic
 from evokd.metrics import classification_report, entity_report
 from evokd.task import TaskSpec
 
@@ -33,7 +33,10 @@ class QuantizationError(EvokdError):
     """The int8 graph loses more accuracy than the user allowed."""
 
 
-def load_dataset(dataset: str | Path, task: TaskSpec) -> list[dict]:
+def load_dataset(dataset: str | Path, task: TaskSpec) -> tuple[list[dict], ReadReport]:
+    """The training rows of a run directory (its dataset.jsonl) or a labeled file, read as users have
+    them (`TaskSpec.read_data(..., "train")`: repeats merged, over-long texts cut), and the report
+    of what reading changed."""
     path = Path(dataset)
     if not path.exists():
         raise InputError(path, "not found; expected a run directory written by `evokd generate` or a .jsonl file")
@@ -41,7 +44,7 @@ def load_dataset(dataset: str | Path, task: TaskSpec) -> list[dict]:
         path = path / "dataset.jsonl"
         if not path.is_file():
             raise InputError(path, "not found; expected a run directory written by `evokd generate` or a .jsonl file")
-    rows = task.read_rows(path)
+    rows, report = task.read_data(path, "train")
     if not rows:
         raise InputError(path, "no rows; expected labeled examples")
     if task.is_ner:
@@ -49,7 +52,7 @@ def load_dataset(dataset: str | Path, task: TaskSpec) -> list[dict]:
             raise InputError(path, "no entities in any row; expected annotated examples", field="entities")
     elif len({r["label"] for r in rows}) < 2:
         raise InputError(path, "fewer than two distinct labels; expected examples of at least two labels", field="label")
-    return rows
+    return rows, report
 
 
 def measure_latency(student_dir: Path, texts: list[str], n: int = 300) -> dict:
@@ -196,7 +199,9 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             params: dict | None = None, quantize: str | None = None, int8_max_loss: float = INT8_MAX_LOSS,
             n_folds: int = CV_FOLDS) -> dict:
     """Train `student_name` ("auto": the best of the task kind's candidates) on `dataset` and
-    write the student folder `out_dir`; returns what it writes to metrics.json."""
+    write the student folder `out_dir`; returns what it writes to metrics.json. Its "data" records
+    what reading the training (and eval) data changed (evokd.io.ReadReport: repeats merged,
+    conflicting labels resolved, over-long texts cut)."""
     from evokd.students.base import QUANTIZED_SCHEME
 
     out_dir = Path(out_dir)
@@ -210,8 +215,9 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     student = None if student_name == "auto" else _build_student(student_name, task, params)
     if quantize and student is not None and getattr(student, "runtime", "onnxruntime") != "onnxruntime":
         raise EvokdError(f"--quantize int8 applies to ONNX students; {student_name} runs in spaCy")
-    rows = load_dataset(dataset, task)
-    eval_rows = task.read_rows(eval_path, unique=False) if eval_path else task.eval_rows()
+    rows, train_report = load_dataset(dataset, task)
+    eval_rows, eval_report = task.read_data(eval_path, "eval") if eval_path else task.eval_data()
+    data = {"train": train_report.as_dict(), **({"eval": eval_report.as_dict()} if eval_report else {})}
     if quantize and not eval_rows:
         raise EvokdError("--quantize int8 checks the int8 graph's accuracy against the float one on held-out data: "
                          "pass --eval FILE or set `eval` in the task")
@@ -230,6 +236,11 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                 raise EvokdError(f"--student auto: cannot cross-validate, label {rare[0]!r} has a single example; "
                                  "pass --eval FILE to choose on held-out data")
             select_on, reason = eval_rows, f"cross-validation needs 2+ examples of every label; {rare[0]!r} has 1"
+    # what reading the data changed, said once the options have been checked (an error stays one line)
+    for read in (train_report, eval_report):
+        if read is not None:
+            progress(f"read {read.describe()}")
+    if student is None:
         student, selection, fit_seconds = select_student(
             task, texts, targets, candidates, eval_rows=select_on, eval_name=eval_name, n_folds=n_folds, progress=progress)
         if reason:
@@ -269,6 +280,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                 **({"label_anchors": {"weight": student.anchor_weight, "labels": list(student.anchors_)}}
                    if getattr(student, "anchors_", None) else {}),
             },
+            "data": data,
             "parity": parity,
         }
         if selection:
@@ -387,6 +399,19 @@ def _runtime_text(task: TaskSpec, m: dict) -> tuple[str, str]:
     return _RUNTIME_TEXT["token_ids" if "tokenizers" in m.get("runtime_requirements", []) else "text"]
 
 
+def _data_lines(data: dict) -> list[str]:
+    """The model card's account of what reading the data changed (metrics.json "data")."""
+    lines = []
+    for use, what in (("train", "Training data as read"), ("eval", "Eval data as read")):
+        if use in data:
+            d = data[use]
+            answer = "labels" if d.get("answer", "label") == "label" else "entities"
+            rule = (f" Repeated texts were kept once; where their {answer} disagreed the majority won, a tie going to "
+                    "the one seen first." if d["conflicts_resolved"] else "")
+            lines += [f"{what}: {d['description']}.{rule}", ""]
+    return lines
+
+
 def model_card(task: TaskSpec, m: dict) -> str:
     train = m["train"]
     what, how = _runtime_text(task, m)
@@ -409,6 +434,7 @@ def model_card(task: TaskSpec, m: dict) -> str:
         + (f" The head also learned from each label's description in the table above, as one example of that label "
            f"weighted {train['label_anchors']['weight']:g} (label anchors)." if train.get("label_anchors") else ""),
         "",
+        *_data_lines(m.get("data") or {}),
         "| by source | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_source"].items()], "",
         "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",
         "| entities by type | n |" if task.is_ner else "| by label | n |", "|---|---|",
@@ -492,6 +518,9 @@ def model_card(task: TaskSpec, m: dict) -> str:
 
 
 def evaluate(student_dir: str | Path, data: str | Path) -> dict:
+    """Scores of a shipped student on labeled rows, read as eval data (every row kept, a text over
+    MAX_TEXT_CHARS cut); "data_read" says what reading changed."""
+    from evokd.io import count_repeats, iter_labeled
     from evokd.runtime import load_student
 
     runtime = load_student(student_dir)
@@ -499,18 +528,22 @@ def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     metrics_file = Path(student_dir) / "metrics.json"
     if metrics_file.is_file():  # the task's full label set, which may be wider than what the student saw
         labels = json.loads(metrics_file.read_text(encoding="utf-8")).get("task_labels", labels)
-    if runtime.meta.get("kind") == "ner":
-        from evokd.ner import read_ner_rows
+    ner = runtime.meta.get("kind") == "ner"
+    read = ReadReport(Path(data).name, answer="entities" if ner else "label")
+    if ner:
+        from evokd.ner import iter_ner_rows
 
-        rows = read_ner_rows(data, labels)
-        if not rows:
-            raise InputError(data, "no rows; expected annotated examples")
-        out = runtime.predict([r["text"] for r in rows])
-        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
-        return {"data": str(data), **entity_report([r["entities"] for r in rows], pred, labels)}
-    rows = read_labeled(data, labels, unique=False)
+        rows = [row for _, row in iter_ner_rows(data, labels, cut_into=read)]
+    else:
+        rows = [row for _, row in iter_labeled(data, labels, cut_into=read)]
     if not rows:
-        raise InputError(data, "no rows; expected labeled examples")
-    pred = [p["label"] for p in runtime.predict([r["text"] for r in rows])]
+        raise InputError(data, "no rows; expected annotated examples" if ner else "no rows; expected labeled examples")
+    count_repeats((r["text"] for r in rows), read)
+    out = runtime.predict([r["text"] for r in rows])
+    if ner:
+        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
+        return {"data": str(data), **entity_report([r["entities"] for r in rows], pred, labels),
+                "data_read": read.describe()}
+    pred = [p["label"] for p in out]
     report = classification_report([r["label"] for r in rows], pred, labels)
-    return {"data": str(data), **report}
+    return {"data": str(data), **report, "data_read": read.describe()}

@@ -33,7 +33,7 @@ from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.prompts import load_prompts
 from evokd.store import EMBED_DIM, CallRow, RoundRecord, SampleRow, Store
-from evokd.students import STUDENTS, fit_student, make_student
+from evokd.students import STUDENTS, default_student, fit_student, make_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
 from evokd.teacher.module import Feedback, Teacher
@@ -113,6 +113,20 @@ def seed_demonstrations(task: TaskSpec, seeds: list[dict], per_label: int) -> li
     return [r for label in task.label_names for r in by_label.get(label, [])[:per_label]]
 
 
+def build_teacher(task: TaskSpec, seeds: list[dict], lm, config: dict) -> Teacher:
+    """The teacher a run talks to, from its config (a LoopConfig as a dict, or as a run stored it):
+    seed demonstrations, generation length, labeling temperature and format, optimised prompts.
+    `evokd compare` builds the run's teacher again with it, so it labels with the run's prompts."""
+    per_label = config.get("demonstrations_per_label", LoopConfig.demonstrations_per_label)
+    teacher = Teacher(task, lm, demonstrations=seed_demonstrations(task, seeds, per_label), seed=config.get("seed", 0),
+                      max_chars=generation_chars(seeds, config.get("max_chars", LoopConfig.max_chars)),
+                      label_temperature=config.get("label_temperature", 0.0),
+                      label_format=config.get("label_format", "plain"))
+    if config.get("prompts"):
+        load_prompts(config["prompts"], task).apply(teacher)
+    return teacher
+
+
 def described_labels(task: TaskSpec) -> dict[str, str]:
     """Label name -> "NAME (description)", what class-conditioned generation is told to write."""
     return {lab.name: f"{lab.name} ({lab.description.strip().rstrip('.')})" if lab.description else lab.name
@@ -165,9 +179,10 @@ class EvoKD:
         self.labels = task.label_names
         self.validity = ValidityFilter(self.labels, config.min_chars, config.max_chars)
         self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
-        self.eval_rows = task.eval_rows()
+        self.eval_rows, self.eval_report = task.eval_data()
+        self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
         self.seeds = task.seed_rows()
-        self.student_name = config.student or ("tagger" if task.is_ner else "tfidf")
+        self.student_name = config.student or default_student(task.kind)
         self.target_key = task.target_key
         strat = config.strat
         self.mode = strat.generation
@@ -252,9 +267,6 @@ class EvoKD:
                     preds[i] = fallback
         return preds
 
-    def _demonstrations(self) -> list[dict]:
-        return seed_demonstrations(self.task, self.seeds, self.config.demonstrations_per_label)
-
     # run -----------------------------------------------------------------------
     def run(self) -> list[dict]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,6 +277,10 @@ class EvoKD:
             elif info["task_name"] != self.task.name:
                 raise RunError(f"{self.out_dir}: holds a run of task '{info['task_name']}', not '{self.task.name}'; "
                                "use another --out directory")
+            elif self.config.student is None:  # resuming: keep training the student the run started with
+                self.student_name = (info.get("config") or {}).get("student") or ("tagger" if self.task.is_ner else "tfidf")
+            if self.eval_report is not None:
+                self._record_data(store, "eval", self.eval_report)
             last = store.last_round()
             if last is None:  # killed before round 0 was committed
                 self._round_zero(store)
@@ -276,12 +292,7 @@ class EvoKD:
                 # Every teacher call goes through the gateway: paid answers are cached in this store the
                 # moment they return, so a killed or budget-stopped round costs nothing to redo.
                 gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
-                teacher = Teacher(self.task, gateway, demonstrations=self._demonstrations(), seed=self.config.seed,
-                                  max_chars=generation_chars(self.seeds, self.config.max_chars),
-                                  label_temperature=self.config.label_temperature,
-                                  label_format=self.config.label_format)
-                if self.config.prompts:
-                    load_prompts(self.config.prompts, self.task).apply(teacher)
+                teacher = build_teacher(self.task, self.seeds, gateway, asdict(self.config))
             elif needs_teacher(self.config):
                 raise RunError(f"strategy '{strat.name}' needs a teacher" + (" (or --oracle)" if strat.needs_pool else ""))
             student = self._train(store.samples())
@@ -297,11 +308,18 @@ class EvoKD:
                         f"(the paid calls of round {round_} are cached); re-run with a higher limit to continue") from None
                 self._write_outputs(store)
             self._write_outputs(store)
+            self.data = store.run_info()["config"].get("data", {})
             return store.rounds()
+
+    def _record_data(self, store: Store, use: str, report) -> None:
+        """Record in the run's config what reading its `use` ("eval", "pool") data changed, and say it."""
+        store.record_run_data(use, report.as_dict())
+        self.progress("data", use=use, description=report.describe())
 
     def _start(self, store: Store) -> None:
         run_id = hashlib.sha256(f"{self.task.name}|{_dt.datetime.now().isoformat()}".encode()).hexdigest()[:16]
-        store.create_run(run_id, self.task.to_public_dict(), self.teacher_name, self.api_base, asdict(self.config), __version__)
+        config = {**asdict(self.config), "student": self.student_name}  # the student trained, named even by default
+        store.create_run(run_id, self.task.to_public_dict(), self.teacher_name, self.api_base, config, __version__)
 
     def _round_zero(self, store: Store) -> None:
         started = _dt.datetime.now()
@@ -495,12 +513,13 @@ class EvoKD:
             store.load_pool_shards(shard_glob(self.config.pool), with_labels=self.config.oracle)
             return
         if ner_oracle:  # the gold spans travel in the pool's label column as JSON
-            rows = [{"text": r["text"], "label": json.dumps(r["entities"])}
-                    for r in self.task.read_rows(self.config.pool, unique=False)]
+            ner_rows, report = self.task.read_data(self.config.pool, "pool")
+            rows = [{"text": r["text"], "label": json.dumps(r["entities"])} for r in ner_rows]
             if not rows:
                 raise InputError(self.config.pool, "no rows; expected sentences with their entities", field="text")
         else:
-            rows = read_pool(self.config.pool, self.labels if self.config.oracle else None)
+            rows, report = read_pool(self.config.pool, self.labels if self.config.oracle else None)
+        self._record_data(store, "pool", report)
         for r in rows:
             r["text_hash"] = text_hash(r["text"])
         if self.pool_vectors is not None:

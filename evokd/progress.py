@@ -29,8 +29,10 @@ class _BarProgress:
             self._task = self._progress.add_task(self.first_description, total=None)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self._progress is not None:
+            if exc_type is not None:  # the error is the last word, on a line of its own: no half-done bar above it
+                self._progress.remove_task(self._task)
             self._progress.stop()
 
 
@@ -50,6 +52,8 @@ class RoundProgress(_BarProgress):
             p.update(t, total=info["total"], description=f"round {info['round']}")
         elif event == "step":
             p.update(t, description=f"round {info['round']}: {info['name']}")
+        elif event == "data":
+            p.console.print(f"read {info['use']} data: {info['description']}", markup=False, highlight=False)
         elif event == "round":
             r = info["record"]
             if r.eval_entity_f1 is not None:
@@ -62,7 +66,9 @@ class RoundProgress(_BarProgress):
                 p.advance(t)
 
 
-def print_summary(rounds: list[dict], out_dir: Path) -> None:
+def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None) -> None:
+    """The rounds table of `evokd generate`, then a line per data file read (`data`: the run config's
+    "data", e.g. {"pool": ReadReport.as_dict()}) saying what reading it changed."""
     table = Table(title=f"evokd generate → {out_dir}")
     ner = any(r.get("eval_entity_f1") is not None for r in rounds)
     metrics = ("entity F1",) if ner else ("eval acc", "macro-F1")
@@ -79,6 +85,8 @@ def print_summary(rounds: list[dict], out_dir: Path) -> None:
     if not console.is_terminal:
         console = Console(width=120)
     console.print(table)
+    for use, report in (data or {}).items():
+        console.print(f"{use} data: {report['description']}", markup=False, highlight=False)
 
 
 class JsonProgress:
@@ -218,3 +226,17 @@ class RowProgress(_BarProgress):
             return
         if event == "rows":
             self._progress.update(self._task, completed=info["done"], total=info.get("total"))
+
+
+class CompareProgress(_BarProgress):
+    """A callable sink for `evokd.compare.compare(progress=...)`: the current step, then the teacher's rows."""
+
+    first_description = "comparing"
+
+    def __call__(self, event: str, **info):
+        if self._progress is None:
+            return
+        if event == "step":
+            self._progress.update(self._task, description=info["name"], completed=0, total=None)
+        elif event == "labeled":
+            self._progress.update(self._task, completed=info["done"], total=info["total"])

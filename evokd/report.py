@@ -102,6 +102,8 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
         rows, note = _eval_rows(run, eval_path)
         if rows:
             accepted = [s for s in run.samples if s["status"] == "accepted"]
+            # A run records the student it trained; runs made before minilm became the default recorded
+            # none when --student was not given, and theirs was tfidf.
             name = run.info["config"].get("student") or ("tagger" if run.ner else "tfidf")
             progress(f"training the latest student ({name}) on {len(accepted)} accepted rows")
             try:
@@ -142,13 +144,13 @@ def _eval_rows(run: RunData, eval_path) -> tuple[list[dict] | None, str]:
     except ValidationError as exc:
         return None, f"the stored task spec does not validate ({exc.errors()[0]['msg']})"
     if eval_path is not None:  # the user's own file: its errors are the user's to fix
-        return task.read_rows(Path(eval_path), unique=False), ""
+        return task.read_data(Path(eval_path), "eval")[0], ""
     if task.eval is None:
         return None, "the task has no eval file"
     if not Path(task.eval).is_file():
         return None, f"the task's eval file {task.eval} is not there any more (pass --eval FILE)"
     try:
-        return task.read_rows(task.eval, unique=False), ""
+        return task.read_data(task.eval, "eval")[0], ""  # as the run read it: over-long texts cut
     except InputError as exc:
         return None, f"the task's eval file could not be read ({exc})"
 
@@ -431,6 +433,14 @@ def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=False)
 
 
+def _setting(key: str, value) -> str:
+    """A run setting as the report's table shows it; "data" (what reading the eval and pool data
+    changed, evokd.io.ReadReport) as its one-line descriptions."""
+    if key == "data" and isinstance(value, dict):
+        return "; ".join(f"{use}: {d.get('description', d)}" for use, d in value.items())
+    return str(value).lower() if isinstance(value, bool) else _num(value)
+
+
 def _num(value, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -683,7 +693,7 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
             f'<p class="note">Seeds: {_e(Path(str(task.get("seeds"))).name)} · eval: '
             f'{_e(Path(str(task["eval"])).name if task.get("eval") else "none")}</p>',
             "<h3>Run settings</h3>",
-            _table(["setting", "value"], [[k, _num(v) if not isinstance(v, bool) else str(v).lower()] for k, v in cfg.items()]),
+            _table(["setting", "value"], [[k, _setting(k, v)] for k, v in cfg.items()]),
             "</section></main>",
             f"<footer>Written by evokd {_e(__version__)} on {_e(_dt.datetime.now().isoformat(timespec='seconds'))} from "
             f"<code>{_e(run.run_dir)}</code>. Self-contained: the plots are embedded, nothing is loaded from the "

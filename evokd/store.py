@@ -307,6 +307,13 @@ class Store:
             [run_id, task["name"], task["kind"], json.dumps(task), teacher, api_base, json.dumps(config), version],
         )
 
+    def record_run_data(self, use: str, report: dict) -> None:
+        """Record in the run's config, under "data"[use], what reading its `use` data ("eval",
+        "pool") changed (evokd.io.ReadReport.as_dict), replacing an earlier record of it."""
+        config = json.loads(self._one("SELECT config FROM runs")[0])
+        config.setdefault("data", {})[use] = report
+        self._exec("UPDATE runs SET config = ?", [json.dumps(config)])
+
     # rounds -----------------------------------------------------------------
     def last_round(self) -> int | None:
         return self._one("SELECT max(round) FROM rounds")[0]

@@ -1,0 +1,160 @@
+"""`evokd compare RUN`: what a run bought, measured on the same eval rows.
+
+Three scores a user weighs before trusting a run: the student trained on the seeds alone (what
+they would have without evokd), the student trained on everything the run accepted, and the
+teacher itself, labeling a sample of the same eval rows with the prompts the run labeled with
+(`loop.build_teacher`: its demonstrations, temperature, format and optimised prompts). Both
+students are also scored on the teacher's sample, so every number can be read like with like.
+
+The teacher's labels are kept in RUN/compare.json with a fingerprint of everything that shaped
+them; re-running with the same teacher, prompts and sample reuses them instead of paying again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+from evokd.errors import EvokdError, InputError
+from evokd.io import write_json_atomic
+from evokd.metrics import classification_report, entity_report
+
+RESULT_FILE = "compare.json"
+Progress = Callable[..., None]
+
+
+def _quiet(*_a, **_k) -> None:
+    return None
+
+
+def _report(task, gold: list, pred: list) -> dict:
+    if task.is_ner:
+        return entity_report(gold, pred, task.label_names)
+    return classification_report(gold, pred, task.label_names)
+
+
+def _fingerprint(teacher_name: str, api_base: str | None, config: dict, demos: list[dict], texts: list[str]) -> str:
+    keys = ("label_temperature", "label_format", "prompts", "seed", "demonstrations_per_label")
+    blob = json.dumps({"teacher": teacher_name, "api_base": api_base, "config": {k: config.get(k) for k in keys},
+                       "demos": demos, "texts": texts}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path | None = None, seed: int = 0,
+            teacher_lm=None, progress: Progress = _quiet) -> dict:
+    """Score the seed-only student, the final student and the run's teacher on the run's eval rows.
+
+    `teacher_lm` is the LM to label with (None: the run's own teacher, `make_lm(run teacher)`);
+    `teacher_n` eval rows, drawn with `seed`, are labeled (0: skip the teacher). Writes and returns
+    the result (RUN/compare.json).
+    """
+    from evokd.loop import build_teacher
+    from evokd.report import load_run
+    from evokd.students import fit_student, make_student
+    from evokd.task import TaskSpec
+
+    run = load_run(run_dir)
+    task = TaskSpec.model_validate(run.info["task"])
+    source = Path(eval_path) if eval_path is not None else (Path(task.eval) if task.eval else None)
+    if source is None:
+        raise EvokdError(f"{run_dir}: the run's task has no eval file; pass --eval FILE with labeled rows to compare on")
+    if not source.is_file():
+        raise InputError(source, "not found; expected the labeled eval rows to compare on (--eval FILE)")
+    rows, read = task.read_data(source, "eval")
+    if not rows:
+        raise InputError(source, "no rows; expected labeled eval rows")
+    config = run.info["config"]
+    # Runs made before minilm became the default recorded no student when --student was not given: tfidf.
+    name = config.get("student") or ("tagger" if task.is_ner else "tfidf")
+    accepted = [s for s in run.samples if s["status"] == "accepted"]
+    seeds = [s for s in accepted if s["source"] == "seed"]
+    target = task.target_key
+    texts = [r["text"] for r in rows]
+    gold = [r[target] for r in rows]
+
+    students = {}
+    for key, train in (("seed_only", seeds), ("final", accepted)):
+        progress("step", name=f"training the {key.replace('_', '-')} student ({name}) on {len(train)} rows")
+        started = time.perf_counter()
+        student = fit_student(make_student(name), [s["text"] for s in train], [s[target] for s in train], task)
+        students[key] = {"student": name, "train_rows": len(train), "pred": list(student.predict(texts)),
+                         "seconds": round(time.perf_counter() - started, 2)}
+
+    picked = sorted(random.Random(seed).sample(range(len(rows)), min(teacher_n, len(rows))))
+    result = {"run": str(run_dir), "task": task.name, "kind": task.kind, "eval": {"data": str(source), "n": len(rows), "read": read.describe()},
+              "last_round": run.rounds[-1]["round"], "teacher": None}
+    for key, s in students.items():
+        result[key] = {"student": s["student"], "train_rows": s["train_rows"],
+                       "eval": _report(task, gold, s["pred"]),
+                       "on_teacher_rows": _report(task, [gold[i] for i in picked], [s["pred"][i] for i in picked])}
+    if picked:
+        result["teacher"] = _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, progress)
+    write_json_atomic(Path(run_dir) / RESULT_FILE, result)
+    return result
+
+
+def _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, progress) -> dict:
+    """The run's teacher labels the picked eval rows (reusing compare.json's labels when nothing changed)."""
+    from evokd.loop import seed_demonstrations
+    from evokd.teacher.gateway import TeacherGateway
+    from evokd.teacher.lm import make_lm
+
+    config = run.info["config"]
+    teacher_name, api_base = run.info["teacher"], run.info["api_base"]
+    seeds = [{"text": s["text"], task.target_key: s[task.target_key]}
+             for s in run.samples if s["status"] == "accepted" and s["source"] == "seed"]
+    demos = seed_demonstrations(task, seeds, config.get("demonstrations_per_label", 2))
+    texts = [rows[i]["text"] for i in picked]
+    fingerprint = _fingerprint(teacher_name, api_base, config, demos, texts)
+    previous = Path(run.run_dir) / RESULT_FILE
+    labels = None
+    if previous.is_file():
+        try:
+            old = json.loads(previous.read_text(encoding="utf-8")).get("teacher") or {}
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("fingerprint") == fingerprint and len(old.get("labels", [])) == len(texts):
+            labels, seconds, reused = old["labels"], old.get("seconds", 0.0), True
+    if labels is None:
+        if not teacher_name:
+            raise EvokdError(f"{run.run_dir}: the run used no teacher (an --oracle pool run); nothing to compare with")
+        lm = teacher_lm if teacher_lm is not None else make_lm(teacher_name, api_base=api_base)
+        teacher = build_teacher(task, seeds, TeacherGateway(lm), config)
+        progress("step", name=f"the teacher labels {len(texts)} eval rows")
+        started = time.perf_counter()
+        out = teacher.label_many(0, texts, on_done=lambda done, total: progress("labeled", done=done, total=total))
+        # classification: (label or None, reject reason); NER: (spans, mentions) or None
+        labels = [None if r is None else r[0] for r in out]
+        seconds, reused = round(time.perf_counter() - started, 1), False
+    gold = [rows[i][task.target_key] for i in picked]
+    answered = [lab if lab is not None else ([] if task.is_ner else None) for lab in labels]
+    report = _report(task, gold, answered)
+    return {"teacher": teacher_name, "n": len(picked), "rows": picked, "labels": labels,
+            "unanswered": sum(lab is None for lab in labels), "eval": report, "seconds": seconds,
+            "reused": reused, "fingerprint": fingerprint, "sample_seed": seed,
+            "prompt": {k: config.get(k) for k in ("label_temperature", "label_format", "prompts")}
+            | {"demonstrations": len(demos)}}
+
+
+def render(result: dict) -> list[str]:
+    """The comparison as a few aligned lines for the terminal."""
+    ner = result["kind"] == "ner"
+    metric, key = ("entity F1", "f1") if ner else ("accuracy", "accuracy")
+    n = result["eval"]["n"]
+    t = result["teacher"]
+    lines = [f"{result['task']}: {metric} on {n} eval rows of {Path(result['eval']['data']).name}"
+             + (f" (and on the {t['n']} of them the teacher labeled)" if t else "")]
+    for label, part in (("seed-only student", result["seed_only"]), ("final student", result["final"])):
+        line = (f"  {label:<18} {part['eval'][key]:.3f}   ({part['student']}, {part['train_rows']} training rows)")
+        if t:
+            line += f"   on the teacher's {t['n']}: {part['on_teacher_rows'][key]:.3f}"
+        lines.append(line)
+    if t:
+        extra = f", {t['unanswered']} unanswered" if t["unanswered"] else ""
+        lines.append(f"  {'teacher':<18} {'':5}   ({t['teacher']}, the run's labeling prompt{extra})"
+                     f"   on the teacher's {t['n']}: {t['eval'][key]:.3f}")
+    return lines
