@@ -2,22 +2,20 @@
 
 Everything is real (the EvoKD loop, MiniLM embeddings, DuckDB, the tfidf and tagger students)
 except the teacher: `DistinctAnalysisEngine` is the scripted TEST DOUBLE of
-`evokd.teacher.scripted`, answering from real SST-2 / CoNLL-2003 sentences, with one change: its
+`evokd.teacher.scripted`, answering from real SST-2 / WNUT-17 sentences (tests/data), with one change: its
 weakness analysis names the call it answers, so every round's analysis is a different text (with
 characters HTML must escape) that a report has to show.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import dspy
 
 from evokd.teacher.scripted import ScriptedEngine
 
-from conftest import DATA, ROOT, read_jsonl, write_jsonl  # noqa: E402,F401  (one reader for all tests)
-NER_TYPES = ["PER", "ORG", "LOC", "MISC"]
+from conftest import NER_TYPES, ROOT, data_rows, ner_examples, read_jsonl, write_jsonl, write_ner_task  # noqa: F401
 
 
 class DistinctAnalysisEngine(ScriptedEngine):
@@ -41,7 +39,7 @@ def teacher_lm(pool: list[dict], labels: list[str], **kwargs) -> dspy.LM:
 
 
 def sst2_pool() -> list[dict]:
-    rows = [r for r in read_jsonl(DATA / "sst2" / "train.jsonl", limit=20000) if len(r["text"].split()) >= 8]
+    rows = [r for r in data_rows("sst2", "train") if len(r["text"].split()) >= 8]
     return rows[:600]
 
 
@@ -50,7 +48,7 @@ def sst2_task(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     seeds = read_jsonl(ROOT / "datasets" / "sst2" / "seeds.jsonl")
     write_jsonl(folder / "seeds.jsonl", seeds[:3] + seeds[4:7])
-    write_jsonl(folder / "eval.jsonl", read_jsonl(DATA / "sst2" / "dev.jsonl", limit=200))
+    write_jsonl(folder / "eval.jsonl", data_rows("sst2", "dev", limit=200))
     task = folder / "task.yaml"
     task.write_text("name: sst2-small\nkind: classification\ndescription: Sentiment of a sentence from a movie review.\n"
                     "labels:\n  negative: negative opinion\n  positive: positive opinion\n"
@@ -58,36 +56,10 @@ def sst2_task(folder: Path) -> Path:
     return task
 
 
-def ner_examples(split: str, n: int, skip: int = 0) -> list[dict]:
-    from evokd.ner import tokens_to_example
-
-    rows = []
-    with (DATA / "conll2003" / f"{split}.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            r = json.loads(line)
-            if i < skip or len(r["tokens"]) < 6:
-                continue
-            rows.append(tokens_to_example(r["tokens"], r["tags"]))
-            if len(rows) >= n:
-                break
-    return rows
-
-
 def ner_pool() -> list[dict]:
     from evokd.filters import clean_generated
 
-    return [r for r in ner_examples("train", 300, skip=100) if clean_generated(r["text"]) == r["text"]]
-
-
-def ner_task(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "seeds.jsonl").write_text((ROOT / "datasets" / "conll2003" / "seeds.jsonl").read_text())
-    write_jsonl(folder / "eval.jsonl", ner_examples("dev", 80))
-    task = folder / "task.yaml"
-    task.write_text("name: conll-small\nkind: ner\ndescription: Named entities in news.\n"
-                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
-                    "seeds: seeds.jsonl\neval: eval.jsonl\n", encoding="utf-8")
-    return task
+    return [r for r in ner_examples("train", 300, skip=100, min_tokens=6) if clean_generated(r["text"]) == r["text"]]
 
 
 _made: dict[str, Path] = {}
@@ -107,7 +79,7 @@ def made_run(tmp_path_factory, name: str) -> Path:
         lm = teacher_lm(sst2_pool(), ["negative", "positive"], seed=1, label_noise=0.2, fail_every=7)
         config = LoopConfig(rounds=3, per_round=8, label_votes=2)  # noisy votes disagree: rejected rows
     elif name == "ner":
-        task = load_task(ner_task(folder / "task"))
+        task = load_task(write_ner_task(folder / "task", ner_examples("dev", 80, min_tokens=6)))
         lm = teacher_lm(ner_pool(), NER_TYPES, seed=2, extra_mention="Atlantis")
         config = LoopConfig(rounds=1, per_round=6)
     else:

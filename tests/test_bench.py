@@ -1,4 +1,5 @@
-"""`evokd bench` through the real CLI on benchmarks/configs/smoke.yaml: real trec data, the real
+"""`evokd bench` through the real CLI on benchmarks/configs/smoke.yaml: real trec data (the slices in
+tests/data, named with --data-dir as a user names the benchmark data folder), the real
 loop, students and DuckDB; the teacher is the scripted TEST DOUBLE (`teacher: scripted`), which
 answers from real trec sentences with their gold labels. Plus resume after a Ctrl-C, bad configs,
 and the target arithmetic on made-up cells."""
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, data_rows, write_jsonl
 from evokd import bench
 from evokd.cli import main
 from evokd.loop import EvoKD
@@ -28,7 +29,7 @@ def invoke(*args):
 def smoke(tmp_path_factory) -> tuple[Path, Path]:
     """(results dir, work dir) of one uninterrupted smoke run."""
     results, work = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("work")
-    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(results / "smoke.md")
     return results, work
@@ -38,7 +39,7 @@ def test_smoke_writes_tables_json_and_curves(smoke):
     results, work = smoke
     assert (results / "smoke-trec.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     data = json.loads((results / "smoke.json").read_text())
-    assert data["test_double"] is True and data["config"]["datasets"][0]["data"] == "../../../shared/data/trec"
+    assert data["test_double"] is True and data["config"]["datasets"][0]["data"] == "$EVOKD_DATA/trec"
     cells = {(c["dataset"], c["seed"], c["student"], c["strategy"]): c for c in data["cells"]}
     assert set(cells) == {("trec", 1, "tfidf", "static"), ("trec", 1, "tfidf", "pool-random")}
     for c in cells.values():
@@ -50,7 +51,7 @@ def test_smoke_writes_tables_json_and_curves(smoke):
     assert cells[("trec", 1, "tfidf", "pool-random")]["tokens"] == 0  # oracle: no LLM
     assert "--pool" in cells[("trec", 1, "tfidf", "pool-random")]["command"]
     ceiling = data["summary"]["trec"]["tfidf"]["ceiling"]
-    assert ceiling["n_train"] == 5452 and ceiling["eval_n"] == 100
+    assert ceiling["n_train"] == 3000 and ceiling["eval_n"] == 100
     assert ceiling["macro_f1"] > max(c["macro_f1"] for c in cells.values())
 
     md = (results / "smoke.md").read_text()
@@ -76,7 +77,7 @@ def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, mo
         return real_round(self, store, teacher, student, round_)
 
     monkeypatch.setattr(EvoKD, "_round", killed_in_round_2)
-    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet")
     assert result.exit_code == 130 and "re-run the same command to resume" in result.stderr
     cells = work / "cells" / "trec-s1" / "tfidf"
     static, ceiling = cells / "static" / "cell.json", work / "ceiling" / "trec-tfidf.json"
@@ -87,7 +88,7 @@ def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, mo
     monkeypatch.undo()
 
     # --render-only runs nothing: it tabulates the finished cells and lists the unfinished one
-    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet", "--render-only")
+    result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet", "--render-only")
     assert result.exit_code == 0, result.output
     partial = json.loads((results / "smoke.json").read_text())
     assert partial["unfinished"] == ["trec-s1 tfidf pool-random"] and len(partial["cells"]) == 1
@@ -97,7 +98,7 @@ def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, mo
     ran = []
     real_run = bench._run_job
     monkeypatch.setattr(bench, "_run_job", lambda job: ran.append(job.key) or real_run(job))
-    result = invoke(SMOKE, "--results-dir", results, "--work-dir", work, "--quiet")
+    result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet")
     assert result.exit_code == 0, result.output
     assert ran == ["trec-s1 tfidf pool-random"]
     assert {p: p.stat().st_mtime_ns for p in before} == before
@@ -127,7 +128,8 @@ GOOD = (f"name: t\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml
     (GOOD.replace("    data:", "    shot: 2\n    data:"), "datasets.0.shot", "unknown field; expected task, data, shots"),
     (GOOD + "per_round: 0\n", "per_round", "greater than or equal to 1"),
     (GOOD.replace("seeds: [1]\n", ""), "seeds", "missing; required"),
-    (GOOD.replace("trec\n", "nowhere\n"), "datasets.0.data", "has no train.jsonl"),
+    (GOOD.replace("trec\n", "nowhere\n"), "datasets.0.data", "nowhere not found; expected a path relative to the config file"),
+    (GOOD.replace("/trec\n", "\n"), "datasets.0.data", "has no train.jsonl"),  # tests/data: a folder, no splits
 ])
 def test_bad_config_is_one_line_naming_file_and_field(tmp_path, text, field, expected):
     path = _config(tmp_path, text)
@@ -235,18 +237,29 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     assert "label_temperature" in pool_evokd.settings() and "label_format" not in pool_evokd.settings()
 
 
+def test_smoke_without_the_data_folder_is_one_line_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVOKD_DATA", raising=False)
+    result = invoke(SMOKE, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    err = result.stderr.strip()
+    assert result.exit_code == 2 and "\n" not in err and "Traceback" not in result.output, result.output
+    assert str(SMOKE) in err and "field 'datasets.0.data'" in err and "EVOKD_DATA is not set" in err, err
+    monkeypatch.setenv("EVOKD_DATA", str(tmp_path))  # set, but without a trec folder
+    err = invoke(SMOKE, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet").stderr.strip()
+    assert "\n" not in err and "EVOKD_DATA" in err and "trec" in err, err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "w").exists()
+
+
 @pytest.fixture(scope="module")
 def ner_bench(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(results dir, work dir, data dir) of a small NER bench: real CoNLL-2003 sentences (a slice of
-    train and test), the real BiLSTM tagger, oracle spans from the pool; no LLM."""
+    """(results dir, work dir, data dir) of a small NER bench: real WNUT-17 sentences (300 of train, 80
+    test sentences with entities), the real BiLSTM tagger, oracle spans from the pool; no LLM."""
     root = tmp_path_factory.mktemp("ner")
-    data = root / "conll"
+    data = root / "wnut17"
     data.mkdir()
-    for split, n in (("train", 300), ("test", 80)):
-        lines = (DATA / "conll2003" / f"{split}.jsonl").read_text().splitlines()[:n]
-        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    write_jsonl(data / "train.jsonl", data_rows("wnut17", "train", limit=300))
+    write_jsonl(data / "test.jsonl", [r for r in data_rows("wnut17", "test") if set(r["tags"]) != {"O"}][:80])
     config = root / "ner.yaml"
-    config.write_text(f"name: ner-small\ndatasets:\n  - task: {ROOT / 'datasets' / 'conll2003' / 'task.yaml'}\n"
+    config.write_text(f"name: ner-small\ndatasets:\n  - task: {ROOT / 'datasets' / 'wnut17' / 'task.yaml'}\n"
                       f"    data: {data}\n    shots: 1\nseeds: [1]\n"
                       "strategies: [seed-only, pool-random, pool-uncertainty]\nstudents: [tagger]\n"
                       "rounds: 1\nper_round: 6\neval_n: 60\npool_size: 100\n")
@@ -259,48 +272,48 @@ def ner_bench(tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_ner_bench_scores_entity_f1_with_oracle_spans(ner_bench):
     results, work, data = ner_bench
     out = json.loads((results / "ner-small.json").read_text())
-    assert out["datasets"]["conll2003"]["kind"] == "ner" and out["test_double"] is False
+    assert out["datasets"]["wnut17"]["kind"] == "ner" and out["test_double"] is False
     cells = {c["strategy"]: c for c in out["cells"]}
     assert set(cells) == {"seed-only", "pool-random", "pool-uncertainty"}
     for c in cells.values():
-        assert c["n_seeds"] == 4 and c["tokens"] == 0 and "macro_f1" not in c  # one sentence per type, no LLM
+        assert c["n_seeds"] == 6 and c["tokens"] == 0 and "macro_f1" not in c  # one sentence per type, no LLM
         assert c["entity_f1"] == c["rounds"][-1]["eval_entity_f1"] and 0 <= c["entity_f1"] <= 1
         assert all(r["eval_n"] == 60 for r in c["rounds"])
     assert [r["added"] for r in cells["pool-random"]["rounds"]] == [0, 6]
     assert [r["added"] for r in cells["pool-uncertainty"]["rounds"]] == [0, 6]
-    block = out["summary"]["conll2003"]["tagger"]
+    block = out["summary"]["wnut17"]["tagger"]
     assert block["metric"] == "entity_f1" and block["ceiling"]["n_train"] == 300
     assert block["ceiling"]["entity_f1"] > block["strategies"]["seed-only"]["entity_f1"]
 
     # the task folder: seeds hold each type, the pool keeps gold spans, nothing overlaps the eval rows
-    task = load_task(work / "tasks" / "conll2003-s1" / "task.yaml")
+    task = load_task(work / "tasks" / "wnut17-s1" / "task.yaml")
     seeds = task.seed_rows()
     assert task.is_ner and len(task.eval_rows()) == 60
-    for etype in ("LOC", "MISC", "ORG", "PER"):
+    for etype in ("person", "location", "corporation", "product", "creative-work", "group"):
         assert any(e["label"] == etype for r in seeds for e in r["entities"]), etype
     assert all(len(r["text"].split()) >= 8 for r in seeds)
-    pool = task.read_rows(work / "tasks" / "conll2003-s1" / "pool.jsonl", unique=False)
+    pool = task.read_rows(work / "tasks" / "wnut17-s1" / "pool.jsonl", unique=False)
     assert len(pool) == 100 and any(r["entities"] for r in pool)
     assert not {r["text"] for r in pool} & {r["text"] for r in seeds + task.eval_rows()}
-    taken = [json.loads(x) for x in (work / "cells" / "conll2003-s1" / "tagger" / "pool-random" / "dataset.jsonl")
+    taken = [json.loads(x) for x in (work / "cells" / "wnut17-s1" / "tagger" / "pool-random" / "dataset.jsonl")
              .read_text().splitlines() if json.loads(x)["source"] == "pool"]
     gold = {r["text"]: r["entities"] for r in pool}
     assert len(taken) == 6 and all(r["entities"] == gold[r["text"]] for r in taken)
 
     md = (results / "ner-small.md").read_text()
     assert "| strategy | seeds | added | entity F1 | Δ entity F1 |" in md and "macro-F1" not in md
-    assert "1 seed sentence per entity type (4 types)" in md and "| ceiling: whole train split | – | 300 |" in md
-    assert (results / "ner-small-conll2003.png").read_bytes().startswith(b"\x89PNG")
+    assert "1 seed sentence per entity type (6 types)" in md and "| ceiling: whole train split | – | 300 |" in md
+    assert (results / "ner-small-wnut17.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_bench_refuses_a_student_that_does_not_fit_the_task_kind(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(f"name: bad\ndatasets:\n  - task: {ROOT / 'datasets' / 'conll2003' / 'task.yaml'}\n"
-                    f"    data: {DATA / 'conll2003'}\nseeds: [1]\nstrategies: [pool-random]\nstudents: [tfidf]\n")
+    path.write_text(f"name: bad\ndatasets:\n  - task: {ROOT / 'datasets' / 'wnut17' / 'task.yaml'}\n"
+                    f"    data: {DATA / 'wnut17'}\nseeds: [1]\nstrategies: [pool-random]\nstudents: [tfidf]\n")
     result = invoke(path, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
     err = result.stderr.strip()
     assert result.exit_code == 2 and "\n" not in err and "Traceback" not in result.output, result.output
-    assert str(path) in err and "field 'students'" in err and "'tfidf' cannot learn conll2003" in err, err
+    assert str(path) in err and "field 'students'" in err and "'tfidf' cannot learn wnut17" in err, err
     assert not (tmp_path / "r").exists()
 
 

@@ -9,25 +9,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import write_jsonl
+from conftest import data_rows, write_jsonl
 from evokd.cli import main
 from evokd.distill import QuantizationError, distill
 from evokd.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 TREC_LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
 
 def rows(dataset: str, split: str, limit: int | None = None, skip: int = 0) -> list[dict]:
-    out = []
-    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if i >= skip:
-                out.append(json.loads(line))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    return data_rows(dataset, split, limit=limit, skip=skip)
 
 
 def per_label(items: list[dict], n: int) -> list[dict]:
@@ -196,11 +188,12 @@ def test_int8_that_loses_too_much_is_refused_and_nothing_is_written(trec_task, t
 def test_auto_picks_between_ner_students(tmp_path):
     from evokd.ner import tokens_to_example
 
-    sentences = [r for r in rows("conll2003", "train", 400) if len(r["tokens"]) >= 6][:24]
+    sentences = [r for r in rows("wnut17", "train", 400) if len(r["tokens"]) >= 6 and set(r["tags"]) != {"O"}][:24]
     data = write_jsonl(tmp_path / "ner.jsonl", [tokens_to_example(r["tokens"], r["tags"]) for r in sentences])
     task = tmp_path / "ner.yaml"
-    task.write_text("name: conll-tiny\nkind: ner\ndescription: Named entities in news.\n"
-                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
+    task.write_text("name: wnut-tiny\nkind: ner\ndescription: Named entities in social-media posts.\n"
+                    "labels:\n  person: people\n  location: places\n  corporation: companies\n  product: products\n"
+                    "  creative-work: titles\n  group: groups\n"
                     f"seeds: {data.name}\n", encoding="utf-8")
     metrics = distill(data, load_task(task), "auto", tmp_path / "s", n_folds=2)
     sel = metrics["selection"]
@@ -254,27 +247,22 @@ def test_quantize_needs_held_out_data(trec_task, trec_data, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_shipped_students_predict_right_away_and_say_how_they_were_made():
-    """Every folder in students/: under 5 MB, loads in onnxruntime, its model card quotes the command
-    that made it (whose inputs are in the repository), and `evokd eval` on the recorded held-out
-    data reproduces the accuracy in its metrics.json."""
-    import shlex
+def test_students_folder_ships_only_listed_working_students():
+    """students/ ships a student only when it is worth using (issue 24): every folder there is listed in
+    students/README.md's table, is under 5 MB, loads in onnxruntime and has a model card quoting the
+    command that made it; every listed student is there. Today the table is empty and so is the folder."""
+    import re
 
     from evokd.runtime import load_student
 
-    folders = sorted(p for p in (ROOT / "students").iterdir() if (p / "student.json").is_file())
-    assert {p.name for p in folders} >= {"sst2-tfidf", "trec-tfidf", "ag_news-tfidf"}
-    for folder in folders:
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        assert size < 5e6, (folder, size)
+    folders = {p.name for p in (ROOT / "students").iterdir() if p.is_dir()}
+    readme = (ROOT / "students" / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| student | task | held-out score | against | size |"):]
+    listed = set(re.findall(r"^\| `([^`]+)` \|", table, flags=re.M))
+    assert folders == listed, (folders, listed)
+    for name in folders:
+        folder = ROOT / "students" / name
+        assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 5e6, name
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["command"] in (folder / "MODEL_CARD.md").read_text()
-        args = shlex.split(metrics["command"])
-        assert args[:2] == ["evokd", "distill"] and args[args.index("--out") + 1] == f"students/{folder.name}"
-        assert (ROOT / args[2]).is_file() and (ROOT / args[args.index("--task") + 1]).is_file()
-        assert [r["label"] for r in load_student(folder).predict(["a text", ""])][0] in metrics["task_labels"]
-        task = load_task(ROOT / args[args.index("--task") + 1])
-        assert Path(str(task.eval)).name == metrics["eval"]["data"]
-        result = run(["eval", str(folder), "--data", str(task.eval)])
-        assert result.exit_code == 0, result.output
-        assert json.loads(result.stdout)["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
+        assert load_student(folder).predict(["a text"])[0]["label"] in metrics["task_labels"]

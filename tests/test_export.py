@@ -18,7 +18,7 @@ from evokd.export import FORMATS, SOURCES, atomic_target, bio_tag_names, parse_r
 from evokd.io import iter_rows
 from evokd.ner import read_conll, spans_to_bio, tokenize, write_conll
 from evokd.task import TaskSpec
-from made_runs import made_run
+from made_runs import NER_TYPES, made_run
 
 
 
@@ -112,7 +112,7 @@ def test_conll_reimports_identically(ner_run, tmp_path):
         assert [(b["text"][e["start"]:e["end"]], e["label"]) for e in b["entities"]] == \
                [(row["text"][e["start"]:e["end"]], e["label"]) for e in row["entities"]]
     # CoNLL keeps tokens, not spacing: a text whose tokens are single-space separated (most of these
-    # CoNLL-2003 sentences) comes back as exactly the same row
+    # WNUT-17 sentences) comes back as exactly the same row
     same = [(b, row) for b, row in zip(back, rows) if row["text"] == " ".join(t.text for t in tokenize(row["text"]))]
     assert len(same) >= len(rows) // 2
     assert all(b == {"text": row["text"], "entities": row["entities"]} for b, row in same)
@@ -184,7 +184,7 @@ def test_hf_folder_loads_with_datasets_in_both_layouts(name, tmp_path_factory, t
     assert from_parquet.features == loaded.features
     assert _hf_rows_as_dataset_rows(from_parquet, name) == dataset(run)
     if name == "ner":
-        assert loaded.features["ner_tags"].feature.names == bio_tag_names(["PER", "ORG", "LOC", "MISC"])
+        assert loaded.features["ner_tags"].feature.names == bio_tag_names(NER_TYPES)
 
 
 def test_filters_and_rejected_rows(sst2_run, tmp_path):

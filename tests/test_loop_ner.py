@@ -1,5 +1,5 @@
-"""NER through the whole loop and CLI: scripted TEST DOUBLE teacher (answers from real CoNLL-2003
-sentences), real spaCy tokenizer, real BiLSTM tagger, real DuckDB and onnxruntime."""
+"""NER through the whole loop and CLI: scripted TEST DOUBLE teacher (answers from real WNUT-17
+sentences, tests/data), real spaCy tokenizer, real BiLSTM tagger, real DuckDB and onnxruntime."""
 
 import json
 from pathlib import Path
@@ -14,33 +14,14 @@ from evokd.ner import tokens_to_example
 from evokd.task import load_task
 from evokd.teacher.scripted import scripted_lm
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "conll2003"
-TYPES = ["PER", "ORG", "LOC", "MISC"]
+from conftest import NER_TYPES, data_rows, ner_examples, write_ner_task
 
-
-def examples(split: str, n: int, skip: int = 0) -> list[dict]:
-    rows = []
-    with (DATA / f"{split}.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            r = json.loads(line)
-            if i < skip or len(r["tokens"]) < 6:
-                continue
-            rows.append(tokens_to_example(r["tokens"], r["tags"]))
-            if len(rows) >= n:
-                break
-    return rows
+TYPES = NER_TYPES
 
 
 @pytest.fixture
 def ner_task(tmp_path) -> Path:
-    (tmp_path / "seeds.jsonl").write_text((ROOT / "datasets" / "conll2003" / "seeds.jsonl").read_text())
-    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in examples("dev", 120)))
-    task = tmp_path / "task.yaml"
-    task.write_text("name: conll-small\nkind: ner\ndescription: Named entities in news.\n"
-                    "labels:\n  PER: people\n  ORG: organisations\n  LOC: places\n  MISC: other names\n"
-                    "seeds: seeds.jsonl\neval: eval.jsonl\n")
-    return task
+    return write_ner_task(tmp_path, ner_examples("dev", 120, min_tokens=6))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +30,7 @@ def ner_pool():
 
     # Sentences the generation cleaner leaves as they are (it strips wrapping quotes and bullets),
     # so the scripted teacher's gold labels can be looked up by the stored text.
-    return [r for r in examples("train", 450, skip=100) if clean_generated(r["text"]) == r["text"]]
+    return [r for r in ner_examples("train", 450, skip=100, min_tokens=6) if clean_generated(r["text"]) == r["text"]]
 
 
 def test_ner_loop_stores_exact_spans_and_entity_f1(ner_task, ner_pool, tmp_path):
@@ -72,7 +53,7 @@ def test_ner_loop_stores_exact_spans_and_entity_f1(ner_task, ner_pool, tmp_path)
     notes = con.execute("SELECT label_notes FROM samples WHERE round = 1 AND status = 'accepted'").fetchall()
     con.close()
     # the hallucinated mention was rejected with its reason, not placed
-    assert all(["Atlantis", "PER", "mention_not_in_text"] in json.loads(n) for (n,) in notes)
+    assert all(["Atlantis", "person", "mention_not_in_text"] in json.loads(n) for (n,) in notes)
 
 
 def test_ner_cli_generate_distill_predict(ner_task, ner_pool, tmp_path):
@@ -118,7 +99,7 @@ def test_ner_cli_generate_distill_predict(ner_task, ner_pool, tmp_path):
 
 def test_ner_bad_seed_span_is_one_line_error(ner_task, tmp_path):
     (ner_task.parent / "seeds.jsonl").write_text(json.dumps({"text": "Paris is big", "entities": [
-        {"start": 0, "end": 3, "label": "LOC"}]}) + "\n")
+        {"start": 0, "end": 3, "label": "location"}]}) + "\n")
     result = CliRunner().invoke(main, ["generate", str(ner_task), "--out", str(tmp_path / "o"), "--teacher", "x/y"])
     assert result.exit_code == 2 and "seeds.jsonl" in result.stderr and "\n" not in result.stderr.strip()
     assert not (tmp_path / "o").exists()
@@ -145,16 +126,9 @@ def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_p
 
 
 def oracle_pool(tmp_path: Path, keep, n: int = 150) -> tuple[Path, dict]:
-    """A pool file of the first `n` CoNLL train rows of 6+ tokens that `keep(line_no, row)` accepts,
+    """A pool file of the first `n` WNUT-17 train rows of 6+ tokens that `keep(line_no, row)` accepts,
     in the pool's own tokens + tags, and each sentence's gold spans by its text."""
-    raw = []
-    with (DATA / "train.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            r = json.loads(line)
-            if len(r["tokens"]) >= 6 and keep(i, r):
-                raw.append(r)
-            if len(raw) == n:
-                break
+    raw = [r for i, r in enumerate(data_rows("wnut17", "train")) if len(r["tokens"]) >= 6 and keep(i, r)][:n]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
     return pool, {ex["text"]: ex["entities"] for ex in (tokens_to_example(r["tokens"], r["tags"]) for r in raw)}
@@ -202,7 +176,7 @@ def test_ner_pool_evokd_swaps_the_teachers_sentences_for_gold_pool_sentences(ner
 
 def test_ner_pool_oracle_names_the_bad_row(ner_task, tmp_path):
     pool = tmp_path / "pool.jsonl"
-    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}) + "\n"
+    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-location", "O", "O"]}) + "\n"
                     + json.dumps({"tokens": ["Bob", "ran"], "tags": ["B-CITY", "O"]}) + "\n")
     res = CliRunner().invoke(main, ["generate", str(ner_task), "--strategy", "pool-random", "--pool", str(pool),
                                     "--oracle", "--rounds", "1", "--out", str(tmp_path / "run")])
@@ -216,7 +190,7 @@ def test_ner_pool_uncertainty_takes_the_sentences_the_tagger_is_least_sure_of(ne
     ones the round-0 tagger is less confident about than random pool sentences (real tagger, oracle spans)."""
     from evokd.students import make_student
 
-    raw = [json.loads(line) for line in (DATA / "train.jsonl").open().readlines()[200:400]]
+    raw = data_rows("wnut17", "train")[200:400]
     raw = [r for r in raw if len(r["tokens"]) >= 3]
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(r) + "\n" for r in raw))
@@ -236,7 +210,7 @@ def test_ner_pool_uncertainty_takes_the_sentences_the_tagger_is_least_sure_of(ne
 
 def test_ner_pool_uncertainty_with_a_student_without_confidence_is_refused_up_front(ner_task, tmp_path):
     pool = tmp_path / "pool.jsonl"
-    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}) + "\n")
+    pool.write_text(json.dumps({"tokens": ["Paris", "is", "big"], "tags": ["B-location", "O", "O"]}) + "\n")
     res = CliRunner().invoke(main, ["generate", str(ner_task), "--strategy", "pool-uncertainty", "--pool", str(pool),
                                     "--oracle", "--student", "spacy-ner", "--rounds", "1", "--out", str(tmp_path / "run")])
     line = res.output.strip().splitlines()[-1]

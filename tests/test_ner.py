@@ -30,9 +30,8 @@ from evokd.ner import (
     write_conll,
 )
 
-from conftest import DATA, read_jsonl, write_jsonl
+from conftest import NER_TYPES, data_file, data_rows, write_jsonl
 
-CONLL = DATA / "conll2003"
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 
 
@@ -46,7 +45,8 @@ def surfaces(text, spans):
 
 @pytest.fixture(scope="module")
 def conll_slice() -> list[dict]:
-    return read_jsonl(CONLL / "train.jsonl", limit=1500)
+    """1,500 real sentences in CoNLL form (tokens + BIO tags): WNUT-17 train, tests/data."""
+    return data_rows("wnut17", "train", limit=1500)
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -180,8 +180,10 @@ def test_real_conll_spans_survive_spacy_retokenisation(conll_slice):
             same_tok += 1
             assert tags == row["tags"]
         assert bio_to_spans(ex["text"], toks, tags) == ex["entities"]
-        assert validate_spans(ex["text"], ex["entities"], TYPES) is None
-    assert same_tok > len(conll_slice) // 2
+        assert validate_spans(ex["text"], ex["entities"], NER_TYPES) is None
+    # WNUT-17 posts hold URLs, @handles and emoticons that spaCy splits differently: 679 of these 1,500
+    # keep their tokens exactly, and on those the tags must match
+    assert same_tok > len(conll_slice) // 3
 
 
 def test_spans_to_bio_strict_and_expand():
@@ -437,8 +439,8 @@ def test_read_ner_rows_labels_none_accepts_any_type(tmp_path):
 
 
 def test_read_ner_rows_real_wnut17_slice():
-    rows = read_ner_rows(DATA / "wnut17" / "dev.jsonl", json.loads((DATA / "wnut17" / "meta.json").read_text())["labels"])
-    raw = read_jsonl(DATA / "wnut17" / "dev.jsonl")
+    rows = read_ner_rows(data_file("wnut17", "dev"), NER_TYPES)  # gzipped JSONL, read as it is
+    raw = data_rows("wnut17", "dev")
     assert len(rows) == len(raw)  # nothing dropped
     n_ents = sum(len(bio_to_token_spans(r["tags"])) for r in raw)
     assert sum(len(r["entities"]) for r in rows) == n_ents
@@ -455,7 +457,7 @@ def test_conll_write_read_round_trip(tmp_path, conll_slice):
     assert read_conll(path) == rows
     assert not [p for p in path.parent.iterdir() if p.name != "x.conll"]  # no temp file left behind
     first = path.read_text(encoding="utf-8").split("\n\n")[0]
-    assert first.splitlines()[0] == "EU B-ORG"
+    assert first.splitlines()[0] == f"{rows[0]['tokens'][0]} {rows[0]['tags'][0]}"
 
 
 def test_write_conll_from_spans(tmp_path):

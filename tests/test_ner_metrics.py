@@ -9,7 +9,7 @@ import pytest
 from evokd.metrics import entity_report
 from evokd.ner import bio_to_token_spans
 
-from conftest import DATA, read_jsonl
+from conftest import data_rows
 
 
 def span(start, end, label):
@@ -135,9 +135,9 @@ def _as_spans(tag_seqs):
     return [[span(s, e, t) for s, e, t in bio_to_token_spans(tags)] for tags in tag_seqs]
 
 
-@pytest.fixture(scope="module", params=["conll2003", "wnut17"])
+@pytest.fixture(scope="module", params=["train", "dev"])
 def gold_pred(request):
-    rows = read_jsonl(DATA / request.param / "dev.jsonl", limit=800)
+    rows = data_rows("wnut17", request.param, limit=800)  # real BIO tags of six entity types
     gold = [r["tags"] for r in rows]
     types = sorted({t[2:] for tags in gold for t in tags if t != "O"})
     rng = random.Random(13)

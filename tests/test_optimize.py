@@ -14,7 +14,7 @@ import dspy
 import duckdb
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, ROOT, read_jsonl
+from conftest import ROOT, data_file, data_rows
 
 from evokd.cli import main
 from evokd.errors import EvokdError, InputError
@@ -62,7 +62,7 @@ def _lm(engine_cls, pool, labels, **kw):
 @pytest.fixture(scope="module")
 def trec():
     task = load_task(ROOT / "datasets" / "trec" / "task.yaml")
-    train = read_jsonl(DATA / "trec" / "train.jsonl", limit=600)
+    train = data_rows("trec", "train", limit=600)
     seeds = {r["text"] for r in task.seed_rows()}
     dev = interleave_by_label([r for r in train if r["text"] not in seeds], seed=3)[:24]
     heldout = [r for r in train[300:] if r["text"] not in seeds][:18]
@@ -201,19 +201,19 @@ def test_label_metric_and_entity_f1():
     assert entity_f1(gold, gold) == 1.0 and entity_f1([], []) == 1.0 and entity_f1(gold, []) == 0.0
     assert entity_f1(gold, gold[:1]) == pytest.approx(2 / 3)
 
-    ner = load_task(ROOT / "datasets" / "conll2003" / "task.yaml")
+    ner = load_task(ROOT / "datasets" / "wnut17" / "task.yaml")
     m = LabelMetric(ner)
     text = "John lives in Paris ."
-    ex = dspy.Example(text=text, entities=[{"text": "John", "type": "PER"}, {"text": "Paris", "type": "LOC"}],
-                      gold=[{"start": 0, "end": 4, "label": "PER"}, {"start": 14, "end": 19, "label": "LOC"}])
-    pred = dspy.Prediction(entities=[{"text": "John", "type": "PER"}, {"text": "Rome", "type": "LOC"}])
+    ex = dspy.Example(text=text, entities=[{"text": "John", "type": "person"}, {"text": "Paris", "type": "location"}],
+                      gold=[{"start": 0, "end": 4, "label": "person"}, {"start": 14, "end": 19, "label": "location"}])
+    pred = dspy.Prediction(entities=[{"text": "John", "type": "person"}, {"text": "Rome", "type": "location"}])
     assert m(ex, pred) == pytest.approx(2 / 3)  # one right, one not in the text
 
 
 def test_ner_label_step_and_refused_steps(tmp_path):
-    task = load_task(ROOT / "datasets" / "conll2003" / "task.yaml")
+    task = load_task(ROOT / "datasets" / "wnut17" / "task.yaml")
     seeds = task.seed_rows()
-    dev = [r for r in task.read_rows(DATA / "conll2003" / "dev.jsonl", unique=False)[:40] if r["entities"]][:12]
+    dev = [r for r in task.read_rows(data_file("wnut17", "dev"), unique=False)[:40] if r["entities"]][:12]
     pool = seeds + dev
     meta = Optimization(task, _lm(ScriptedEngine, pool, task.label_names), "scripted", OptimizeConfig(max_demos=2),
                         tmp_path / "work", dev=dev).run(tmp_path / "ner.json")

@@ -72,7 +72,7 @@ def test_runs_lists_every_run_with_its_state(sst2_run, ner_run, tmp_path):
     result = invoke("runs", root)
     assert result.exit_code == 0, result.output
     lines = result.stdout
-    assert "sst2-small" in lines and "conll-small" in lines and "partial" in lines and "unreadable" in lines
+    assert "sst2-small" in lines and "wnut-small" in lines and "partial" in lines and "unreadable" in lines
     assert f"{best:.3f} (accuracy, round {s['best_round']})" in lines
 
 
@@ -172,7 +172,9 @@ def test_generate_json_progress_and_summary(sst2_task, scripted_teacher, tmp_pat
     assert [r["round"] for r in rounds] == [0, 1] and isinstance(rounds[1]["eval_accuracy"], float)
     events = [json.loads(line) for line in result.stderr.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "step" and "round_start" in kinds and kinds.count("round") == 2
+    # first what reading the eval file changed (nothing here), then the steps
+    assert kinds[:2] == ["data", "step"] and "round_start" in kinds and kinds.count("round") == 2
+    assert events[0]["use"] == "eval" and "nothing merged, resolved or cut" in events[0]["description"]
     done = [e for e in events if e["event"] == "round"]
     assert [e["record"]["round"] for e in done] == [0, 1]
     assert done[1]["record"]["n_accepted"] == rounds[1]["n_accepted"] and done[1]["record"]["seconds"] > 0

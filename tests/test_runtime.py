@@ -9,17 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import data_rows
 from evokd.runtime import RuntimeStudent, StudentLoadError, load_student
 from evokd.students import TfidfStudent
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def read_texts_labels(dataset, split, limit):
-    rows = []
-    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as f:
-        for line, _ in zip(f, range(limit)):
-            rows.append(json.loads(line))
+    rows = data_rows(dataset, split, limit=limit)
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 

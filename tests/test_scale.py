@@ -6,6 +6,7 @@ machine (`ray.cluster_utils.Cluster`). No test doubles except the smoke config's
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -13,7 +14,7 @@ import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, ROOT, read_jsonl, write_jsonl
+from conftest import DATA, ROOT, data_rows, write_jsonl
 
 from evokd.cli import main
 
@@ -31,7 +32,7 @@ def test_onnx_encoder_matches_the_sentence_transformers_vectors():
     from evokd.embed import encode
     from evokd.encoder import OnnxEncoder
 
-    texts = [r["text"] for r in read_jsonl(DATA / "ag_news" / "test.jsonl", limit=200)]
+    texts = [r["text"] for r in data_rows("banking77", "test", limit=200)]
     texts += ["a", "short one", " ".join(["long"] * 400)]  # single token, and one cut at 256 tokens
     onnx, torch = OnnxEncoder().encode(texts), encode(texts)
     assert onnx.shape == (len(texts), 384)
@@ -41,7 +42,7 @@ def test_onnx_encoder_matches_the_sentence_transformers_vectors():
 
 def test_pool_embed_writes_shards_duckdb_reads_and_generate_uses(tmp_path):
     runner = CliRunner()
-    rows = read_jsonl(DATA / "trec" / "train.jsonl", limit=1200)
+    rows = data_rows("trec", "train", limit=1200)
     src = write_jsonl(tmp_path / "pool.jsonl", [{"text": r["text"], "label": r["label"]} for r in rows])
     out = tmp_path / "pool"
     result = runner.invoke(main, ["pool", "embed", str(src), "--out", str(out), "--shard-rows", "500", "--quiet"])
@@ -98,6 +99,7 @@ def ray_cluster():
 def _smoke(tmp_path, name: str, **kw) -> dict:
     from evokd.bench import load_config, run_bench
 
+    os.environ["EVOKD_DATA"] = str(DATA)  # the benchmark data folder: the trec slices (conftest resets it)
     config, tasks = load_config(ROOT / "benchmarks" / "configs" / "smoke.yaml")
     config = config.model_copy(update={"strategies": ["pool-random", "pool-errors", "static"], "rounds": 4,
                                        "per_round": 8})
@@ -154,7 +156,7 @@ def test_bench_on_a_two_node_ray_cluster_gives_the_local_numbers_and_survives_a_
 
 @pytest.mark.slow
 def test_pool_embed_on_ray_equals_the_local_path(tmp_path):
-    rows = read_jsonl(DATA / "sst2" / "train.jsonl", limit=20_000)
+    rows = data_rows("sst2", "train")  # 3,000 sentences
     src = write_jsonl(tmp_path / "pool.jsonl", [{"text": r["text"]} for r in rows])
     from evokd.pool import embed_pool
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import data_rows
 from evokd import runtime
 from evokd.runtime import StudentLoadError, TokenIdFeeds, load_student
 from evokd.students import STUDENTS, MiniLMStudent, make_student
@@ -18,16 +19,12 @@ from evokd.students.base import quantize_int8
 from evokd.students.minilm import MAX_LENGTH, frozen_vectors, setfit_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 EDGE_TEXTS = ["", "   ", "!!!", "Café ÉCOLE naïve", "日本語のテキスト", "emoji 😀 great", "tab\tnew\nline",
               "word " * 400]  # the last one is cut at MAX_LENGTH tokens on both sides
 
 
 def read(dataset: str, split: str, limit: int) -> tuple[list[str], list[str]]:
-    rows = []
-    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        for line, _ in zip(fh, range(limit)):
-            rows.append(json.loads(line))
+    rows = data_rows(dataset, split, limit=limit)
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 

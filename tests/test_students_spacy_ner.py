@@ -1,4 +1,4 @@
-"""SpacyNerStudent on a real CoNLL-2003 slice: fitting, token-aligned spans, saving as pipeline +
+"""SpacyNerStudent on a real WNUT-17 slice: fitting, token-aligned spans, saving as pipeline +
 wheel (installed offline into a throwaway dir), reload parity, the spaCy runtime, bad inputs."""
 
 import json
@@ -7,31 +7,23 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from evokd.ner import tokenize, tokens_to_example
+from conftest import ner_examples
+from evokd.ner import tokenize
 from evokd.runtime import StudentLoadError
 from evokd.students import spacy_ner
 from evokd.students.base import ParityError
 from evokd.students.spacy_ner import SpacyNerStudent, load_runtime
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
 EDGE_TEXTS = ["", "   ", "!", "Zürich's Ölkonzern BP-Ölfeld", "😀 Emoji Inc.", "tab\tnew\nline  double  space"]
 N_TRAIN = 150
 
 
 def examples(split: str, start: int, stop: int) -> list[dict]:
-    rows = []
-    with (DATA / f"{split}.jsonl").open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= stop:
-                break
-            if i >= start:
-                row = json.loads(line)
-                rows.append(tokens_to_example(row["tokens"], row["tags"]))
-    return rows
+    """WNUT-17 sentences with at least one entity, [start, stop) of them (tests/data)."""
+    return ner_examples(split, stop - start, skip=start)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +54,7 @@ def test_params_and_labels(student):
     params = student.get_params()
     assert params["max_epochs"] == 6 and params["seed"] == 0 and params["dropout"] == 0.1
     assert SpacyNerStudent.name == "spacy-ner" and SpacyNerStudent.kind == "ner"
-    assert student.labels_ == ["LOC", "MISC", "ORG", "PER"]
+    assert student.labels_ == ["corporation", "creative-work", "group", "location", "person", "product"]
     assert "SpacyNerStudent(max_epochs=6" in repr(student)
 
 

@@ -1,22 +1,21 @@
-"""TaggerStudent on real CoNLL-2003 slices: fitting, validation, decoding, ONNX parity, runtime."""
+"""TaggerStudent on real WNUT-17 slices: fitting, validation, decoding, ONNX parity, runtime."""
 
 import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import evokd
 from evokd import runtime
-from evokd.ner import tokenize, tokens_to_example
+from conftest import ner_examples
+from evokd.ner import tokenize
 from evokd.runtime import RuntimeTagger, StudentLoadError, load_student
 from evokd.students import STUDENTS, ParityError, make_student
 from evokd.students.tagger import TaggerStudent
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
 SENTENCE = "Angela Merkel met Tim Cook in Paris."
 # Inputs a tokenizer/encoder port gets wrong first: empty, blanks, unseen scripts and
 # characters, a word longer than max_word_length, digits, lone punctuation.
@@ -28,20 +27,13 @@ EDGE_TEXTS = [
 
 
 def examples(split: str, start: int, stop: int) -> list[dict]:
-    rows = []
-    with (DATA / f"{split}.jsonl").open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= stop:
-                break
-            if i >= start:
-                row = json.loads(line)
-                rows.append(tokens_to_example(row["tokens"], row["tags"]))
-    return rows
+    """WNUT-17 sentences with at least one entity, [start, stop) of them (tests/data)."""
+    return ner_examples(split, stop - start, skip=start)
 
 
 @pytest.fixture(scope="module")
 def train():
-    # sentences 0-10 are short headers; 200 from further in hold real entities of all 4 types
+    # 200 sentences with at least one entity, all 6 WNUT-17 types among them
     return examples("train", 0, 200)
 
 
@@ -65,20 +57,23 @@ def test_registered_and_params():
 
 
 def test_fit_and_predict_spans_with_char_offsets(student, train):
-    assert student.entity_types_ == ["LOC", "MISC", "ORG", "PER"]
-    assert student.labels_ == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
-    (spans,) = student.predict([SENTENCE])
-    assert spans, "expected at least one entity in a sentence with three"
-    for span in spans:
-        assert set(span) == {"start", "end", "label", "text"}
-        assert SENTENCE[span["start"]:span["end"]] == span["text"]
-        assert span["label"] in student.entity_types_
-    # fits its own training data (200 sentences, 12 epochs)
+    assert student.entity_types_ == ["corporation", "creative-work", "group", "location", "person", "product"]
+    assert student.labels_ == ["O"] + [f"{bi}-{t}" for t in student.entity_types_ for bi in "BI"]
+    assert isinstance(student.predict([SENTENCE])[0], list)
+    found = student.predict([r["text"] for r in train[:50]])
+    assert sum(map(len, found)) > 0, "expected entities in sentences it was trained on"
+    for text, spans in zip([r["text"] for r in train[:50]], found):
+        for span in spans:
+            assert set(span) == {"start", "end", "label", "text"}
+            assert text[span["start"]:span["end"]] == span["text"]
+            assert span["label"] in student.entity_types_
+    # learns its own training data (200 WNUT-17 posts, 12 epochs: 0.35 of the gold spans found, measured;
+    # an untrained tagger finds none)
     pred = student.predict([r["text"] for r in train[:50]])
     gold = [{(e["start"], e["end"], e["label"]) for e in r["entities"]} for r in train[:50]]
     found = [{(s["start"], s["end"], s["label"]) for s in p} for p in pred]
     tp = sum(len(g & f) for g, f in zip(gold, found))
-    assert tp / max(1, sum(len(g) for g in gold)) > 0.7
+    assert tp / max(1, sum(len(g) for g in gold)) > 0.25
     assert student.predict([]) == [] and student.predict(["", "   "]) == [[], []]
 
 
@@ -223,7 +218,7 @@ def test_save_then_runtime_predicts_like_torch(student, test_texts, tmp_path):
     student.save(out, test_texts)
     meta = json.loads((out / "student.json").read_text())
     assert meta["student"] == "tagger" and meta["kind"] == "ner" and meta["input"] == "tokens"
-    assert meta["evokd_version"] == evokd.__version__ and meta["entity_types"] == ["LOC", "MISC", "ORG", "PER"]
+    assert meta["evokd_version"] == evokd.__version__ and meta["entity_types"] == ["corporation", "creative-work", "group", "location", "person", "product"]
     assert meta["max_word_length"] == 25 and meta["word_vocab_size"] == len(student.words_)
     assert json.loads((out / "labels.json").read_text()) == student.labels_
     assert json.loads((out / "words.json").read_text())[:2] == ["<pad>", "<unk>"]

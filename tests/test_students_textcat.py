@@ -13,20 +13,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import data_file, data_rows
 from evokd.cli import main
 from evokd.runtime import StudentLoadError, load_student
 from evokd.students import STUDENTS, SpacyTextcatStudent
 from evokd.students.spacy_textcat import SpacyTextcatRuntime, load_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def read(dataset: str, split: str, limit: int) -> tuple[list[str], list[str]]:
-    rows = []
-    with (DATA / dataset / f"{split}.jsonl").open(encoding="utf-8") as fh:
-        for line, _ in zip(fh, range(limit)):
-            rows.append(json.loads(line))
+    rows = data_rows(dataset, split, limit=limit)
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
@@ -100,7 +97,7 @@ def test_runtime_and_cli_predict_eval(saved, student, trec):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [r["label"] for r in lines] == student.predict(["What is the capital of France ?", "Who wrote Hamlet ?"])
-    result = runner.invoke(main, ["eval", str(out), "--data", str(DATA / "trec" / "test.jsonl")])
+    result = runner.invoke(main, ["eval", str(out), "--data", str(data_file("trec", "test"))])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 500 and report["accuracy"] > 0.6

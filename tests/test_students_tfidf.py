@@ -1,15 +1,14 @@
 """TfidfStudent on real data slices: fitting, validation, and ONNX parity in onnxruntime."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import evokd
+from conftest import data_rows
 from evokd.students import STUDENTS, ParityError, Student, TfidfStudent, make_student
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Strings a tokenizer port gets wrong first: punctuation only, blanks, accents, other
 # scripts, digits/underscores, emoji, mixed case, control whitespace.
@@ -22,14 +21,7 @@ EDGE_TEXTS = [
 
 
 def read_rows(dataset: str, split: str, limit: int | None = None) -> list[dict]:
-    path = DATA / dataset / f"{split}.jsonl"
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+    return data_rows(dataset, split, limit=limit)
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +148,6 @@ def test_make_student_registry():
 
 def test_hand_built_graph_matches_skl2onnx_converter():
     """Our graph must compute what skl2onnx's own converter computes for the same pipeline."""
-    import json as _json
-    from pathlib import Path as _Path
-
     import onnxruntime as ort
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import StringTensorType
@@ -166,8 +155,7 @@ def test_hand_built_graph_matches_skl2onnx_converter():
     from evokd.students import make_student
     from evokd.students.tfidf import ONNX_LOCALE, ONNX_TOKEN_PATTERN, build_onnx_graph
 
-    data = _Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2" / "dev.jsonl"
-    rows = [_json.loads(line) for line in data.read_text().splitlines()[:300]]
+    rows = data_rows("sst2", "dev", limit=300)
     student = make_student("tfidf").fit([r["text"] for r in rows[:200]], [r["label"] for r in rows[:200]])
     tfidf, lr = student.pipeline_.named_steps["tfidf"], student.pipeline_.named_steps["lr"]
     reference = to_onnx(student.pipeline_, initial_types=[("text", StringTensorType([None, 1]))],
