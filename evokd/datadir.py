@@ -35,12 +35,12 @@ def root(*, source: str | Path | None = None, field: str | None = None) -> Path:
     where = source if source is not None else ENV
     if not value:
         raise InputError(where, f"needs the benchmark data folder, but {ENV} is not set; expected {ENV} (or "
-                                f"--data-dir) to name a folder with one sub-folder per dataset ({README_HINT})",
-                         field=field)
+                                f"--data-dir of `evokd bench` and benchmarks/*.py) to name a folder with one "
+                                f"sub-folder per dataset ({README_HINT})", field=field)
     folder = Path(value).expanduser()
     if not folder.is_dir():
-        raise InputError(where, f"{ENV}={value} is not a folder; expected {ENV} (or --data-dir) to name the benchmark "
-                                f"data folder ({README_HINT})", field=field)
+        raise InputError(where, f"{ENV}={value} is not a folder; expected {ENV} (or --data-dir of `evokd bench` and "
+                                f"benchmarks/*.py) to name the benchmark data folder ({README_HINT})", field=field)
     return Path(os.path.abspath(folder))
 
 
