@@ -441,7 +441,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     \b
     Example:
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --out students/sst2
-      evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out students/sst2-tfidf
+      evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out runs/sst2-tfidf
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
       evokd distill runs/trec --task datasets/trec/task.yaml --student auto --out students/trec
     """
