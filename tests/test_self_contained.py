@@ -18,8 +18,8 @@ PATTERNS = [
     re.compile(rf"""["']\.\.["']\s*[,/]\s*["']{NAME}"""),  # "..", "NAME"
 ]
 SCANNED_SUFFIXES = {".py", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".sh", ".json", ".md", ".txt", ".jsonl"}
-# Historical results keep the paths they were measured with; the README's development note may name it.
-EXEMPT = re.compile(r"^(benchmarks/results/|benchmarks/[^/]+\.(md|json)$|README\.md$)")
+# The README's development note may name it (checked on its own below).
+EXEMPT = re.compile(r"^README\.md$")
 
 
 def tracked_files() -> list[str]:
