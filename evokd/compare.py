@@ -54,7 +54,7 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     """
     from evokd.loop import build_teacher
     from evokd.report import load_run
-    from evokd.students import fit_student, make_student
+    from evokd.students import fit_student, make_student, run_student
     from evokd.task import TaskSpec
 
     run = load_run(run_dir)
@@ -68,8 +68,7 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     if not rows:
         raise InputError(source, "no rows; expected labeled eval rows")
     config = run.info["config"]
-    # Runs made before minilm became the default recorded no student when --student was not given: tfidf.
-    name = config.get("student") or ("tagger" if task.is_ner else "tfidf")
+    name = run_student(config, task.kind)
     accepted = [s for s in run.samples if s["status"] == "accepted"]
     seeds = [s for s in accepted if s["source"] == "seed"]
     target = task.target_key

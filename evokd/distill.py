@@ -22,7 +22,7 @@ from evokd import __version__
 from evokd.errors import EvokdError, InputError
 from evokd.io import ReadReport, write_json_atomic
 from evokd.metrics import classification_report, entity_report
-from evokd.task import TaskSpec
+from evokd.task import TaskSpec, read_data
 
 PARITY_LIMIT = 2000
 CV_FOLDS = 5
@@ -520,7 +520,6 @@ def model_card(task: TaskSpec, m: dict) -> str:
 def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     """Scores of a shipped student on labeled rows, read as eval data (every row kept, a text over
     MAX_TEXT_CHARS cut); "data_read" says what reading changed."""
-    from evokd.io import count_repeats, iter_labeled
     from evokd.runtime import load_student
 
     runtime = load_student(student_dir)
@@ -529,16 +528,9 @@ def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     if metrics_file.is_file():  # the task's full label set, which may be wider than what the student saw
         labels = json.loads(metrics_file.read_text(encoding="utf-8")).get("task_labels", labels)
     ner = runtime.meta.get("kind") == "ner"
-    read = ReadReport(Path(data).name, answer="entities" if ner else "label")
-    if ner:
-        from evokd.ner import iter_ner_rows
-
-        rows = [row for _, row in iter_ner_rows(data, labels, cut_into=read)]
-    else:
-        rows = [row for _, row in iter_labeled(data, labels, cut_into=read)]
+    rows, read = read_data(data, labels, ner=ner, use="eval")
     if not rows:
         raise InputError(data, "no rows; expected annotated examples" if ner else "no rows; expected labeled examples")
-    count_repeats((r["text"] for r in rows), read)
     out = runtime.predict([r["text"] for r in rows])
     if ner:
         pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]

@@ -33,7 +33,7 @@ from evokd.io import read_pool, write_jsonl_atomic
 from evokd.metrics import classification_report, confusion_pairs, entity_report
 from evokd.prompts import load_prompts
 from evokd.store import EMBED_DIM, CallRow, RoundRecord, SampleRow, Store
-from evokd.students import STUDENTS, default_student, fit_student, make_student
+from evokd.students import STUDENTS, default_student, fit_student, make_student, run_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, GatewayConfig, TeacherGateway
 from evokd.teacher.module import Feedback, Teacher
@@ -278,7 +278,7 @@ class EvoKD:
                 raise RunError(f"{self.out_dir}: holds a run of task '{info['task_name']}', not '{self.task.name}'; "
                                "use another --out directory")
             elif self.config.student is None:  # resuming: keep training the student the run started with
-                self.student_name = (info.get("config") or {}).get("student") or ("tagger" if self.task.is_ner else "tfidf")
+                self.student_name = run_student(info.get("config"), self.task.kind)
             if self.eval_report is not None:
                 self._record_data(store, "eval", self.eval_report)
             last = store.last_round()

@@ -101,10 +101,10 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
     if retrain:
         rows, note = _eval_rows(run, eval_path)
         if rows:
+            from evokd.students import run_student
+
             accepted = [s for s in run.samples if s["status"] == "accepted"]
-            # A run records the student it trained; runs made before minilm became the default recorded
-            # none when --student was not given, and theirs was tfidf.
-            name = run.info["config"].get("student") or ("tagger" if run.ner else "tfidf")
+            name = run_student(run.info["config"], "ner" if run.ner else "classification")
             progress(f"training the latest student ({name}) on {len(accepted)} accepted rows")
             try:
                 from evokd.students import fit_student, make_student

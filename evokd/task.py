@@ -96,19 +96,7 @@ class TaskSpec(BaseModel):
         repeated text is kept once (evokd.io.merge_repeats: the majority label, or entities, wins; on
         a tie the one seen first). "eval" and "pool" (a NER --oracle pool) keep every row, repeats
         counted: an eval set may repeat a text, and a run's duplicate filter takes a pool text once."""
-        if use not in ("train", "eval", "pool"):
-            raise ValueError(f"use={use!r}: expected 'train', 'eval' or 'pool'")
-        report = ReadReport(Path(path).name, answer=self.target_key)
-        if self.is_ner:
-            from evokd.ner import iter_ner_rows
-
-            numbered = list(iter_ner_rows(path, self.label_names, cut_into=report))
-        else:
-            numbered = list(iter_labeled(path, self.label_names, cut_into=report))
-        if use == "train":
-            return [row for _, row in merge_repeats(numbered, self.target_key, report)], report
-        count_repeats((row["text"] for _, row in numbered), report)
-        return [row for _, row in numbered], report
+        return read_data(path, self.label_names, ner=self.is_ner, use=use)
 
     def seed_rows(self) -> list[dict]:
         """The seeds, read strictly (`read_rows`): a repeated or over-long text is refused."""
@@ -174,6 +162,24 @@ def _format_error(err: dict, fields: tuple[str, ...] = _TASK_FIELDS) -> tuple[st
     elif err["type"] == "extra_forbidden":
         msg = f"unknown field; expected {', '.join(fields)}"
     return field, msg.replace("Value error, ", "")
+
+
+def read_data(path, labels, *, ner: bool, use: Literal["train", "eval", "pool"]) -> tuple[list[dict], ReadReport]:
+    """`TaskSpec.read_data` for callers that know only the labels (a shipped student's `evokd eval`)."""
+    if use not in ("train", "eval", "pool"):
+        raise ValueError(f"use={use!r}: expected 'train', 'eval' or 'pool'")
+    key = "entities" if ner else "label"
+    report = ReadReport(Path(path).name, answer=key)
+    if ner:
+        from evokd.ner import iter_ner_rows
+
+        numbered = list(iter_ner_rows(path, labels, cut_into=report))
+    else:
+        numbered = list(iter_labeled(path, labels, cut_into=report))
+    if use == "train":
+        return [row for _, row in merge_repeats(numbered, key, report)], report
+    count_repeats((row["text"] for _, row in numbered), report)
+    return [row for _, row in numbered], report
 
 
 def read_yaml_mapping(path: str | Path, what: str = "a task YAML file") -> dict:

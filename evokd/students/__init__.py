@@ -33,6 +33,12 @@ def default_student(kind: str) -> str:
     return DEFAULT_STUDENTS[kind]
 
 
+def run_student(config: dict, kind: str) -> str:
+    """The student a run trained, from its stored config. Runs record it; runs made before minilm became
+    the default recorded none when --student was not given, and theirs was tfidf (tagger for NER)."""
+    return (config or {}).get("student") or ("tagger" if kind == "ner" else "tfidf")
+
+
 def make_student(name: str, **params) -> Student:
     """Build the student registered as `name` with the given hyper-parameters."""
     try:
@@ -54,5 +60,5 @@ def fit_student(student: Student, texts: list[str], targets: list, task) -> Stud
 
 __all__ = [
     "CANDIDATES", "DEFAULT_STUDENTS", "STUDENTS", "MiniLMStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
-    "TaggerStudent", "TfidfStudent", "default_student", "fit_student", "make_student",
+    "TaggerStudent", "TfidfStudent", "default_student", "fit_student", "make_student", "run_student",
 ]
