@@ -96,8 +96,10 @@ def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, mo
     assert (cells / "pool-random" / "rounds.jsonl").read_text().splitlines() == committed
 
     ran = []
-    real_run = bench._run_job
-    monkeypatch.setattr(bench, "_run_job", lambda job: ran.append(job.key) or real_run(job))
+    from evokd.bench import executors  # where _guarded looks _run_job up
+
+    real_run = executors._run_job
+    monkeypatch.setattr(executors, "_run_job", lambda job: ran.append(job.key) or real_run(job))
     result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet")
     assert result.exit_code == 0, result.output
     assert ran == ["trec-s1 tfidf pool-random"]
@@ -191,7 +193,7 @@ def test_targets_on_made_up_cells():
 
 
 def test_teacher_line_says_none_when_no_strategy_calls_one():
-    from evokd.bench import _teacher_line
+    from evokd.bench.render import _teacher_line
 
     result = {"test_double": False, "config": {"teacher": "local", "oracle": True,
                                                "strategies": ["pool-random", "pool-errors"]}}
@@ -208,6 +210,7 @@ def test_help_has_an_example():
 
 
 def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_path):
+    from evokd.bench.jobs import _finished
     from evokd.errors import EvokdError
 
     def cell(strategy, temp, fmt="json"):
@@ -222,16 +225,16 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     old = {"rounds": 2, "per_round": 4, "teacher": "local", "oracle": True}
     teacher.out_dir.mkdir(parents=True)
     teacher.result_path.write_text(json.dumps({"settings": old}), encoding="utf-8")
-    assert bench._finished(teacher)
+    assert _finished(teacher)
     greedy = cell("static", 0.0)
     with pytest.raises(EvokdError, match="finished with label_temperature=0.8, but the config now gives 0.0"):
-        bench._finished(greedy)
+        _finished(greedy)
     assert bench.BenchConfig.model_fields["label_temperature"].default == 0.0
     # likewise label_format: a cell from before the option asked in JSON; the default is now the plain question
     assert teacher.settings()["label_format"] == "json" and "--label-format json" in teacher.command()
     assert teacher.loop_config().label_format == "json"
     with pytest.raises(EvokdError, match="finished with label_format='json', but the config now gives 'plain'"):
-        bench._finished(cell("static", 0.8, "plain"))
+        _finished(cell("static", 0.8, "plain"))
     assert bench.BenchConfig.model_fields["label_format"].default == "plain"
     pool_evokd = cell("pool-evokd", 0.8, "plain")  # oracle labels: the labeling format is no setting of its
     assert "label_temperature" in pool_evokd.settings() and "label_format" not in pool_evokd.settings()

@@ -1,0 +1,116 @@
+"""Results of finished jobs: per dataset and student the mean and sd over seeds, learning curves and
+ceilings (summarize), the benchmark's targets, one cell's scores in a line, and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from pathlib import Path
+
+from evokd.bench.config import METRIC_NAMES, TARGET_POINTS, BenchConfig, metrics_of
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def cell_scores(cell: dict) -> str:
+    """A finished cell's scores in one line, in the order of the tables' columns."""
+    kind = "ner" if "entity_f1" in cell else "classification"
+    return ", ".join(f"{METRIC_NAMES[k]} {cell[k]:.3f}" for k in sorted(metrics_of(kind)))
+
+
+def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict]) -> dict:
+    """Per dataset (name -> task kind) and student: strategy rows (mean and sd over seeds of each of the
+    kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or
+    entity F1 on NER."""
+    out: dict = {}
+    for name, kind in datasets.items():
+        scores = metrics_of(kind)
+        for student in config.students:
+            rows: dict = {}
+            for strategy in config.strategies:
+                found = sorted((c for c in cells if (c["dataset"], c["student"], c["strategy"]) == (name, student, strategy)),
+                               key=lambda c: c["seed"])
+                if not found:
+                    continue
+                depth = max(len(c["rounds"]) for c in found)
+                curve = []
+                for i in range(depth):
+                    at = [c["rounds"][i] for c in found if len(c["rounds"]) > i]
+                    curve.append({"round": i, "n_seeds": len(at), "added": statistics.fmean(r["added"] for r in at),
+                                  **{k: statistics.fmean(r[f"eval_{k}"] for r in at) for k in scores}})
+                row = {"seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c[scores[0]] for c in found}}
+                for k in sorted(scores):
+                    row[k], row[f"{k}_sd"] = _mean_sd([c[k] for c in found])
+                rows[strategy] = {
+                    **row, "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
+                    "tokens": statistics.fmean(c["tokens"] for c in found),
+                    "seconds": statistics.fmean(c["seconds"] for c in found),
+                    "wall_s": statistics.fmean(c["wall_s"] for c in found), "curve": curve,
+                }
+            if "seed-only" in rows:
+                base = rows["seed-only"]
+                for row in rows.values():
+                    for k in scores:
+                        row[f"gain_{k}_points"] = 100 * (row[k] - base[k])
+            ceiling = next((c for c in ceilings if (c["dataset"], c["student"]) == (name, student)), None)
+            out.setdefault(name, {})[student] = {"metric": scores[0], "strategies": rows, "ceiling": ceiling}
+    return out
+
+
+def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | None, list[int]]:
+    """Mean of a - b in points of the headline score over the random seeds both finished (a partial bench compares
+    like with like), and those seeds; `within` narrows them further."""
+    common = set(a["per_seed"]) & set(b["per_seed"])
+    common = sorted(common if within is None else common & within, key=int)
+    if not common:
+        return None, []
+    return statistics.fmean(100 * (a["per_seed"][k] - b["per_seed"][k]) for k in common), [int(k) for k in common]
+
+
+def targets(summary: dict, students: list[str]) -> list[dict]:
+    """The benchmark's targets in points of the headline score (macro-F1; entity F1 on NER), each over
+    the seeds both of its strategies finished (the pool target: on every dataset)."""
+    out = []
+    for student in students:
+        per_ds = {name: by[student]["strategies"] for name, by in summary.items() if student in by}
+        metric = " / ".join(dict.fromkeys(METRIC_NAMES[by[student]["metric"]] for by in summary.values() if student in by))
+        rand = {n: s for n, s in per_ds.items() if "pool-random" in s}
+        gains, pool_seeds = {}, {}
+        for strategy in ("pool-evokd", "pool-errors"):
+            if not rand or not all(strategy in s for s in rand.values()):
+                continue
+            # like with like: the seeds the strategy and pool-random finished on every dataset
+            common = set.intersection(*(set(s[strategy]["per_seed"]) & set(s["pool-random"]["per_seed"])
+                                        for s in rand.values()))
+            if common:
+                gains[strategy] = statistics.fmean(_paired(s[strategy], s["pool-random"], common)[0]
+                                                   for s in rand.values())
+                pool_seeds[strategy] = sorted(map(int, common))
+        if gains:
+            best = max(gains, key=gains.get)
+            out.append({"id": "pool_selection_over_random", "student": student, "target_points": TARGET_POINTS,
+                        "best": best, "value": gains[best], "by_strategy": gains, "seeds_by_strategy": pool_seeds,
+                        "datasets": sorted(rand),
+                        "met": gains[best] >= TARGET_POINTS,
+                        "what": f"best of pool-evokd / pool-errors minus pool-random, {metric} averaged over datasets"})
+        for name, s in per_ds.items():
+            if "evokd" in s and "static" in s:
+                value, seeds = _paired(s["evokd"], s["static"])
+                if value is None:
+                    continue
+                paper = _paired(s["evokd-paper"], s["static"])[0] if "evokd-paper" in s else None
+                out.append({"id": "evokd_over_static", "student": student, "dataset": name, "target_points": TARGET_POINTS,
+                            "value": value, "seeds": seeds, "evokd_paper_value": paper, "met": value >= TARGET_POINTS,
+                            "what": f"evokd minus static on {name}, {METRIC_NAMES[summary[name][student]['metric']]}"})
+    return out
+
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+               platform.processor() or "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}

@@ -1,0 +1,260 @@
+"""The jobs of a bench: a Cell (one `evokd generate` run: dataset draw x student x strategy) or a
+Ceiling (the student on the whole train split); planning them, telling finished ones, running one
+in this process (run_cell, run_ceiling), and the on-disk cache of MiniLM vectors they share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from evokd import datadir
+from evokd.bench.config import CELL_FILE, POOL_FILE, SCRIPTED, SCRIPTED_NAME, TASK_FILE, BenchConfig, metrics_of
+from evokd.bench.seeds import _relative
+from evokd.errors import EvokdError
+from evokd.io import read_labeled, write_json_atomic
+from evokd.task import TaskSpec, load_task
+
+if TYPE_CHECKING:
+    from evokd.loop import LoopConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: a dataset draw (random seed) x student x strategy."""
+
+    dataset: str
+    seed: int
+    student: str
+    strategy: str
+    task_dir: Path
+    out_dir: Path
+    rounds: int
+    per_round: int
+    teacher: str
+    oracle: bool
+    vectors_dir: Path
+    label_temperature: float = 0.0
+    label_format: str = "plain"
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}-s{self.seed} {self.student} {self.strategy}"
+
+    @property
+    def result_path(self) -> Path:
+        return self.out_dir / CELL_FILE
+
+    def settings(self) -> dict:
+        from evokd.loop import needs_teacher
+        from evokd.strategies import get
+
+        out = {"rounds": self.rounds, "per_round": self.per_round, "teacher": self.teacher, "oracle": self.oracle}
+        if needs_teacher(self.loop_config()):
+            out["label_temperature"] = self.label_temperature
+            if not (self.oracle and get(self.strategy).needs_pool):  # oracle pool cells label nothing
+                out["label_format"] = self.label_format
+        return out
+
+    def loop_config(self) -> LoopConfig:
+        from evokd.loop import LoopConfig
+        from evokd.strategies import get
+
+        pool = get(self.strategy).needs_pool
+        return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
+                          strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
+                          oracle=self.oracle and pool, label_temperature=self.label_temperature,
+                          label_format=self.label_format)
+
+    def command(self) -> str:
+        """The `evokd generate` command that runs this cell by hand."""
+        from evokd.loop import needs_teacher
+
+        config = self.loop_config()
+        args = ["evokd", "generate", _relative(self.task_dir / TASK_FILE), "--strategy", self.strategy]
+        if config.pool:
+            args += ["--pool", _relative(Path(config.pool))] + (["--oracle"] if config.oracle else [])
+        args += ["--rounds", str(self.rounds), "--per-round", str(self.per_round), "--seed", str(self.seed),
+                 "--student", self.student]
+        if needs_teacher(config):
+            args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}",
+                     "--label-format", self.label_format]
+        return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The student trained on a dataset's whole train split, scored on the cells' eval rows."""
+
+    dataset: str
+    student: str
+    data_dir: Path
+    task_dir: Path  # any draw's folder: its eval.jsonl is every cell's
+    result_path: Path
+    vectors_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset} {self.student} ceiling"
+
+
+def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[str, int], Path],
+         work_dir: Path) -> list[Cell | Ceiling]:
+    """Every job of the config, ceilings first (cheap with tfidf; with minilm they cache the split's vectors)."""
+    from evokd.strategies import get
+
+    # MiniLM vectors are keyed by content, so every config under the same parent folder shares them
+    # (the whole sst2 / ag_news train splits take minutes to embed on 2 cores).
+    vectors = work_dir.parent / "vectors"
+    jobs: list[Cell | Ceiling] = []
+    if config.ceiling:
+        for name, entry in zip(tasks, config.datasets):
+            for student in config.students:
+                jobs.append(Ceiling(name, student, entry.data, folders[(name, config.seeds[0])],
+                                    work_dir / "ceiling" / f"{name}-{student}.json", vectors))
+    # Seed-major: every dataset and strategy gets its first draw before any gets its second, so a
+    # bench stopped early (or rendered with --render-only) has comparable cells for each strategy.
+    for seed in config.seeds:
+        for name in tasks:
+            for student in config.students:
+                for strategy in config.strategies:
+                    rounds = config.rounds if get(strategy).adds_samples else 0
+                    jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
+                                     work_dir / "cells" / f"{name}-s{seed}" / student / strategy, rounds,
+                                     config.per_round, config.teacher, config.oracle, vectors,
+                                     config.label_temperature, config.label_format))
+    return jobs
+
+
+def _finished(job: Cell | Ceiling) -> bool:
+    if not job.result_path.is_file():
+        return False
+    if isinstance(job, Cell):
+        found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
+        if "label_temperature" in job.settings():
+            found.setdefault("label_temperature", 0.8)  # cells from before the option labeled at the teacher's 0.8
+        if "label_format" in job.settings():
+            found.setdefault("label_format", "json")  # cells from before the plain labeling question asked in JSON
+        if found != job.settings():
+            changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
+            raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "
+                             f"gives {job.settings()[changed]!r}; use another --work-dir (or config name), or delete it")
+    return True
+
+
+def cached_vectors(vectors_dir: Path, texts: list[str]) -> None:
+    """Put the frozen MiniLM vectors of `texts` in the student's memo, from disk when cached there."""
+    from evokd.students import minilm
+
+    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
+    path = vectors_dir / f"minilm-{len(texts)}-{key}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+    else:
+        vectors = minilm.frozen_vectors(texts)
+        vectors_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        np.save(tmp, vectors)
+        os.replace(tmp, path)
+    minilm._frozen_vectors.update(zip(texts, vectors))  # the memo MiniLMStudent reads
+
+
+def pool_vectors(vectors_dir: Path, texts: list[str]) -> np.ndarray:
+    """The store's MiniLM vectors of a pool (evokd.embed), computed once per pool and shared by its cells."""
+    from evokd.embed import encode
+
+    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
+    path = vectors_dir / f"pool-{len(texts)}-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = encode(texts)
+    vectors_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def _teacher_lm(cell: Cell, task: TaskSpec):
+    if cell.teacher == SCRIPTED:
+        from evokd.teacher.scripted import scripted_lm
+
+        # TEST DOUBLE: answers from the cell's pool of real sentences, with their gold labels.
+        pool = task.read_rows(cell.task_dir / POOL_FILE, unique=False)
+        return scripted_lm(pool, task.label_names, seed=cell.seed)
+    from evokd.teacher.lm import make_lm
+
+    return make_lm(cell.teacher)
+
+
+def run_cell(cell: Cell) -> dict:
+    """Run (or resume) one cell and write its cell.json."""
+    from evokd.loop import EvoKD, needs_teacher
+
+    start = time.perf_counter()
+    config = cell.loop_config()
+    task = load_task(cell.task_dir / TASK_FILE)
+    if cell.student == "minilm":
+        cached_vectors(cell.vectors_dir, [r["text"] for r in task.eval_rows()])
+        if config.pool:
+            cached_vectors(cell.vectors_dir, [r["text"] for r in read_labeled(config.pool, task.label_names)])
+    uses_lm = needs_teacher(config)
+    lm = _teacher_lm(cell, task) if uses_lm else None
+    name = (SCRIPTED_NAME if cell.teacher == SCRIPTED else cell.teacher) if uses_lm else ""
+    rounds = EvoKD(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
+                   pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
+    n_seeds = rounds[0]["train_size"]
+    scores = tuple(f"eval_{k}" for k in sorted(metrics_of(task.kind)))
+    kept = ("round", "train_size", "eval_n", *scores, "n_accepted", "prompt_tokens", "completion_tokens", "n_calls")
+    per_round = [{**{k: r[k] for k in kept}, "added": r["train_size"] - n_seeds, "seconds": r["seconds"]} for r in rounds]
+    result = {
+        "dataset": cell.dataset, "seed": cell.seed, "student": cell.student, "strategy": cell.strategy,
+        "settings": cell.settings(), "test_double": cell.teacher == SCRIPTED and uses_lm, "n_seeds": n_seeds,
+        **{k.removeprefix("eval_"): rounds[-1][k] for k in scores},
+        "tokens": sum((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0) for r in rounds),
+        "calls": sum(r["n_calls"] or 0 for r in rounds), "seconds": sum(r["seconds"] for r in per_round),
+        "wall_s": round(time.perf_counter() - start, 2), "rounds": per_round, "dir": _relative(cell.out_dir),
+        "command": cell.command(),
+    }
+    write_json_atomic(cell.result_path, result)
+    return result
+
+
+def run_ceiling(job: Ceiling) -> dict:
+    """Train the student on the whole train split, score it on the eval rows and write the result."""
+    from evokd.metrics import classification_report, entity_report
+    from evokd.students import fit_student, make_student
+
+    task = load_task(job.task_dir / TASK_FILE)
+    labels = task.label_names
+    target = task.target_key
+    train = task.read_rows(datadir.split_file(job.data_dir, "train") or job.data_dir / "train.jsonl", unique=False)
+    eval_rows = task.eval_rows()
+    texts = [r["text"] for r in train]
+    if job.student == "minilm":
+        cached_vectors(job.vectors_dir, texts)
+        cached_vectors(job.vectors_dir, [r["text"] for r in eval_rows])
+    start = time.perf_counter()
+    student = fit_student(make_student(job.student), texts, [r[target] for r in train], task)
+    gold, pred = [r[target] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows]))
+    if task.is_ner:
+        report = entity_report(gold, pred, labels)
+        scores = {"entity_f1": report["f1"]}
+    else:
+        report = classification_report(gold, pred, labels)
+        scores = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    result = {"dataset": job.dataset, "student": job.student, "n_train": len(train), "eval_n": report["n"], **scores,
+              "seconds": round(time.perf_counter() - start, 2)}
+    write_json_atomic(job.result_path, result)
+    return result
+
+
+def _run_job(job: Cell | Ceiling) -> dict:
+    return run_cell(job) if isinstance(job, Cell) else run_ceiling(job)
