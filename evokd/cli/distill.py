@@ -1,0 +1,143 @@
+"""`evokd distill`, `evokd predict` and `evokd eval`: train, use and score a shipped student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evokd.cli.common import _command_line, friendly_errors
+from evokd.errors import EvokdError
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task's YAML file.")
+@click.option("--student", default=None,
+              help="tfidf, minilm, spacy-textcat (classification), tagger, spacy-ner (NER), or auto: train the "
+                   "candidates for the task kind and keep the best [default: minilm; tagger for NER].")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
+@click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
+              help="Labeled held-out data [default: the task's eval file]. With --student auto, the candidates are "
+                   "compared on it instead of by cross-validation.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Ship a dynamically quantised int8 graph (per-channel), if it keeps accuracy on the eval data.")
+@click.option("--int8-max-loss", default=1.0, show_default=True, type=click.FloatRange(0.0),
+              help="Accuracy points the int8 graph may lose against the float one before distill refuses it.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A student hyper-parameter (repeatable), e.g. --param C=1.0 or --param fine_tune=setfit (minilm).")
+@click.option("--quiet", is_flag=True, help="Print only the metrics JSON.")
+@friendly_errors
+def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_loss, params, quiet):
+    """Train a CPU student on a dataset and ship it as a self-contained folder.
+
+    DATASET is a run directory from `evokd generate` or a JSONL file of {"text", "label"} rows.
+    Writes model.onnx (minilm: + tokenizer.json; spaCy students: pipeline/ and a wheel instead),
+    student.json, labels.json, metrics.json and MODEL_CARD.md into --out.
+
+    The data is taken as users have it: a repeated text is trained on once (where its labels
+    disagree, the majority label wins; on a tie, the label seen first), and a text over 20,000
+    characters is cut at a word boundary (NER: entities past the cut dropped); eval data keeps its
+    repeats. What was merged, resolved or cut is printed ("data" in the JSON summary) and recorded
+    in metrics.json and MODEL_CARD.md.
+
+    \b
+    Example:
+      evokd distill runs/sst2 --task datasets/sst2/task.yaml --out students/sst2
+      evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out runs/sst2-tfidf
+      evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
+      evokd distill runs/trec --task datasets/trec/task.yaml --student auto --out students/trec
+    """
+    import yaml
+
+    from evokd.distill import distill as run_distill
+    from evokd.students import default_student
+    from evokd.task import load_task
+
+    task = load_task(task_file)
+    student = student or default_student(task.kind)
+    overrides = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise EvokdError(f"--param {item!r}: expected NAME=VALUE, e.g. --param C=1.0")
+        try:
+            overrides[name.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            overrides[name.strip()] = value
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"· {msg}", err=True))
+    metrics = run_distill(dataset, task, student, out_dir, eval_path=eval_path, command=_command_line(), progress=say,
+                          params=overrides, quantize=quantize, int8_max_loss=int8_max_loss)
+    summary = {k: metrics[k] for k in ("student", "task", "size_bytes")}
+    summary["train_n"] = metrics["train"]["n"]
+    summary["data"] = {use: d["description"] for use, d in metrics["data"].items()}  # what reading the data changed
+    if "selection" in metrics:
+        summary["candidates"] = {c["student"]: round(c["score"], 4) for c in metrics["selection"]["candidates"]}
+    if "eval" in metrics:
+        summary["eval"] = {k: metrics["eval"][k] for k in ("data", "n", "accuracy", "macro_f1", "precision", "recall", "f1")
+                           if k in metrics["eval"]}
+    if "quantization" in metrics:
+        summary["int8_accuracy_loss_points"] = metrics["quantization"]["accuracy_loss_points"]
+    summary["latency_ms_p50"] = metrics["latency"]["single_sentence_ms_p50"]
+    click.echo(json.dumps(summary))
+    if not quiet:
+        files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(out_dir).iterdir()))
+        click.echo(f"wrote {out_dir}/ ({files})", err=True)
+
+
+# predict / eval ------------------------------------------------------------------------------
+@click.command()
+@click.argument("student_dir", type=click.Path(path_type=Path))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(path_type=Path), default=None,
+              help="JSONL/CSV/Parquet with a 'text' field, or a .txt file with one text per line.")
+@friendly_errors
+def predict(student_dir, texts, input_file):
+    """Predict with a shipped student: one JSON line per input with `label` and `score`.
+
+    Needs onnxruntime and numpy; a minilm student also needs `tokenizers`, spaCy students spaCy.
+
+    \b
+    Example:
+      evokd predict runs/demo-sst2-student "a gorgeous, witty film" "a dull mess"
+      evokd predict runs/demo-sst2-student --input reviews.jsonl > predictions.jsonl
+    """
+    from evokd.io import read_texts
+    from evokd.runtime import StudentLoadError, load_student
+
+    items = list(texts)
+    if input_file is not None:
+        items += read_texts(input_file)
+    if not items:
+        raise EvokdError("no input: give TEXT arguments or --input FILE")
+    try:
+        runtime = load_student(student_dir)
+    except StudentLoadError as exc:
+        raise EvokdError(str(exc)) from None
+    for start in range(0, len(items), 512):
+        chunk = items[start : start + 512]
+        for text, out in zip(chunk, runtime.predict(chunk)):
+            click.echo(json.dumps({"text": text, **out}, ensure_ascii=False))
+
+
+@click.command("eval")
+@click.argument("student_dir", type=click.Path(path_type=Path))
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="Labeled JSONL/CSV/Parquet.")
+@friendly_errors
+def eval_cmd(student_dir, data):
+    """Evaluate a shipped student on labeled data; prints metrics JSON.
+
+    \b
+    Example:
+      evokd eval runs/demo-sst2-student --data datasets/sst2/eval.jsonl
+      evokd eval students/mine --data "$EVOKD_DATA/sst2/test.jsonl"
+    """
+    from evokd.distill import evaluate
+    from evokd.runtime import StudentLoadError
+
+    try:
+        report = evaluate(student_dir, data)
+    except StudentLoadError as exc:
+        raise EvokdError(str(exc)) from None
+    click.echo(json.dumps(report, indent=2))

@@ -1,0 +1,175 @@
+"""`evokd generate` (with its --dry-run estimate) and `evokd strategies`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from evokd.cli.common import friendly_errors
+from evokd.errors import EvokdError
+
+
+@click.command()
+@click.argument("task_file", metavar="TASK.yaml", type=click.Path(path_type=Path))
+@click.option("--teacher", default="local", show_default=True,
+              help="'local' (embedded offline model, extra [local]) or any DSPy model string, e.g. openai/gpt-4o-mini.")
+@click.option("--api-base", default=None, help="Base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1.")
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(0, 1000), help="Total rounds (resume continues up to this).")
+@click.option("--per-round", default=8, show_default=True, type=click.IntRange(1, 10_000), help="Texts generated per round.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory [default: datasets/<task name>/generated].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and rollout ids.")
+@click.option("--student", default=None, help="Student retrained every round [default: minilm; tagger for NER].")
+@click.option("--strategy", default="evokd", show_default=True, metavar="NAME",
+              help="How to spend the budget: evokd, evokd-paper, static, augment, seed-only, evokd-no-{easy,correct,"
+                   "review,separate,warmup}, pool-{random,uncertainty,errors,evokd}; `evokd strategies` describes each.")
+@click.option("--pool", type=click.Path(path_type=Path), default=None,
+              help="Unlabeled in-domain corpus (JSONL/CSV/Parquet with 'text', or .txt; or a folder from `evokd pool "
+                   "embed`, vectors already computed): the nearest unused pool texts replace the teacher's; with the "
+                   "default strategy this means pool-evokd.")
+@click.option("--oracle", is_flag=True, help="Pool strategies: use the pool file's own labels instead of the teacher's "
+                                             "(simulation and benchmarks): 'label' for classification, 'entities' "
+                                             "or 'tokens' + 'tags' for NER.")
+@click.option("--near-dup", default=0.9, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="Cosine similarity at or above which a text is a near-duplicate.")
+@click.option("--easy/--no-easy", default=None, help="Ask for easy texts besides hard ones [default: the strategy's].")
+@click.option("--correct-feedback/--no-correct-feedback", default=None,
+              help="Show the analysis what the student got right [default: the strategy's].")
+@click.option("--review-every", default=None, type=click.IntRange(0, 1000),
+              help="Replay earlier hard mistakes in the feedback every N rounds; 0 turns review off [default: 2].")
+@click.option("--separate-labeling/--no-separate-labeling", default=None,
+              help="Label texts in a separate teacher call [default: the strategy's].")
+@click.option("--label-votes", default=1, show_default=True, type=click.IntRange(1, 5),
+              help="Label each text this many times and keep it only if every vote agrees (guards against a weak teacher).")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
+@click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
+              help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
+                   "teacher); further --label-votes and retries sample at --temperature.")
+@click.option("--label-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True,
+              help="How classification texts are put to the teacher for labeling: plain (a short question answered "
+                   "with a bare label name; a small local teacher labels far better this way) or json (DSPy's "
+                   "JSONAdapter, as the other steps).")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Parallel teacher calls within a step (hosted teachers; the embedded teacher runs one at a time).")
+@click.option("--rpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: requests per minute to the provider.")
+@click.option("--tpm", default=None, type=click.FloatRange(0, min_open=True), help="Rate limit: tokens per minute to the provider.")
+@click.option("--timeout", "timeout_s", default=None, type=click.FloatRange(0, min_open=True),
+              help="Per-call timeout in seconds (hosted teachers).")
+@click.option("--max-retries", default=5, show_default=True, type=click.IntRange(0, 100),
+              help="Retries of a call that failed with 429, 5xx, a timeout or a dropped connection (backoff with jitter).")
+@click.option("--max-tokens", default=None, type=click.IntRange(1), help="Budget: stop once the run has spent this many tokens.")
+@click.option("--max-cost", default=None, type=click.FloatRange(0, min_open=True),
+              help="Budget: stop once the run has spent this many USD (provider price table).")
+@click.option("--max-calls", default=None, type=click.IntRange(1), help="Budget: stop once the run has sent this many calls.")
+@click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,
+              help="Optimised teacher prompts (`evokd optimize --out`, or one shipped in prompts/); each call records "
+                   "the state's digest in the store.")
+@click.option("--dry-run", is_flag=True, help="Print the estimated calls and tokens of the run and exit; calls no teacher.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Progress as JSON lines on stderr and the per-round summary as JSON on stdout.")
+@friendly_errors
+def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
+             easy, correct_feedback,
+             review_every, separate_labeling, label_votes, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
+             max_tokens, max_cost, max_calls, prompts_path, dry_run, quiet, as_json):
+    """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
+
+    Writes DIR/evokd.duckdb (samples, rounds, teacher calls), DIR/dataset.jsonl (accepted rows)
+    and DIR/rounds.jsonl (per-round eval metrics). Re-running on the same DIR resumes after the
+    last committed round.
+
+    A run stopped by a budget (exit code 3), Ctrl-C or a kill keeps every committed round, and
+    the teacher calls of the interrupted round are cached with the run: re-running the same
+    command (with a higher limit) continues without paying for them again.
+
+    \b
+    Example:
+      evokd generate datasets/sst2/task.yaml --rounds 2 --per-round 8 --out runs/sst2
+      evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --out runs/trec \\
+          --concurrency 8 --rpm 500 --max-cost 0.50
+      evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --dry-run
+      evokd generate datasets/trec/task.yaml --strategy pool-errors --pool trec-train.jsonl --oracle --out runs/sim
+      evokd generate datasets/trec/task.yaml --prompts prompts/trec.json --out runs/trec-tuned
+    """
+    from evokd.loop import EvoKD, LoopConfig, needs_teacher
+    from evokd.teacher.gateway import GatewayConfig
+    from evokd.students import STUDENTS
+    from evokd.task import load_task
+    from evokd.teacher.lm import make_lm
+
+    task = load_task(task_file)
+    task.seed_rows()
+    task.eval_rows()
+    if student is not None and student not in STUDENTS:
+        raise EvokdError(f"--student {student!r}: expected one of: {', '.join(STUDENTS)}")
+    out_dir = out_dir or Path("datasets") / task.name / "generated"
+    gateway = GatewayConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, timeout_s=timeout_s, max_retries=max_retries,
+                            max_tokens=max_tokens, max_cost=max_cost, max_calls=max_calls)
+    if pool is not None and not pool.exists():
+        raise EvokdError(f"{pool}: --pool not found; expected a JSONL/CSV/Parquet file with a 'text' column, or a "
+                         "folder written by `evokd pool embed`")
+    try:
+        config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
+                            pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
+                            use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
+                            separate_labeling=separate_labeling, label_votes=label_votes,
+                            label_temperature=label_temperature, label_format=label_format, gateway=gateway,
+                            prompts=str(prompts_path) if prompts_path else None)
+    except ValueError as exc:
+        raise EvokdError(f"--strategy {strategy}: {exc}") from None
+    if prompts_path is not None:
+        from evokd.prompts import load_prompts
+
+        load_prompts(prompts_path, task)  # a bad or mismatched file fails here, before anything runs
+    if dry_run:
+        _print_estimate(task, config, teacher)
+        return
+    # No LLM is loaded (or contacted) for strategies that do not call one: seed-only, pool + --oracle.
+    lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s) if needs_teacher(config) else None
+    from evokd.progress import JsonProgress, RoundProgress
+
+    with (JsonProgress() if as_json else RoundProgress(quiet=quiet)) as progress:
+        loop = EvoKD(task, out_dir, config, teacher_lm=lm, teacher_name=teacher, api_base=api_base, progress=progress)
+        rounds_done = loop.run()
+    if as_json:
+        click.echo(json.dumps(rounds_done, default=str))
+    elif not quiet:
+        from evokd.progress import print_summary
+
+        print_summary(rounds_done, out_dir, loop.data)
+
+
+@click.command("strategies")
+def strategies_cmd():
+    """List the strategies `generate --strategy` and `bench` accept, with what each does.
+
+    \b
+    Example:
+      evokd strategies
+    """
+    from evokd.strategies import STRATEGIES
+
+    width = max(len(name) for name in STRATEGIES)
+    for s in STRATEGIES.values():
+        tags = [t for t, on in (("LLM", s.needs_teacher), ("pool", s.needs_pool)) if on]
+        click.echo(f"{s.name:<{width}}  {s.summary}" + (f"  [{', '.join(tags)}]" if tags else ""))
+
+
+def _print_estimate(task, config, teacher: str) -> None:
+    from evokd.estimate import estimate_run
+    from evokd.teacher.local import MODEL_NAME
+
+    est = estimate_run(task, config, MODEL_NAME if teacher == "local" else teacher)
+    click.echo(f"dry run: {task.name}, {est['rounds']} rounds x {est['per_round']} texts, teacher {teacher}; nothing was sent")
+    for s in est["steps"]:
+        click.echo(f"  {s['step']:<17} {s['calls_per_round']:>4.3g} call(s)/round   ~{s['prompt_tokens']:>6,} prompt tokens"
+                   f"   <= {s['max_completion_tokens']:>5,} completion tokens per call")
+    click.echo(f"  calls: {est['calls']:,} expected, {est['calls_worst_case']:,} at worst (every retry and top-up)")
+    click.echo(f"  tokens: ~{est['prompt_tokens']:,} prompt + <= {est['completion_tokens_max']:,} completion"
+               f" = <= {est['tokens_max']:,}")
+    cost = est["cost_usd_max"]
+    click.echo(f"  cost: <= ${cost:.4f}" if cost is not None else "  cost: unknown (no price for this model)")
+    click.echo(f"  ({est['note']})")
