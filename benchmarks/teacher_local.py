@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import evokd
-from evokd.loop import EvoKD, LoopConfig
+from evokd.loop import LoopConfig, RoundRunner
 from evokd.task import load_task
 from evokd.teacher.local import default_threads, make_local_lm, teacher_info
 from evokd.teacher.module import Teacher
@@ -76,7 +76,7 @@ def one_round(task_file: Path, lm, out: Path) -> dict:
         if event == "step":
             steps.append((info["name"].split(" ")[0], time.perf_counter()))
 
-    loop = EvoKD(task, out, LoopConfig(rounds=1, per_round=8), teacher_lm=lm, teacher_name="local", progress=progress)
+    loop = RoundRunner(task, out, LoopConfig(rounds=1, per_round=8), teacher_lm=lm, teacher_name="local", progress=progress)
     start = time.perf_counter()
     rounds = loop.run()
     total = time.perf_counter() - start
@@ -127,7 +127,7 @@ def main() -> None:
     for name, path in (cases.items() if args.part in ("all", "labeling") else []):
         task = load_task(ROOT / "datasets" / name / "task.yaml")
         rows = sample_rows(path, args.n)
-        demos = EvoKD(task, args.scratch / f"unused-{name}", LoopConfig())._demonstrations()
+        demos = RoundRunner(task, args.scratch / f"unused-{name}", LoopConfig())._demonstrations()
         if args.zero_shot:
             print(f"{name}: zero-shot", file=sys.stderr)
             results["labeling"][f"{name}/zero-shot"] = label_accuracy(task, lm, rows, [], 1)

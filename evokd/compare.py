@@ -21,7 +21,6 @@ from typing import Callable
 
 from evokd.errors import EvokdError, InputError
 from evokd.io import write_json_atomic
-from evokd.metrics import classification_report, entity_report
 
 RESULT_FILE = "compare.json"
 Progress = Callable[..., None]
@@ -32,9 +31,7 @@ def _quiet(*_a, **_k) -> None:
 
 
 def _report(task, gold: list, pred: list) -> dict:
-    if task.is_ner:
-        return entity_report(gold, pred, task.label_names)
-    return classification_report(gold, pred, task.label_names)
+    return task.rules.report(gold, pred, task.label_names)
 
 
 def _fingerprint(teacher_name: str, api_base: str | None, config: dict, demos: list[dict], texts: list[str]) -> str:
@@ -130,7 +127,7 @@ def _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, pr
         labels = [None if r is None else r[0] for r in out]
         seconds, reused = round(time.perf_counter() - started, 1), False
     gold = [rows[i][task.target_key] for i in picked]
-    answered = [lab if lab is not None else ([] if task.is_ner else None) for lab in labels]
+    answered = [lab if lab is not None else task.rules.no_answer for lab in labels]
     report = _report(task, gold, answered)
     return {"teacher": teacher_name, "n": len(picked), "rows": picked, "labels": labels,
             "unanswered": sum(lab is None for lab in labels), "eval": report, "seconds": seconds,

@@ -21,8 +21,9 @@ from pathlib import Path
 from evokd import __version__
 from evokd.errors import EvokdError, InputError
 from evokd.io import ReadReport, write_json_atomic
-from evokd.metrics import classification_report, entity_report
 from evokd.task import TaskSpec, read_data
+from evokd.model_card import model_card
+from evokd.task_kinds import kind_rules
 
 PARITY_LIMIT = 2000
 CV_FOLDS = 5
@@ -47,11 +48,7 @@ def load_dataset(dataset: str | Path, task: TaskSpec) -> tuple[list[dict], ReadR
     rows, report = task.read_data(path, "train")
     if not rows:
         raise InputError(path, "no rows; expected labeled examples")
-    if task.is_ner:
-        if not any(r["entities"] for r in rows):
-            raise InputError(path, "no entities in any row; expected annotated examples", field="entities")
-    elif len({r["label"] for r in rows}) < 2:
-        raise InputError(path, "fewer than two distinct labels; expected examples of at least two labels", field="label")
+    task.rules.check_training_rows(rows, path)
     return rows, report
 
 
@@ -120,12 +117,8 @@ def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec) ->
 
 
 def _score(task: TaskSpec, gold: list, pred: list) -> dict:
-    """The selection metric: macro-F1 (classification) or entity F1 (NER), plus accuracy."""
-    if task.is_ner:
-        spans = [[{k: e[k] for k in ("start", "end", "label")} for e in p] for p in pred]
-        return {"score": entity_report(gold, spans, task.label_names)["f1"]}
-    report = classification_report(gold, pred, task.label_names)
-    return {"score": report["macro_f1"], "accuracy": report["accuracy"]}
+    """The selection metric: macro-F1 (classification, plus accuracy) or entity F1 (NER)."""
+    return task.rules.score(gold, pred, task.label_names)
 
 
 def _folds(task: TaskSpec, targets: list, n_folds: int) -> tuple[list, dict]:
@@ -134,7 +127,8 @@ def _folds(task: TaskSpec, targets: list, n_folds: int) -> tuple[list, dict]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = len(targets)
-    smallest = min(Counter(targets).values()) if not task.is_ner else 0
+    rarest = task.rules.smallest_class(targets)
+    smallest = rarest[1] if rarest else 0
     if smallest >= 2:
         k = min(n_folds, smallest)
         splits = StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(n), targets)
@@ -155,7 +149,7 @@ def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: 
     """
     from evokd.students import fit_student
 
-    metric = "entity_f1" if task.is_ner else "macro_f1"
+    metric = task.rules.selection_metric
     records, fitted = [], {}
     if eval_rows:
         method = {"method": "held-out data", "data": Path(eval_name).name, "n": len(eval_rows)}
@@ -207,7 +201,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     out_dir = Path(out_dir)
     if quantize not in (None, "int8"):
         raise EvokdError(f"--quantize {quantize!r}: expected int8")
-    if quantize and task.is_ner:
+    if quantize and "accuracy" not in task.rules.bench_metrics:
         raise EvokdError("--quantize int8 is implemented for classification students (it checks accuracy against "
                          f"the float graph); task {task.name!r} is ner")
     if student_name == "auto" and params:
@@ -228,7 +222,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     if student is None:
         candidates = _candidates(task, onnx_only=bool(quantize))
         select_on, reason = (eval_rows, "given with --eval") if eval_path else (None, None)
-        rare = None if task.is_ner else min(Counter(targets).items(), key=lambda kv: kv[1])
+        rare = task.rules.smallest_class(targets)
         if select_on is None and rare is not None and rare[1] < 2:
             # a label seen once is never in the training folds when its example is held out:
             # every candidate would score 0 on it, and cross-validation could not tell them apart
@@ -273,8 +267,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             "train": {
                 "n": len(rows),
                 "fit_seconds": round(fit_seconds, 3),
-                "by_label": dict(Counter(e["label"] for r in rows for e in r["entities"])) if task.is_ner
-                else dict(Counter(r["label"] for r in rows)),
+                "by_label": task.rules.count_answers(rows),
                 "by_source": dict(Counter(r.get("source", "unknown") for r in rows)),
                 "by_round": {str(k): v for k, v in sorted(Counter(r.get("round", 0) for r in rows).items())},
                 **({"label_anchors": {"weight": student.anchor_weight, "labels": list(student.anchors_)}}
@@ -316,7 +309,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
 def _requirements(student, task: TaskSpec) -> list[str]:
     if getattr(student, "runtime", "onnxruntime") == "spacy":
         return ["spacy"]
-    extra = ["tokenizers"] if student.input == "token_ids" else ["spacy (tokenizer only)"] if task.is_ner else []
+    extra = ["tokenizers"] if student.input == "token_ids" else ["spacy (tokenizer only)"] if student.input == "tokens" else []
     return ["onnxruntime", "numpy", *extra]
 
 
@@ -325,11 +318,8 @@ def _evaluate_rows(student_dir: Path, task: TaskSpec, eval_rows: list[dict]) -> 
     from evokd.runtime import load_student
 
     out = load_student(student_dir).predict([r["text"] for r in eval_rows])
-    if task.is_ner:
-        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
-        return entity_report([r["entities"] for r in eval_rows], pred, task.label_names), pred
-    pred = [p["label"] for p in out]
-    return classification_report([r["label"] for r in eval_rows], pred, task.label_names), pred
+    pred = task.rules.shipped_answers(out)
+    return task.rules.report([r[task.target_key] for r in eval_rows], pred, task.label_names), pred
 
 
 def _quantize(student_dir: Path, task: TaskSpec, eval_rows: list[dict], eval_name: str, fp32: dict,
@@ -369,154 +359,6 @@ def _quantize(student_dir: Path, task: TaskSpec, eval_rows: list[dict], eval_nam
     return report, int8
 
 
-_RUNTIME_TEXT = {
-    # student runtime / input -> (what it is, how it runs)
-    "spacy-ner": ("A CPU named-entity recogniser (spaCy pipeline, shipped as a folder and an installable wheel)",
-                  "It needs the spaCy runtime, not onnxruntime (`evokd predict DIR TEXT`, or `pip install` the wheel)."),
-    "spacy-classification": ("A CPU text classifier (spaCy `textcat` pipeline, shipped as a folder and an installable wheel)",
-                             "It needs the spaCy runtime, not onnxruntime (`evokd predict DIR TEXT`, or `pip install` "
-                             "the wheel and `spacy.load` the package)."),
-    "ner": ("A CPU named-entity tagger", "It runs with onnxruntime plus spaCy's rule-based English tokenizer "
-            "(`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
-    "token_ids": ("A CPU text classifier (MiniLM encoder + logistic-regression head in one ONNX graph)",
-                  "It runs with onnxruntime and the `tokenizers` package (`tokenizer.json` in this folder), no "
-                  "torch (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
-    "text": ("A CPU text classifier", "It runs with onnxruntime alone (`evokd predict DIR TEXT` or "
-             "`evokd.runtime.load_student(DIR)`)."),
-}
-_REQUIREMENTS_NOTE = {
-    "spacy": "(not onnxruntime): load `pipeline/` with `spacy.load`, or `pip install` the wheel in this folder and "
-             "`spacy.load` the package it installs",
-    "tokenizers": "(no scikit-learn, no torch, no sentence-transformers)",
-}
-
-
-def _runtime_text(task: TaskSpec, m: dict) -> tuple[str, str]:
-    if m.get("runtime") == "spacy":
-        return _RUNTIME_TEXT["spacy-ner" if task.is_ner else "spacy-classification"]
-    if task.is_ner:
-        return _RUNTIME_TEXT["ner"]
-    return _RUNTIME_TEXT["token_ids" if "tokenizers" in m.get("runtime_requirements", []) else "text"]
-
-
-def _data_lines(data: dict) -> list[str]:
-    """The model card's account of what reading the data changed (metrics.json "data")."""
-    lines = []
-    for use, what in (("train", "Training data as read"), ("eval", "Eval data as read")):
-        if use in data:
-            d = data[use]
-            answer = "labels" if d.get("answer", "label") == "label" else "entities"
-            rule = (f" Repeated texts were kept once; where their {answer} disagreed the majority won, a tie going to "
-                    "the one seen first." if d["conflicts_resolved"] else "")
-            lines += [f"{what}: {d['description']}.{rule}", ""]
-    return lines
-
-
-def model_card(task: TaskSpec, m: dict) -> str:
-    train = m["train"]
-    what, how = _runtime_text(task, m)
-    lines = [
-        f"# {task.name} — `{m['student']}` student",
-        "",
-        f"{what} distilled by evokd {m['evokd_version']} for the task below. {how}",
-        "",
-        "## Task",
-        "",
-        task.description.strip(),
-        "",
-        "| entity type | meaning |" if task.is_ner else "| label | meaning |",
-        "|---|---|",
-        *[f"| {lab.name} | {lab.description} |" for lab in task.labels],
-        "",
-        "## Training data",
-        "",
-        f"{train['n']} examples (fit in {train['fit_seconds']} s)."
-        + (f" The head also learned from each label's description in the table above, as one example of that label "
-           f"weighted {train['label_anchors']['weight']:g} (label anchors)." if train.get("label_anchors") else ""),
-        "",
-        *_data_lines(m.get("data") or {}),
-        "| by source | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_source"].items()], "",
-        "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",
-        "| entities by type | n |" if task.is_ner else "| by label | n |", "|---|---|",
-        *[f"| {k} | {v} |" for k, v in train["by_label"].items()], "",
-    ]
-    if "selection" in m:
-        sel = m["selection"]
-        how_scored = (f"{sel['folds']}-fold cross-validation on the training data ({sel['n']} examples, "
-                      f"{'stratified' if sel['stratified'] else 'not stratified: some label has a single example'}, "
-                      "scored on the pooled out-of-fold predictions)" if sel["method"] == "cross-validation" else
-                      f"held-out `{sel['data']}` ({sel['n']} examples; {sel['why']}). The "
-                      "metrics below are measured on the same data, so they flatter the chosen student")
-        metric = "entity F1" if sel["metric"] == "entity_f1" else "macro-F1"
-        lines += ["## Student selection", "",
-                  f"`--student auto` trained every candidate and chose **{sel['chosen']}** by {metric} on {how_scored}.", "",
-                  f"| candidate | {metric} |" + ("" if task.is_ner else " accuracy |") + " seconds |",
-                  "|---|---|---|" + ("" if task.is_ner else "---|"),
-                  *[f"| {c['student']}{' (chosen)' if c['student'] == sel['chosen'] else ''} | {c['score']:.4f} |"
-                    + ("" if task.is_ner else f" {c['accuracy']:.4f} |") + f" {c['seconds']} |" for c in sel["candidates"]],
-                  ""]
-    lines += ["## Metrics", ""]
-    if "eval" in m and task.is_ner:
-        ev = m["eval"]
-        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out sentences) with the shipped model, "
-                  "entity level (exact span and type):", "",
-                  f"- precision: **{ev['precision']:.4f}**, recall: **{ev['recall']:.4f}**, F1: **{ev['f1']:.4f}**", "",
-                  "| type | precision | recall | F1 | support |", "|---|---|---|---|---|",
-                  *[f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-                    for k, v in ev["per_label"].items()], ""]
-    elif "eval" in m:
-        ev = m["eval"]
-        lines += [f"Measured on `{ev['data']}` ({ev['n']} held-out examples) with the shipped model:", "",
-                  f"- accuracy: **{ev['accuracy']:.4f}**", f"- macro-F1: **{ev['macro_f1']:.4f}**", "",
-                  "| label | precision | recall | F1 | support |", "|---|---|---|---|---|",
-                  *[f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-                    for k, v in ev["per_label"].items()], ""]
-    else:
-        lines += ["No held-out data was given (`--eval` or the task's `eval`), so no accuracy is reported.", ""]
-    if "quantization" in m:
-        q = m["quantization"]
-        lines += ["## int8 quantisation", "",
-                  f"The shipped graph is quantised ({q['scheme']}). On `{q['data']}` ({q['n']} examples): accuracy "
-                  f"{q['fp32_accuracy']:.4f} (float) → {q['int8_accuracy']:.4f} (int8), a loss of "
-                  f"{q['accuracy_loss_points']:.2f} points (allowed: {q['max_loss_points']:g}); macro-F1 "
-                  f"{q['fp32_macro_f1']:.4f} → {q['int8_macro_f1']:.4f}; the int8 graph gives the float graph's label on "
-                  f"{q['label_agreement_with_fp32']:.2%} of them. model.onnx: {q['fp32_model_bytes'] / 1e6:.1f} MB → "
-                  f"{q['int8_model_bytes'] / 1e6:.1f} MB.", ""]
-    p, lat = m["parity"], m["latency"]
-    if m.get("runtime") == "spacy":
-        parity_line = (f"- The saved pipeline predicts exactly like the trained one: {p['label_agreement']:.4f} agreement "
-                       f"over {p['n_checked']} texts.")
-    else:
-        parity_line = (f"- ONNX parity with the training framework (float graph): {p['label_agreement']:.4f} label "
-                       f"agreement, max |Δp| = {p['max_abs_diff']:.2e} over {p['n_checked']} texts.")
-    requirements = ", ".join(f"`{r}`" if " " not in r else f"`{r.split(' ', 1)[0]}` {r.split(' ', 1)[1]}"
-                             for r in m.get("runtime_requirements", []))
-    note = next((v for k, v in _REQUIREMENTS_NOTE.items() if k in m.get("runtime_requirements", [])),
-                "(no scikit-learn, no torch)")
-    lines += [
-        "## Export and runtime",
-        "",
-        parity_line,
-        f"- Size on disk: {m['size_bytes'] / 1e6:.2f} MB (this folder).",
-        f"- Latency, one sentence per call, {lat['runtime']} on 1 thread: p50 {lat['single_sentence_ms_p50']:.3f} ms, "
-        f"p95 {lat['single_sentence_ms_p95']:.3f} ms ({lat['n_calls']} calls on the training texts).",
-        f"- Runtime requirements: {requirements} {note}.",
-        "",
-        "## Provenance",
-        "",
-        f"Produced by evokd {m['evokd_version']} with:",
-        "",
-        "```",
-        m["command"] or "(called from Python)",
-        "```",
-        "",
-        "Limitations: trained on LLM-generated and seed data; the teacher's labels can be wrong, and the held-out "
-        "metrics above are the only measured quality.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     """Scores of a shipped student on labeled rows, read as eval data (every row kept, a text over
     MAX_TEXT_CHARS cut); "data_read" says what reading changed."""
@@ -527,15 +369,9 @@ def evaluate(student_dir: str | Path, data: str | Path) -> dict:
     metrics_file = Path(student_dir) / "metrics.json"
     if metrics_file.is_file():  # the task's full label set, which may be wider than what the student saw
         labels = json.loads(metrics_file.read_text(encoding="utf-8")).get("task_labels", labels)
-    ner = runtime.meta.get("kind") == "ner"
-    rows, read = read_data(data, labels, ner=ner, use="eval")
+    rules = kind_rules(runtime.meta.get("kind", "classification"))
+    rows, read = read_data(data, labels, kind=rules.name, use="eval")
     if not rows:
-        raise InputError(data, "no rows; expected annotated examples" if ner else "no rows; expected labeled examples")
-    out = runtime.predict([r["text"] for r in rows])
-    if ner:
-        pred = [[{k: e[k] for k in ("start", "end", "label")} for e in p["entities"]] for p in out]
-        return {"data": str(data), **entity_report([r["entities"] for r in rows], pred, labels),
-                "data_read": read.describe()}
-    pred = [p["label"] for p in out]
-    report = classification_report([r["label"] for r in rows], pred, labels)
+        raise InputError(data, f"no rows; expected {rules.row_format} rows")
+    report = rules.report([r[rules.target_key] for r in rows], rules.shipped_answers(runtime.predict([r["text"] for r in rows])), labels)
     return {"data": str(data), **report, "data_read": read.describe()}

@@ -55,68 +55,75 @@ class StepEstimate:
     max_completion_tokens: int  # per call
 
 
+def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
+    """First-attempt teacher calls by step, one dict per round that adds samples (round 1 first),
+    asked of the same source object the run uses (evokd.loop.sources). Top-ups and retries are not
+    counted (they depend on the answers); the class budget is the even split (the run's follows the
+    student's errors) and every generated text is assumed to reach the labeling step."""
+    from evokd.loop.candidates import labeling_calls
+    from evokd.loop.config import settle
+    from evokd.loop.sources import Context, make_source
+
+    plan = plan or settle(config, task)
+    source = make_source(Context(task, plan, [], None, None, None, lambda *a, **k: None))
+    rounds = []
+    for round_ in range(1, plan.rounds + 1):
+        calls = {"analyze": 1} if plan.analyzes(round_) else {}
+        if source is not None:
+            calls.update(source.plan_calls(round_, source.budget(round_, None)))
+            label = labeling_calls(plan, task.rules, config.per_round)
+            if label:
+                calls["label"] = label
+        rounds.append(calls)
+    return rounds
+
+
 def estimate_run(task: TaskSpec, config, model: str) -> dict:
     """Calls and tokens of `config.rounds` rounds with the task's real prompts (see module doc)."""
-    from evokd.loop import generation_chars
+    from evokd.loop.config import generation_chars, settle
+    from evokd.loop.teacher_setup import seed_demonstrations
+    from evokd.task_kinds import ErrorStats, LabelErrors
     from evokd.teacher.gateway import TeacherGateway, price_per_token
     from evokd.teacher.module import Feedback, Teacher
 
     meter = _PromptMeter(model)
     seeds = task.seed_rows()
-    demos = seeds[: config.demonstrations_per_label * max(1, len(task.labels))]
+    demos = seed_demonstrations(task, seeds, config.demonstrations_per_label)
     teacher = Teacher(task, TeacherGateway(meter), demonstrations=demos, max_attempts=1,
                       max_chars=generation_chars(seeds, config.max_chars))
     target = task.target_key
     batch = seeds[: config.per_round] or seeds
     half = len(batch) // 2
     feedback = Feedback(
-        wrong=[{"text": r["text"], "gold": r[target], "pred": [] if task.is_ner else r[target]} for r in batch[:half]],
+        wrong=[{"text": r["text"], "gold": r[target], "pred": task.rules.no_answer} for r in batch[:half]],
         correct=[{"text": r["text"], "gold": r[target]} for r in batch[half:]],
-        error_stats="\n".join(f"{label}: 1 of 2 wrong" for label in task.label_names),
+        stats=ErrorStats([LabelErrors(label, 1, 2) for label in task.label_names], [], "wrong"),
         score_history=[0.5],
     )
-    n_hard = config.per_round if not config.use_easy else math.ceil(config.per_round / 2)
-    steps = []
-
-    def measure(step: str, calls: int, fn) -> None:
-        before = len(meter.seen)
-        fn()
-        chars, cap = meter.seen[before]
-        steps.append(StepEstimate(step, calls, math.ceil(chars / CHARS_PER_TOKEN), cap))
-
-    strat = config.strat
-    mode = "free" if task.is_ner and strat.generation == "class" else strat.generation
-    rounds = config.rounds if strat.adds_samples else 0
-    k = len(task.label_names)
+    plan = settle(config, task)
+    per_round = planned_calls(task, config, plan)
+    rounds = len(per_round)
     sample = batch[0]["text"] if batch else "an example input"
-    label_calls = config.per_round * (1 if task.is_ner else config.label_votes)
-    labels_by_teacher = config.separate_labeling and not (strat.needs_pool and config.oracle) and mode not in (
-        "static", "paraphrase")
-    warm = 1 if strat.warmup and rounds else 0
-    if strat.analysis and rounds:
-        # calls are per round on average: the warm-up round has no analysis
-        measure("analyze", (rounds - warm) / rounds,
-                lambda: teacher.analyze_weaknesses(1, feedback, use_correct=config.correct_feedback))
-    if mode == "free":
-        if config.separate_labeling:
-            measure("generate", 1, lambda: teacher.generate_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
-        else:
-            labels_by_teacher = False
-            measure("generate_labeled", 1,
-                    lambda: teacher.generate_labeled_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, config.per_round - n_hard))
-    elif mode in ("class", "static"):
-        classes = min(k, config.per_round)
-        per_class = math.ceil(config.per_round / classes)
-        kinds = 2 if mode == "class" and config.use_easy and per_class > 1 else 1
-        calls = classes if mode == "static" else (warm * classes + (rounds - warm) * classes * kinds) / max(rounds, 1)
-        measure("generate", calls, lambda: teacher.generate_for_label(
-            1, _ANALYSIS_STAND_IN, "hard", task.label_names[0], math.ceil(per_class / kinds)))
-    elif mode == "paraphrase":
-        measure("paraphrase", math.ceil(config.per_round / 2), lambda: teacher.paraphrase_text(
-            1, sample, batch[0]["label"] if batch else task.label_names[0], 2))
-    if labels_by_teacher:
-        label = (lambda: teacher.label_entities(1, sample)) if task.is_ner else (lambda: teacher.label_text(1, sample))
-        measure("label", label_calls, label)
+    label = batch[0].get("label") if batch else None
+    n = config.per_round
+    n_hard = n if not config.use_easy else math.ceil(n / 2)
+    per_class = math.ceil(n / min(len(task.label_names), n))
+    per_call = math.ceil(per_class / (2 if plan.mode == "class" and config.use_easy and per_class > 1 else 1))
+    samples = {  # one call of each step, measured on the meter
+        "analyze": lambda: teacher.analyze_weaknesses(1, feedback, use_correct=config.correct_feedback),
+        "generate": (lambda: teacher.generate_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, n - n_hard)) if plan.mode == "free"
+                    else (lambda: teacher.generate_for_label(1, _ANALYSIS_STAND_IN, "hard", task.label_names[0], per_call)),
+        "generate_labeled": lambda: teacher.generate_labeled_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, n - n_hard),
+        "paraphrase": lambda: teacher.paraphrase_text(1, sample, label or task.label_names[0], 2),
+        "label": lambda: teacher.label_one(1, sample),
+    }
+    steps = []
+    for step in dict.fromkeys(s for r in per_round for s in r):
+        before = len(meter.seen)
+        samples[step]()
+        chars, cap = meter.seen[before]
+        calls = sum(r.get(step, 0) for r in per_round) / max(rounds, 1)
+        steps.append(StepEstimate(step, calls, math.ceil(chars / CHARS_PER_TOKEN), cap))
     calls = math.ceil(sum(s.calls_per_round for s in steps) * rounds)
     prompt = math.ceil(sum(s.calls_per_round * s.prompt_tokens for s in steps) * rounds)
     completion = math.ceil(sum(s.calls_per_round * s.max_completion_tokens for s in steps) * rounds)
@@ -127,7 +134,7 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
     cost = None if prices is None else prompt * prices[0] + completion * prices[1]
     return {
         "model": model, "rounds": rounds, "per_round": config.per_round,
-        "steps": [s.__dict__ for s in steps],
+        "steps": [s.__dict__ for s in steps], "calls_by_round": per_round,
         "calls": calls, "calls_worst_case": worst_calls,
         "prompt_tokens": prompt, "completion_tokens_max": completion, "tokens_max": prompt + completion,
         "cost_usd_max": cost,

@@ -86,3 +86,19 @@ def entity_report(gold: list[list[dict]], pred: list[list[dict]], labels: list[s
         "correct": t_all,
         "per_label": per_label,
     }
+
+
+def _span_key(spans) -> set[tuple[int, int, str]]:
+    return {(int(s["start"]), int(s["end"]), str(s["label"])) for s in spans or []}
+
+
+def entity_f1(gold: list[dict], pred: list[dict]) -> float:
+    """Entity-level F1 of one sentence (exact span and type); 1.0 when both are empty."""
+    g, p = _span_key(gold), _span_key(pred)
+    if not g and not p:
+        return 1.0
+    tp = len(g & p)
+    if tp == 0:
+        return 0.0
+    precision, recall = tp / len(p), tp / len(g)
+    return 2 * precision * recall / (precision + recall)

@@ -37,7 +37,7 @@ class _BarProgress:
 
 
 class RoundProgress(_BarProgress):
-    """A callable progress sink for `EvoKD(progress=...)`: a bar over rounds plus the current step."""
+    """A callable progress sink for `RoundRunner(progress=...)`: a bar over rounds plus the current step."""
 
     first_description = "round 0"
 

@@ -12,39 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evokd.errors import EvokdError, InputError
+from evokd.run_dir import STORE_NAME, open_run
+from evokd.task_kinds import kind_rules
 
 if TYPE_CHECKING:
     from evokd.store import Store
 
-STORE_NAME = "evokd.duckdb"  # the name `evokd generate` gives a run's store (evokd.loop.STORE_NAME)
 _SKIP_DIRS = {"node_modules", "__pycache__", "site-packages"}
-
-
-def store_path(run_dir: str | Path) -> Path:
-    """DIR/evokd.duckdb of a run directory (a path to the .duckdb file itself is accepted too)."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file() and run_dir.suffix == ".duckdb":
-        return run_dir
-    if not run_dir.exists():
-        raise InputError(run_dir, "not found; expected a run directory written by `evokd generate`")
-    if not run_dir.is_dir():
-        raise InputError(run_dir, f"is a file; expected a run directory holding {STORE_NAME}")
-    path = run_dir / STORE_NAME
-    if not path.is_file():
-        raise InputError(path, "not found; expected a run directory written by `evokd generate`")
-    return path
-
-
-def open_run(run_dir: str | Path) -> Store:
-    """The run's store, read-only."""
-    from evokd.store import Store
-
-    return Store.open_read_only(store_path(run_dir))
 
 
 def metric_of(kind: str) -> tuple[str, str]:
     """(rounds column, display name) of a task kind's headline eval metric."""
-    return ("eval_entity_f1", "entity F1") if kind == "ner" else ("eval_accuracy", "accuracy")
+    return kind_rules(kind).headline
 
 
 def summarize(store: Store, run_dir: str | Path) -> dict:

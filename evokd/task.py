@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evokd import datadir
 from evokd.errors import InputError
-from evokd.io import ReadReport, count_repeats, iter_labeled, merge_repeats, read_labeled
+from evokd.io import ReadReport, count_repeats, merge_repeats
+from evokd.task_kinds import TaskKind, kind_rules
 
 
 class Label(BaseModel):
@@ -57,8 +58,9 @@ class TaskSpec(BaseModel):
         return [label.name for label in self.labels]
 
     @property
-    def is_ner(self) -> bool:
-        return self.kind == "ner"
+    def rules(self) -> TaskKind:
+        """What differs between task kinds (evokd.task_kinds): reading rows, answers, metrics, default student."""
+        return kind_rules(self.kind)
 
     @property
     def label_texts(self) -> dict[str, str]:
@@ -69,24 +71,13 @@ class TaskSpec(BaseModel):
     @property
     def target_key(self) -> str:
         """The field of a labeled row that holds its answer: "entities" (NER) or "label"."""
-        return "entities" if self.is_ner else "label"
+        return self.rules.target_key
 
     def read_rows(self, path, *, unique: bool = True) -> list[dict]:
         """Labeled rows of this task's kind, {"text", "label"} or {"text", "entities"}, read strictly
         (seeds, and tools that need the rows as written): every row checked, none dropped or changed;
         a text over MAX_TEXT_CHARS is refused, and so, with `unique`, is a repeated text."""
-        if self.is_ner:
-            from evokd.ner import read_ner_rows
-
-            rows = read_ner_rows(path, self.label_names)
-            if unique:
-                seen: dict[str, int] = {}
-                for i, row in enumerate(rows, start=1):
-                    if row["text"] in seen:
-                        raise InputError(path, f"duplicates row {seen[row['text']]}; expected unique texts", line=i, field="text")
-                    seen[row["text"]] = i
-            return rows
-        return read_labeled(path, self.label_names, unique=unique)
+        return self.rules.read_rows(path, self.label_names, unique=unique)
 
     def read_data(self, path, use: Literal["train", "eval", "pool"]) -> tuple[list[dict], ReadReport]:
         """Labeled rows of this task's kind as users have them, and the report of what reading changed.
@@ -96,20 +87,14 @@ class TaskSpec(BaseModel):
         repeated text is kept once (evokd.io.merge_repeats: the majority label, or entities, wins; on
         a tie the one seen first). "eval" and "pool" (a NER --oracle pool) keep every row, repeats
         counted: an eval set may repeat a text, and a run's duplicate filter takes a pool text once."""
-        return read_data(path, self.label_names, ner=self.is_ner, use=use)
+        return read_data(path, self.label_names, kind=self.kind, use=use)
 
     def seed_rows(self) -> list[dict]:
         """The seeds, read strictly (`read_rows`): a repeated or over-long text is refused."""
         rows = self.read_rows(self.seeds)
         if not rows:
             raise InputError(self.seeds, "no rows; expected at least one labeled seed example")
-        if self.is_ner:
-            if not any(row["entities"] for row in rows):
-                raise InputError(self.seeds, "no entities in any seed; expected at least one annotated entity", field="entities")
-            return rows
-        found = {row["label"] for row in rows}
-        if len(found) < 2:
-            raise InputError(self.seeds, f"only label(s) {sorted(found)} present; expected seeds for at least two labels", field="label")
+        self.rules.check_seeds(rows, self.seeds)
         return rows
 
     def eval_data(self) -> tuple[list[dict] | None, ReadReport | None]:
@@ -164,18 +149,14 @@ def _format_error(err: dict, fields: tuple[str, ...] = _TASK_FIELDS) -> tuple[st
     return field, msg.replace("Value error, ", "")
 
 
-def read_data(path, labels, *, ner: bool, use: Literal["train", "eval", "pool"]) -> tuple[list[dict], ReadReport]:
-    """`TaskSpec.read_data` for callers that know only the labels (a shipped student's `evokd eval`)."""
+def read_data(path, labels, *, kind: str, use: Literal["train", "eval", "pool"]) -> tuple[list[dict], ReadReport]:
+    """`TaskSpec.read_data` for callers that know only the kind and labels (a shipped student's `evokd eval`)."""
     if use not in ("train", "eval", "pool"):
         raise ValueError(f"use={use!r}: expected 'train', 'eval' or 'pool'")
-    key = "entities" if ner else "label"
+    rules = kind_rules(kind)
+    key = rules.target_key
     report = ReadReport(Path(path).name, answer=key)
-    if ner:
-        from evokd.ner import iter_ner_rows
-
-        numbered = list(iter_ner_rows(path, labels, cut_into=report))
-    else:
-        numbered = list(iter_labeled(path, labels, cut_into=report))
+    numbered = list(rules.iter_rows(path, labels, cut_into=report))
     if use == "train":
         return [row for _, row in merge_repeats(numbered, key, report)], report
     count_repeats((row["text"] for _, row in numbered), report)

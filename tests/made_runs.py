@@ -70,7 +70,7 @@ def made_run(tmp_path_factory, name: str) -> Path:
     7th teacher call fails and is retried, two label votes) or 'ner' (1 round x 6, one hallucinated mention per label call)."""
     if name in _made:
         return _made[name]
-    from evokd.loop import EvoKD, LoopConfig
+    from evokd.loop import LoopConfig, RoundRunner
     from evokd.task import load_task
 
     folder = tmp_path_factory.mktemp(f"run-{name}")
@@ -85,6 +85,6 @@ def made_run(tmp_path_factory, name: str) -> Path:
     else:
         raise ValueError(name)
     out = folder / "run"
-    EvoKD(task, out, config, teacher_lm=lm, teacher_name="scripted-test-double").run()
+    RoundRunner(task, out, config, teacher_lm=lm, teacher_name="scripted-test-double").run()
     _made[name] = out
     return out

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import DATA, ROOT, data_rows, write_jsonl
 from evokd import bench
 from evokd.cli import main
-from evokd.loop import EvoKD
+from evokd.loop import RoundRunner
 from evokd.task import load_task
 
 SMOKE = ROOT / "benchmarks" / "configs" / "smoke.yaml"
@@ -69,14 +69,14 @@ def test_smoke_writes_tables_json_and_curves(smoke):
 
 def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, monkeypatch):
     results, work = tmp_path / "results", tmp_path / "work"
-    real_round = EvoKD._round
+    real_round = RoundRunner._round
 
     def killed_in_round_2(self, store, teacher, student, round_):
         if self.config.strategy == "pool-random" and round_ == 2:
             raise KeyboardInterrupt
         return real_round(self, store, teacher, student, round_)
 
-    monkeypatch.setattr(EvoKD, "_round", killed_in_round_2)
+    monkeypatch.setattr(RoundRunner, "_round", killed_in_round_2)
     result = invoke(SMOKE, "--data-dir", DATA, "--results-dir", results, "--work-dir", work, "--quiet")
     assert result.exit_code == 130 and "re-run the same command to resume" in result.stderr
     cells = work / "cells" / "trec-s1" / "tfidf"
@@ -291,7 +291,7 @@ def test_ner_bench_scores_entity_f1_with_oracle_spans(ner_bench):
     # the task folder: seeds hold each type, the pool keeps gold spans, nothing overlaps the eval rows
     task = load_task(work / "tasks" / "wnut17-s1" / "task.yaml")
     seeds = task.seed_rows()
-    assert task.is_ner and len(task.eval_rows()) == 60
+    assert task.kind == "ner" and len(task.eval_rows()) == 60
     for etype in ("person", "location", "corporation", "product", "creative-work", "group"):
         assert any(e["label"] == etype for r in seeds for e in r["entities"]), etype
     assert all(len(r["text"].split()) >= 8 for r in seeds)

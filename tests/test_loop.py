@@ -7,7 +7,7 @@ import json
 import duckdb
 import pytest
 
-from evokd.loop import EvoKD, LoopConfig
+from evokd.loop import LoopConfig, RoundRunner
 from evokd.task import load_task
 from evokd.teacher.scripted import scripted_lm
 
@@ -17,7 +17,7 @@ def run(task_path, out, pool, rounds=2, per_round=8, progress=None, **cfg):
     lm = scripted_lm(pool, task.label_names, seed=1, **cfg.pop("engine", {}))
     cfg.setdefault("strategy", "evokd-paper")
     cfg.setdefault("student", "tfidf")  # the module's subject is the loop; minilm is the default elsewhere
-    loop = EvoKD(task, out, LoopConfig(rounds=rounds, per_round=per_round, **cfg), teacher_lm=lm,
+    loop = RoundRunner(task, out, LoopConfig(rounds=rounds, per_round=per_round, **cfg), teacher_lm=lm,
                  teacher_name="scripted", progress=progress or (lambda *a, **k: None))
     return loop.run(), lm
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from evokd.cli import main
-from evokd.loop import EvoKD, LoopConfig
+from evokd.loop import LoopConfig, RoundRunner
 from evokd.ner import tokens_to_example
 from evokd.task import load_task
 from evokd.teacher.scripted import scripted_lm
@@ -37,7 +37,7 @@ def test_ner_loop_stores_exact_spans_and_entity_f1(ner_task, ner_pool, tmp_path)
     task = load_task(ner_task)
     lm = scripted_lm(ner_pool, TYPES, seed=2, extra_mention="Atlantis")
     out = tmp_path / "run"
-    rounds = EvoKD(task, out, LoopConfig(rounds=2, per_round=8), teacher_lm=lm, teacher_name="scripted").run()
+    rounds = RoundRunner(task, out, LoopConfig(rounds=2, per_round=8), teacher_lm=lm, teacher_name="scripted").run()
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert all(r["eval_entity_f1"] is not None and r["eval_accuracy"] is None for r in rounds)
     rows = [json.loads(x) for x in (out / "dataset.jsonl").read_text().splitlines()]
@@ -112,7 +112,7 @@ def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_p
     pool.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in ner_pool[:200]))
     out = tmp_path / "run"
     config = LoopConfig(rounds=2, per_round=6, strategy="pool-errors", pool=str(pool))
-    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=4),
+    rounds = RoundRunner(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=4),
                    teacher_name="scripted").run()
     assert [r["round"] for r in rounds] == [0, 1, 2]
     con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
@@ -140,7 +140,7 @@ def test_ner_pool_oracle_takes_the_pool_files_gold_spans(ner_task, tmp_path):
     pool, gold = oracle_pool(tmp_path, lambda i, r: any(t != "O" for t in r["tags"]))
     out = tmp_path / "run"
     config = LoopConfig(rounds=2, per_round=5, strategy="pool-random", pool=str(pool), oracle=True)
-    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=None, teacher_name="").run()
+    rounds = RoundRunner(load_task(ner_task), out, config, teacher_lm=None, teacher_name="").run()
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["eval_entity_f1"] is not None
     con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
     rows = con.execute("SELECT text, entities, labeler, source FROM samples WHERE round > 0 AND status = 'accepted'").fetchall()
@@ -159,7 +159,7 @@ def test_ner_pool_evokd_swaps_the_teachers_sentences_for_gold_pool_sentences(ner
     pool, gold = oracle_pool(tmp_path, lambda i, r: i >= 1000)
     out = tmp_path / "run"
     config = LoopConfig(rounds=2, per_round=6, strategy="pool-evokd", pool=str(pool), oracle=True)
-    rounds = EvoKD(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=5),
+    rounds = RoundRunner(load_task(ner_task), out, config, teacher_lm=scripted_lm(ner_pool, TYPES, seed=5),
                    teacher_name="scripted").run()
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["eval_entity_f1"] is not None
     con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
@@ -198,7 +198,7 @@ def test_ner_pool_uncertainty_takes_the_sentences_the_tagger_is_least_sure_of(ne
     taken = {}
     for strategy in ("pool-random", "pool-uncertainty"):
         out = tmp_path / strategy
-        EvoKD(task, out, LoopConfig(rounds=1, per_round=8, strategy=strategy, pool=str(pool), oracle=True),
+        RoundRunner(task, out, LoopConfig(rounds=1, per_round=8, strategy=strategy, pool=str(pool), oracle=True),
               teacher_lm=None, teacher_name="").run()
         taken[strategy] = [json.loads(line)["text"] for line in (out / "dataset.jsonl").open() if '"pool"' in line]
     seeds = task.seed_rows()

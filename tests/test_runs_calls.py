@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from evokd.cli import main
-from evokd.loop import STORE_NAME
+from evokd.run_dir import STORE_NAME
 from evokd.runs import STORE_NAME as RUNS_STORE_NAME
 from evokd.store import _MIGRATIONS, SCHEMA_VERSION
 from made_runs import made_run

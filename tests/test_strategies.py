@@ -8,7 +8,11 @@ from click.testing import CliRunner
 
 from conftest import read_jsonl, write_jsonl
 from evokd.cli import main
-from evokd.loop import EvoKD, LoopConfig, needs_teacher
+from evokd.loop import LoopConfig, RoundRunner, needs_teacher
+from evokd.loop.sources import Context
+from evokd.loop.sources import pool as pool_sources
+from evokd.loop.sources.class_conditioned import ClassSource, class_budget
+from evokd.loop.state import RunState
 from evokd.strategies import STRATEGIES
 from evokd.task import load_task
 from evokd.teacher.scripted import scripted_lm
@@ -18,7 +22,7 @@ def run(task_path, out, pool_rows, strategy, *, rounds=2, per_round=8, noise=0.0
     task = load_task(task_path)
     lm = scripted_lm(pool_rows, task.label_names, seed=1, label_noise=noise) if teacher else None
     config = LoopConfig(rounds=rounds, per_round=per_round, strategy=strategy, **cfg)
-    return EvoKD(task, out, config, teacher_lm=lm, teacher_name="scripted").run()
+    return RoundRunner(task, out, config, teacher_lm=lm, teacher_name="scripted").run()
 
 
 def query(out, sql):
@@ -70,19 +74,20 @@ def test_default_evokd_warmup_then_class_conditioned_with_agreement(sst2_task, s
 
 def test_class_budget_follows_student_errors_with_a_floor(sst2_task, sst2_pool, tmp_path):
     task = load_task(sst2_task)
-    loop = EvoKD(task, tmp_path / "r", LoopConfig(per_round=8), teacher_lm=None)
+    loop = RoundRunner(task, tmp_path / "r", LoopConfig(per_round=8), teacher_lm=None)
 
-    class FakeStore:  # a store whose latest batch has 5/6 negative wrong, 0/6 positive wrong
-        def samples(self):
-            rows = [{"round": 1, "label": "negative", "student_pred": "positive"}] * 5
-            rows += [{"round": 1, "label": "negative", "student_pred": "negative"}]
-            rows += [{"round": 1, "label": "positive", "student_pred": "positive"}] * 6
-            return rows
-
-    budget = loop._class_budget(FakeStore(), 2, even=False)
+    # a latest batch with 5/6 negative wrong, 0/6 positive wrong
+    rows = [{"round": 1, "label": "negative", "student_pred": "positive"}] * 5
+    rows += [{"round": 1, "label": "negative", "student_pred": "negative"}]
+    rows += [{"round": 1, "label": "positive", "student_pred": "positive"}] * 6
+    labels = loop.labels
+    budget = class_budget(labels, 8, 2, rows)
     assert sum(budget.values()) == 8 and budget["positive"] >= 1 and budget["negative"] > budget["positive"]
-    even = loop._class_budget(FakeStore(), 2, even=True)
+    even = class_budget(labels, 8, 2, None)
     assert even == {"negative": 4, "positive": 4}
+    # the class source asks for the weighted split from round 2 on, the even one in its warm-up round
+    source = ClassSource(Context(task, loop.plan, [], None, None, None, lambda *a, **k: None))
+    assert source.budget(2, RunState(accepted=rows)) == budget and source.budget(1, RunState(accepted=rows)) == even
 
 
 def test_static_labels_by_intent_without_feedback(sst2_task, sst2_pool, tmp_path):
@@ -117,7 +122,7 @@ def test_which_strategies_call_the_teacher():
 def test_seed_only_runs_no_rounds_and_needs_no_teacher(sst2_task, tmp_path):
     config = LoopConfig(rounds=4, strategy="seed-only")
     assert not needs_teacher(config)
-    rounds = EvoKD(load_task(sst2_task), tmp_path / "run", config, teacher_lm=None).run()
+    rounds = RoundRunner(load_task(sst2_task), tmp_path / "run", config, teacher_lm=None).run()
     assert [r["round"] for r in rounds] == [0]
 
 
@@ -126,7 +131,7 @@ def test_pool_strategies_with_oracle_need_no_llm(sst2_task, pool_file, tmp_path,
     out = tmp_path / strategy
     config = LoopConfig(rounds=2, per_round=8, strategy=strategy, pool=str(pool_file), oracle=True)
     assert not needs_teacher(config)
-    rounds = EvoKD(load_task(sst2_task), out, config, teacher_lm=None).run()
+    rounds = RoundRunner(load_task(sst2_task), out, config, teacher_lm=None).run()
     assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
     gold = {r["text"]: r["label"] for r in read_jsonl(pool_file)}
     rows = query(out, "SELECT text, label, labeler, source FROM samples WHERE round > 0 AND status = 'accepted'")
@@ -139,18 +144,18 @@ def test_pool_strategies_with_oracle_need_no_llm(sst2_task, pool_file, tmp_path,
 
 def test_pool_errors_on_a_pool_larger_than_its_sample(sst2_task, pool_file, tmp_path, monkeypatch):
     """Above POOL_ERRORS_SAMPLE free rows, the regions are found in a random sample of them."""
-    monkeypatch.setattr(EvoKD, "POOL_ERRORS_SAMPLE", 60)
+    monkeypatch.setattr(pool_sources, "POOL_ERRORS_SAMPLE", 60)
     seen = []
-    real = EvoKD._pool_errors_rank
+    real = pool_sources.PoolRankSource.errors_rank
 
-    def spy(self, store, feedback, round_, taken):
-        ranked = real(self, store, feedback, round_, taken)
-        seen.append((len(ranked), len(set(ranked)), store.pool_size()))
+    def spy(self, rnd):
+        ranked = real(self, rnd)
+        seen.append((len(ranked), len(set(ranked)), self.ctx.store.pool_size()))
         return ranked
 
-    monkeypatch.setattr(EvoKD, "_pool_errors_rank", spy)
+    monkeypatch.setattr(pool_sources.PoolRankSource, "errors_rank", spy)
     out = tmp_path / "run"
-    rounds = EvoKD(load_task(sst2_task), out, LoopConfig(rounds=2, per_round=8, strategy="pool-errors",
+    rounds = RoundRunner(load_task(sst2_task), out, LoopConfig(rounds=2, per_round=8, strategy="pool-errors",
                                                          pool=str(pool_file), oracle=True)).run()
     assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
     # every free row is still ranked (the sample's picks first, the rest after), each once
@@ -161,7 +166,7 @@ def test_pool_uncertainty_takes_less_confident_texts_than_random(sst2_task, pool
     scores = {}
     for strategy in ("pool-random", "pool-uncertainty"):
         out = tmp_path / strategy
-        EvoKD(load_task(sst2_task), out, LoopConfig(rounds=1, per_round=16, strategy=strategy, pool=str(pool_file),
+        RoundRunner(load_task(sst2_task), out, LoopConfig(rounds=1, per_round=16, strategy=strategy, pool=str(pool_file),
                                                      oracle=True), teacher_lm=None).run()
         scores[strategy] = query(out, "SELECT avg(student_score) FROM samples WHERE round = 1 AND status = 'accepted'")[0][0]
     assert scores["pool-uncertainty"] < scores["pool-random"]
@@ -190,8 +195,8 @@ def test_pool_without_oracle_is_labeled_by_the_teacher(sst2_task, sst2_pool, tmp
 def test_pool_resume_does_not_retake_used_texts(sst2_task, pool_file, tmp_path):
     out = tmp_path / "run"
     task = load_task(sst2_task)
-    EvoKD(task, out, LoopConfig(rounds=1, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
-    EvoKD(task, out, LoopConfig(rounds=3, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
+    RoundRunner(task, out, LoopConfig(rounds=1, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
+    RoundRunner(task, out, LoopConfig(rounds=3, per_round=8, strategy="pool-random", pool=str(pool_file), oracle=True)).run()
     texts = [t for (t,) in query(out, "SELECT text FROM samples WHERE source = 'pool'")]
     assert len(texts) == 24 and len(set(texts)) == 24
     assert query(out, "SELECT count(*) FROM pool") == [(400,)]  # loaded once

@@ -164,7 +164,7 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
             raise InputError(path, f"student {misfit[0]!r} cannot learn {task.name}, a {task.kind} task; expected "
                                    f"students that fit every dataset ({task.kind}: {', '.join(CANDIDATES[task.kind])})",
                              field="students")
-        rows = ('{"tokens", "tags"} or {"text", "entities"}' if task.is_ner else '{"text", "label"}')
+        rows = task.rules.row_format
         for split in ("train", "test"):
             if datadir.split_file(entry.data, split) is None:
                 raise InputError(path, f"{entry.data} has no {split}.jsonl; expected a folder with train.jsonl and "

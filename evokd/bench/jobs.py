@@ -196,7 +196,7 @@ def _teacher_lm(cell: Cell, task: TaskSpec):
 
 def run_cell(cell: Cell) -> dict:
     """Run (or resume) one cell and write its cell.json."""
-    from evokd.loop import EvoKD, needs_teacher
+    from evokd.loop import RoundRunner, needs_teacher
 
     start = time.perf_counter()
     config = cell.loop_config()
@@ -208,7 +208,7 @@ def run_cell(cell: Cell) -> dict:
     uses_lm = needs_teacher(config)
     lm = _teacher_lm(cell, task) if uses_lm else None
     name = (SCRIPTED_NAME if cell.teacher == SCRIPTED else cell.teacher) if uses_lm else ""
-    rounds = EvoKD(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
+    rounds = RoundRunner(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
                    pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
     n_seeds = rounds[0]["train_size"]
     scores = tuple(f"eval_{k}" for k in sorted(metrics_of(task.kind)))
@@ -229,7 +229,6 @@ def run_cell(cell: Cell) -> dict:
 
 def run_ceiling(job: Ceiling) -> dict:
     """Train the student on the whole train split, score it on the eval rows and write the result."""
-    from evokd.metrics import classification_report, entity_report
     from evokd.students import fit_student, make_student
 
     task = load_task(job.task_dir / TASK_FILE)
@@ -244,12 +243,8 @@ def run_ceiling(job: Ceiling) -> dict:
     start = time.perf_counter()
     student = fit_student(make_student(job.student), texts, [r[target] for r in train], task)
     gold, pred = [r[target] for r in eval_rows], list(student.predict([r["text"] for r in eval_rows]))
-    if task.is_ner:
-        report = entity_report(gold, pred, labels)
-        scores = {"entity_f1": report["f1"]}
-    else:
-        report = classification_report(gold, pred, labels)
-        scores = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+    report = task.rules.report(gold, pred, labels)
+    scores = task.rules.scores(report)
     result = {"dataset": job.dataset, "student": job.student, "n_train": len(train), "eval_n": report["n"], **scores,
               "seconds": round(time.perf_counter() - start, 2)}
     write_json_atomic(job.result_path, result)

@@ -58,6 +58,9 @@ def draw_ner_seeds(train: list[dict], types: list[str], per_type: int, seed: int
     return out
 
 
+SEED_DRAWS = {"classification": draw_seeds, "ner": draw_ner_seeds}  # task kind -> how its seeds are drawn
+
+
 def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> dict[tuple[str, int], Path]:
     """Write the task folder of every (dataset, seed) that lacks one; (dataset, seed) -> folder."""
     out: dict[tuple[str, int], Path] = {}
@@ -72,7 +75,7 @@ def prepare(config: BenchConfig, tasks: dict[str, TaskSpec], work_dir: Path) -> 
             train = task.read_rows(entry.split("train"), unique=False)
             test = task.read_rows(entry.split("test"), unique=False)
             eval_rows = random.Random(EVAL_SAMPLE_SEED).sample(test, min(config.eval_n, len(test)))
-            draw = draw_ner_seeds if task.is_ner else draw_seeds
+            draw = SEED_DRAWS[task.kind]
             for seed in todo:
                 try:
                     seeds = draw(train, labels, entry.shots, seed)

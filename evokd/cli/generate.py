@@ -94,7 +94,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
       evokd generate datasets/trec/task.yaml --strategy pool-errors --pool trec-train.jsonl --oracle --out runs/sim
       evokd generate datasets/trec/task.yaml --prompts prompts/trec.json --out runs/trec-tuned
     """
-    from evokd.loop import EvoKD, LoopConfig, needs_teacher
+    from evokd.loop import LoopConfig, RoundRunner, needs_teacher
     from evokd.teacher.gateway import GatewayConfig
     from evokd.students import STUDENTS
     from evokd.task import load_task
@@ -132,7 +132,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     from evokd.progress import JsonProgress, RoundProgress
 
     with (JsonProgress() if as_json else RoundProgress(quiet=quiet)) as progress:
-        loop = EvoKD(task, out_dir, config, teacher_lm=lm, teacher_name=teacher, api_base=api_base, progress=progress)
+        loop = RoundRunner(task, out_dir, config, teacher_lm=lm, teacher_name=teacher, api_base=api_base, progress=progress)
         rounds_done = loop.run()
     if as_json:
         click.echo(json.dumps(rounds_done, default=str))

@@ -29,7 +29,8 @@ from evokd.optimize.data import interleave_by_label, label_examples, split_data
 from evokd.optimize.optimization import NO_ANALYSIS, Optimization, StepResult
 from evokd.optimize.programs import (AnalyzeProgram, GenerateProgram, LabelProgram, balance_label_demos,
                                      compact_demos)
-from evokd.optimize.scoring import LabelMetric, YieldMetric, entity_f1
+from evokd.metrics import entity_f1
+from evokd.optimize.scoring import LabelMetric, YieldMetric
 
 __all__ = ["NO_ANALYSIS", "OPTIMIZERS", "AnalyzeProgram", "GenerateProgram", "LabelMetric", "LabelProgram",
            "Optimization", "OptimizeConfig", "StepResult", "YieldMetric", "balance_label_demos", "compact_demos",

@@ -7,6 +7,7 @@ import random
 import dspy
 
 from evokd.task import TaskSpec
+from evokd.teacher.answers import ANSWERS
 
 
 def interleave_by_label(rows: list[dict], seed: int = 0) -> list[dict]:
@@ -30,16 +31,12 @@ def split_data(task: TaskSpec, seeds: list[dict], dev: list[dict], seed: int = 0
     score on. Without a dev slice both are the seeds (the sidecar then says the score is optimistic)."""
     if not dev:
         return list(seeds), list(seeds)
-    dev = dev if task.is_ner else interleave_by_label(dev, seed)
+    interleave = (lambda rows: interleave_by_label(rows, seed)) if task.rules.one_label_per_text else list
+    dev = interleave(dev)
     train = list(seeds) + dev[0::2]
-    return (train if task.is_ner else interleave_by_label(train, seed)), dev[1::2]
-
-
-def _mentions(row: dict) -> list[dict]:
-    return [{"text": row["text"][s["start"]:s["end"]], "type": s["label"]} for s in row.get("entities") or []]
+    return interleave(train), dev[1::2]
 
 
 def label_examples(task: TaskSpec, rows: list[dict]) -> list[dspy.Example]:
-    if task.is_ner:
-        return [dspy.Example(text=r["text"], entities=_mentions(r), gold=r["entities"]).with_inputs("text") for r in rows]
-    return [dspy.Example(text=r["text"], label=r["label"]).with_inputs("text") for r in rows]
+    """The labeling step's training examples: each row's text with its gold answer (evokd.teacher.answers)."""
+    return [ANSWERS[task.kind].example(r) for r in rows]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import dspy
 from evokd import __version__
 from evokd.errors import EvokdError
 from evokd.io import write_json_atomic
-from evokd.metrics import confusion_pairs
 from evokd.optimize.config import OptimizeConfig, Progress, _quiet
 from evokd.optimize.data import label_examples, split_data
 from evokd.optimize.programs import AnalyzeProgram, GenerateProgram, LabelProgram, balance_label_demos, compact_demos
@@ -64,7 +62,7 @@ class Optimization:
         self.search_log: list[dict] = []  # random search: each candidate's validation score
         self.progress = progress
         self.gateway_config = gateway_config  # token / call / cost budgets over the whole optimisation
-        if task.is_ner and any(s != "label" for s in config.steps):
+        if not task.rules.one_label_per_text and any(s != "label" for s in config.steps):
             raise EvokdError("--steps: generate and analyze tune class-conditioned generation, which NER tasks do not "
                              "use; optimise the label step for NER")
 
@@ -146,7 +144,7 @@ class Optimization:
         step's own fields, and (classification labeling, bootstrap) every label shown."""
         for pname, predictor in compiled.named_predictors():
             compact_demos(predictor, pname)
-            if step == "label" and not self.task.is_ner and self.config.optimizer == "bootstrap":
+            if step == "label" and self.task.rules.one_label_per_text and self.config.optimizer == "bootstrap":
                 balance_label_demos(predictor, trainset, self.task.label_names, self._max_demos(step))
 
     def _random_search(self, program, metric, trainset, valset, step: str, k: int, labeled: int):
@@ -187,17 +185,15 @@ class Optimization:
 
     def _feedback(self, student, rows: list[dict]):
         """What the loop's analysis step sees, computed from the student's errors on the dev rows."""
+        from evokd.loop.feedback import feedback_rows
         from evokd.teacher.module import Feedback
 
+        rules = self.task.rules
         preds = list(student.predict([r["text"] for r in rows]))
-        gold = [r["label"] for r in rows]
-        per, errs = Counter(gold), Counter(g for g, p in zip(gold, preds) if g != p)
-        stats = [f"{lab}: {errs[lab]} of {per[lab]} wrong" for lab in self.task.label_names if per[lab]]
-        stats += [f"{c}x true {g} predicted as {p}" for g, p, c in confusion_pairs(gold, preds)]
-        return Feedback(wrong=[{"text": r["text"], "gold": g, "pred": p} for r, g, p in zip(rows, gold, preds) if g != p],
-                        correct=[{"text": r["text"], "gold": g} for r, g, p in zip(rows, gold, preds) if g == p],
-                        error_stats="\n".join(stats) or "(no errors)",
-                        score_history=[sum(p == g for p, g in zip(preds, gold)) / max(1, len(gold))])
+        scored = [{**r, rules.pred_key: p} for r, p in zip(rows, preds)]
+        wrong, correct = feedback_rows(scored, rules)
+        return Feedback(wrong=wrong, correct=correct, stats=rules.error_stats(scored, self.task.label_names),
+                        score_history=[len(correct) / max(1, len(rows))])
 
     def _generation_sets(self, teacher, train_rows, val_rows, step: str):
         """Examples for the generate/analyze steps, the yield metric, and the feedback they use."""
@@ -280,7 +276,7 @@ class Optimization:
         if step == "label":
             program, metric = LabelProgram(teacher), LabelMetric(self.task, on_call=lambda: self.progress("tick"))
             trainset, valset = label_examples(self.task, train_rows), label_examples(self.task, val_rows)
-            name = "accuracy" if not self.task.is_ner else "entity F1"
+            name = self.task.rules.headline[1]
         else:
             metric, trainset, valset = self._generation_sets(teacher, train_rows, val_rows, step)
             program = (AnalyzeProgram if step == "analyze" else GenerateProgram)(teacher)

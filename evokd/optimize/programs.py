@@ -17,7 +17,7 @@ class LabelProgram(dspy.Module):
         self.label = teacher.label
         self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text(),
                       "demonstrations": teacher.demonstrations_text()}
-        self.config = {"max_tokens": 300 if teacher.task.is_ner else 48}  # what Teacher.label_text allows
+        self.config = {"max_tokens": teacher.answers.label_max_tokens}  # what the Teacher's labeling call allows
         self.adapter = teacher.label_adapter()  # the format the loop asks in (plain question or JSON)
         if teacher.label_temperature is not None:  # the temperature of the loop's first labeling vote
             self.config["temperature"] = teacher.label_temperature

@@ -9,24 +9,9 @@ from typing import Callable
 import dspy
 
 from evokd.filters import NearDuplicateFilter, ValidityFilter, clean_generated
+from evokd.teacher.answers import ANSWERS
 from evokd.optimize.config import _quiet
 from evokd.task import TaskSpec
-
-
-def _span_key(spans) -> set[tuple[int, int, str]]:
-    return {(int(s["start"]), int(s["end"]), str(s["label"])) for s in spans or []}
-
-
-def entity_f1(gold: list[dict], pred: list[dict]) -> float:
-    """Entity-level F1 of one sentence (exact span and type); 1.0 when both are empty."""
-    g, p = _span_key(gold), _span_key(pred)
-    if not g and not p:
-        return 1.0
-    tp = len(g & p)
-    if tp == 0:
-        return 0.0
-    precision, recall = tp / len(p), tp / len(g)
-    return 2 * precision * recall / (precision + recall)
 
 
 def _feedback_result(score: float, feedback: str, pred_name) -> float | dspy.Prediction:
@@ -43,21 +28,8 @@ class LabelMetric:
         self.on_call = on_call
 
     def score(self, example, pred) -> tuple[float, str]:
-        if self.task.is_ner:
-            from evokd.ner import locate_mentions
-
-            pairs = [(getattr(m, "text", None) or (m.get("text") if isinstance(m, dict) else ""),
-                      getattr(m, "type", None) or (m.get("type") if isinstance(m, dict) else ""))
-                     for m in (getattr(pred, "entities", None) or [])]
-            spans, rejected = locate_mentions(example.text, pairs, self.task.label_names)
-            f1 = entity_f1(example.gold, spans)
-            want = "; ".join(f"{m['text']} ({m['type']})" for m in example.entities) or "(no entities)"
-            return f1, f"Entity F1 {f1:.2f}. The correct entities are: {want}." + (
-                f" {len(rejected)} of the answer's mentions could not be placed in the text." if rejected else "")
-        got = getattr(pred, "label", None)
-        if got == example.label:
-            return 1.0, f"Correct: the label is {example.label}."
-        return 0.0, f"Wrong: answered {got}, the correct label is {example.label}."
+        """(score, feedback for the optimiser) of one labeling answer (evokd.teacher.answers)."""
+        return ANSWERS[self.task.kind].judge(example, pred, self.task.label_names)
 
     def __call__(self, example, pred, trace=None, pred_name=None, pred_trace=None):
         self.on_call()

@@ -20,11 +20,12 @@ from evokd.errors import EvokdError
 from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generated
 from evokd.store import CallRow
 from evokd.task import TaskSpec
+from evokd.task_kinds import ErrorStats
 from evokd.teacher.adapter import PlainLabelAdapter
 from evokd.teacher.gateway import TeacherGateway, first_line
-from evokd.teacher.signatures import (AnalyzeWeaknesses, class_generate_signature, generate_labeled_signature,
-                                     generate_signature, label_signature, ner_generate_labeled_signature,
-                                     ner_label_signature, paraphrase_signature)
+from evokd.teacher.wording import error_stats_text
+from evokd.teacher.answers import ANSWERS
+from evokd.teacher.signatures import AnalyzeWeaknesses, class_generate_signature, generate_signature, paraphrase_signature
 
 
 LABEL_FORMATS = ("plain", "json")
@@ -36,8 +37,13 @@ class Feedback:
 
     wrong: list[dict]  # {"text", "gold", "pred"}
     correct: list[dict]  # {"text", "gold"}
-    error_stats: str
+    stats: ErrorStats  # per-label errors and confusions (evokd.task_kinds)
     score_history: list[float | None]
+
+    @property
+    def error_stats(self) -> str:
+        """The statistics as the analysis prompt shows them."""
+        return error_stats_text(self.stats)
 
 
 def _generation_budget(n_items: int, per_item: int = 70) -> int:
@@ -73,17 +79,14 @@ class Teacher(dspy.Module):
         # How the classification labeling step is put to the teacher: "plain" (a short question answered
         # with a bare label name, evokd.teacher.adapter) or "json" (DSPy's JSONAdapter, as every other step).
         # NER labeling is always JSON (it returns a list of mentions).
-        self.label_format = "json" if task.is_ner else label_format
+        self.answers = ANSWERS[task.kind]  # what an answer is for this task kind (evokd.teacher.answers)
+        self.label_format = self.answers.fixed_label_format or label_format
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
         self.generate_class = dspy.Predict(class_generate_signature(max_chars))
         self.paraphrase = dspy.Predict(paraphrase_signature(max_chars))
-        if task.is_ner:
-            self.label = dspy.Predict(ner_label_signature(task.label_names))
-            self.generate_labeled = dspy.Predict(ner_generate_labeled_signature(task.label_names, max_chars))
-        else:
-            self.label = dspy.Predict(label_signature(task.label_names))
-            self.generate_labeled = dspy.Predict(generate_labeled_signature(task.label_names, max_chars))
+        self.label = dspy.Predict(self.answers.label_signature(task.label_names, max_chars))
+        self.generate_labeled = dspy.Predict(self.answers.generate_labeled_signature(task.label_names, max_chars))
         self.calls: list[CallRow] = []
         self._calls_lock = threading.Lock()
         self.prompt_state: str | None = None  # digest of an optimised prompt state (evokd/prompts.py), if loaded
@@ -95,19 +98,10 @@ class Teacher(dspy.Module):
     def demonstrations_text(self) -> str:
         if not self.demonstrations:
             return "(none)"
-        if self.task.is_ner:
-            return "\n".join(f"text: {d['text']}\nentities: {self._spans_text(d['text'], d['entities'])}"
-                             for d in self.demonstrations)
-        return "\n".join(f"text: {d['text']}\nlabel: {d['label']}" for d in self.demonstrations)
-
-    @staticmethod
-    def _spans_text(text: str, spans: list[dict] | None) -> str:
-        if not spans:
-            return "(no entities)"
-        return "; ".join(f"{text[s['start']:s['end']]} ({s['label']})" for s in spans)
+        return "\n".join(self.answers.demonstration(d) for d in self.demonstrations)
 
     def _target_text(self, text: str, target) -> str:
-        return self._spans_text(text, target) if self.task.is_ner else str(target)
+        return self.answers.answer_text(text, target)
 
     def _examples_text(self, rows: list[dict], with_pred: bool) -> str:
         if not rows:
@@ -229,10 +223,7 @@ class Teacher(dspy.Module):
                 text = clean_generated(getattr(item, "text", ""))
                 if not text:
                     continue
-                if self.task.is_ner:
-                    out.append((text, self._place_mentions(text, item.entities)))
-                else:
-                    out.append((text, item.label))
+                out.append((text, self.answers.generated_answer(self, text, item)))
             return out[:limit]
 
         def validate(pred):
@@ -291,7 +282,7 @@ class Teacher(dspy.Module):
 
         return self._call(
             self.label, round_=round_, step="label", key=f"{text}|{vote}" if vote else text, validate=validate,
-            max_tokens=48, first_temperature=self.label_temperature if vote == 0 else None,
+            max_tokens=self.answers.label_max_tokens, first_temperature=self.label_temperature if vote == 0 else None,
             task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
         )
 
@@ -311,6 +302,14 @@ class Teacher(dspy.Module):
                 return None, REASON_LABEL_DISAGREES
         return labels[0], None
 
+    def label_one(self, round_: int, text: str, votes: int = 1):
+        """One text's labeling result, as `label_many` gives it."""
+        return self.answers.label_one(self, round_, text, votes)
+
+    def read_label(self, result) -> tuple:
+        """(answer, notes, reject reason) of one `label_many` result."""
+        return self.answers.read(result)
+
     def label_many(self, round_: int, texts: list[str], votes: int = 1, *, concurrency: int = 1,
                    on_done=None) -> list:
         """Label texts, `concurrency` calls at a time (hosted teachers); results keep the input order.
@@ -318,8 +317,7 @@ class Teacher(dspy.Module):
         Classification: (label, reject reason) per text, as `label_with_votes`. NER: what
         `label_entities` returns. The embedded teacher runs one call at a time whatever is asked.
         """
-        one = ((lambda t: self.label_entities(round_, t)) if self.task.is_ner
-               else (lambda t: self.label_with_votes(round_, t, votes)))
+        one = lambda t: self.label_one(round_, t, votes)  # noqa: E731
         workers = 1 if self.lm.is_local else max(1, concurrency)
         results: list = [None] * len(texts)
         if workers == 1 or len(texts) < 2:
@@ -343,7 +341,7 @@ class Teacher(dspy.Module):
                 raise
         return results
 
-    def _place_mentions(self, text: str, mentions) -> tuple[list[dict], list]:
+    def place_mentions(self, text: str, mentions) -> tuple[list[dict], list]:
         """Turn the teacher's (mention, type) list into character spans; code, not the LLM, finds offsets."""
         from evokd.ner import locate_mentions
 
@@ -357,10 +355,10 @@ class Teacher(dspy.Module):
         def validate(pred):
             if pred.entities is None:
                 return None, "no entity list"
-            return self._place_mentions(text, pred.entities), None
+            return self.place_mentions(text, pred.entities), None
 
         return self._call(
-            self.label, round_=round_, step="label", key=text, validate=validate, max_tokens=300,
+            self.label, round_=round_, step="label", key=text, validate=validate, max_tokens=self.answers.label_max_tokens,
             first_temperature=self.label_temperature,
             task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
         )

@@ -1,0 +1,123 @@
+"""Steps 4-5 of a round: the filters every candidate text passes (validity, exact and near
+duplicates) and the labels it gets (the teacher's separate labeling call, the intended class, or
+a label it already carries: a seed's, the pool's own with --oracle, or one generated with it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from evokd.embed import encode
+from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_OFF_INTENT, NearDuplicateFilter,
+                           ValidityFilter, text_hash)
+from evokd.loop.config import LoopConfig
+from evokd.loop.state import RunState
+from evokd.strategies import Strategy
+from evokd.task_kinds import TaskKind
+
+
+@dataclass
+class Candidate:
+    """One text a round considered: where it came from, what label it got, and why it was rejected (if it was)."""
+
+    text: str
+    intent: str  # hard | easy | varied | paraphrase | pool
+    intended_label: str | None = None
+    teacher_label: Any = None  # the answer: a label, or NER spans (a (spans, notes) pair while generated with it)
+    reject_reason: str | None = None
+    embedding: np.ndarray | None = None
+    student_pred: Any = None
+    student_score: float | None = None
+    label_notes: list | None = None
+    hash: str = field(default="")
+    labeler: str | None = None  # teacher | intent | seed | oracle
+    query: str | None = None  # pool mode: the generated text this pool text was retrieved for
+    pool_id: int | None = None
+
+
+class CandidateFilter:
+    """Validity, then exact duplicates (normalised-text hash), then near duplicates (MiniLM cosine)
+    against the run's accepted samples and the round's earlier accepted candidates."""
+
+    def __init__(self, labels: list[str], config: LoopConfig):
+        self.validity = ValidityFilter(labels, config.min_chars, config.max_chars)
+        self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
+
+    def apply(self, state: RunState, candidates: list[Candidate], prior: list[Candidate] = ()) -> None:
+        seen = state.hashes | {c.hash for c in prior if c.reject_reason is None}
+        for c in candidates:
+            if c.reject_reason is not None:
+                continue
+            c.hash = text_hash(c.text)
+            c.reject_reason = self.validity.reason(c.text)
+            if c.reject_reason is None and c.hash in seen:
+                c.reject_reason = REASON_EXACT_DUP
+            if c.reject_reason is None:
+                seen.add(c.hash)
+        alive = [c for c in candidates if c.reject_reason is None]
+        if alive:
+            todo = [c for c in alive if c.embedding is None]
+            for c, v in zip(todo, encode([c.text for c in todo])):
+                c.embedding = v
+            earlier = [c.embedding for c in prior if c.reject_reason is None and c.embedding is not None]
+            existing = state.vectors
+            if earlier:
+                existing = np.vstack([existing, np.stack(earlier)])
+            keep = self.near_dup.select(np.stack([c.embedding for c in alive]), existing)
+            for c, k in zip(alive, keep):
+                if not k:
+                    c.reject_reason = REASON_NEAR_DUP
+
+
+def needs_labeling(candidates: list[Candidate], config: LoopConfig) -> list[Candidate]:
+    """The candidates that passed the filters and still need the teacher's label. Without separate
+    labeling a text written for a class takes that class (labeler "intent")."""
+    alive = [c for c in candidates if c.reject_reason is None and c.teacher_label is None]
+    if not config.separate_labeling:
+        for c in alive:
+            if c.intended_label is not None:
+                c.teacher_label, c.labeler = c.intended_label, "intent"
+        alive = [c for c in alive if c.teacher_label is None]
+    return alive
+
+
+def labeling_calls(plan, rules: TaskKind, n: int) -> int:
+    """First-attempt labeling calls for `n` texts that passed the filters, under a settled plan: none
+    when the labels come with the texts (the pool's own with --oracle, a seed's for paraphrases, the
+    intended class or the generated label without separate labeling)."""
+    cfg = plan.config
+    if (plan.strategy.needs_pool and cfg.oracle) or plan.mode == "paraphrase":
+        return 0
+    if plan.mode != "none" and not cfg.separate_labeling:
+        return 0
+    return n * (cfg.label_votes if rules.labeled_by_votes else 1)
+
+
+def label_candidates(teacher, round_: int, candidates: list[Candidate], config: LoopConfig, strategy: Strategy,
+                     rules: TaskKind, progress: Callable[..., None]) -> None:
+    """Labels for the texts that passed the filters (see `needs_labeling`); with the strategy's
+    agreement switch a text written for a class is kept only when the teacher names that class."""
+    alive = needs_labeling(candidates, config)
+    if not alive:
+        return
+    progress("step", round=round_, name=f"labeling 0/{len(alive)}")
+    labeled = teacher.label_many(round_, [c.text for c in alive], config.label_votes, concurrency=config.gateway.concurrency,
+                                 on_done=lambda i, n: progress("step", round=round_, name=f"labeling {i}/{n}"))
+    for c, result in zip(alive, labeled):
+        c.labeler = "teacher"
+        c.teacher_label, c.label_notes, c.reject_reason = teacher.read_label(result)
+        if (c.reject_reason is None and strategy.agreement and c.intended_label is not None
+                and c.teacher_label != c.intended_label):
+            c.reject_reason = REASON_OFF_INTENT
+
+
+def settle_answers(candidates: list[Candidate], rules: TaskKind, labels: list[str]) -> None:
+    """Unpack answers generated together with their notes, and reject an accepted answer the
+    student cannot learn from (NER: spans off the text or off token boundaries)."""
+    for c in candidates:
+        if c.reject_reason is None and isinstance(c.teacher_label, tuple):
+            c.teacher_label, c.label_notes = c.teacher_label  # generated together with its spans
+        if c.reject_reason is None:
+            c.reject_reason = rules.check_answer(c.text, c.teacher_label, labels)

@@ -1,0 +1,235 @@
+"""The EvoKD round loop (Liu et al. 2024, Fig. 2), in the paper's order; orchestration only.
+
+seeds -> train student; then each round:
+  1. feedback: the student's predictions on the latest batch, made BEFORE it trained on it (feedback.py)
+  2. weakness analysis (teacher)        3. inputs from the strategy's source (sources/)
+  4. filters: validity, exact and near duplicates, and 5. labeling (candidates.py)
+  6. student predicts the accepted batch, then retrains
+  7. eval on the task's held-out data; the round is committed to the store in one transaction
+
+The runner formats no prompt and writes no SQL: the Teacher owns prompts, the Store owns SQL, the
+run folder's files are written by evokd.run_dir. What differs between task kinds is asked of
+`task.rules` (evokd.task_kinds).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from evokd import __version__
+from evokd.embed import encode
+from evokd.errors import RunError
+from evokd.filters import text_hash
+from evokd.loop.candidates import Candidate, CandidateFilter, settle_answers
+from evokd.loop.config import LoopConfig, settle
+from evokd.loop.feedback import select_feedback
+from evokd.loop.sources import Context, Round, load_pool, make_source
+from evokd.loop.state import RunState, round_rng
+from evokd.loop.teacher_setup import build_teacher
+from evokd.run_dir import STORE_NAME, write_outputs
+from evokd.store import CallRow, RoundRecord, SampleRow, Store
+from evokd.students import fit_student, make_student, run_student
+from evokd.task import TaskSpec
+from evokd.teacher.gateway import BudgetExceeded, TeacherGateway
+from evokd.teacher.wording import statistics_aim
+
+Progress = Callable[..., None]
+CV_FOLDS = 5  # round 0: out-of-fold predictions on the seeds
+
+
+def _noop(event: str, **info: Any) -> None:
+    pass
+
+
+class RoundRunner:
+    """Runs (or resumes) generation into `out_dir`: `RoundRunner(task, out, config, ...).run()`."""
+
+    def __init__(self, task: TaskSpec, out_dir: str | Path, config: LoopConfig, *, teacher_lm=None,
+                 teacher_name: str = "", api_base: str | None = None, progress: Progress = _noop,
+                 pool_vectors: Callable[[list[str]], np.ndarray] | None = None):
+        self.task = task
+        self.rules = task.rules
+        self.out_dir = Path(out_dir)
+        self.config = config
+        self.teacher_lm = teacher_lm
+        self.teacher_name = teacher_name
+        self.api_base = api_base
+        self.progress = progress
+        self.pool_vectors = pool_vectors  # optional shared cache of pool embeddings (evokd bench), else embed.encode
+        self.labels = task.label_names
+        self.filters = CandidateFilter(self.labels, config)
+        self.eval_rows, self.eval_report = task.eval_data()
+        self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
+        self.seeds = task.seed_rows()
+        self.plan = settle(config, task)
+
+    @property
+    def student_name(self) -> str:
+        return self.plan.student
+
+    # students ------------------------------------------------------------------------
+    def _train(self, rows: list[dict]):
+        return fit_student(make_student(self.plan.student), [r["text"] for r in rows],
+                           [r[self.rules.target_key] for r in rows], self.task)
+
+    def _evaluate(self, student) -> dict | None:
+        if not self.eval_rows:
+            return None
+        pred = student.predict([r["text"] for r in self.eval_rows])
+        return self.rules.report([r[self.rules.target_key] for r in self.eval_rows], list(pred), self.labels)
+
+    def _cross_predictions(self, rows: list[dict]) -> list:
+        """Out-of-fold predictions on the seeds: what the student says before it has seen each one."""
+        n = len(rows)
+        k = min(CV_FOLDS, n)
+        order = list(range(n))
+        round_rng(self.config.seed, 0).shuffle(order)
+        preds: list = [None] * n
+        for fold in range(k):
+            test_idx = set(order[fold::k])
+            train = [rows[i] for i in range(n) if i not in test_idx]
+            trainable, fallback = self.rules.can_train(train)
+            if trainable:
+                out = self._train(train).predict([rows[i]["text"] for i in sorted(test_idx)])
+                for i, p in zip(sorted(test_idx), out):
+                    preds[i] = p
+            else:
+                for i in test_idx:
+                    preds[i] = fallback
+        return preds
+
+    # run -----------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with Store(self.out_dir / STORE_NAME) as store:
+            info = store.run_info()
+            if info is None:
+                self._start(store)
+            elif info["task_name"] != self.task.name:
+                raise RunError(f"{self.out_dir}: holds a run of task '{info['task_name']}', not '{self.task.name}'; "
+                               "use another --out directory")
+            elif self.config.student is None:  # resuming: keep training the student the run started with
+                self.plan = settle(self.config, self.task, run_student(info.get("config"), self.task.kind))
+            if self.eval_report is not None:
+                self._record_data(store, "eval", self.eval_report)
+            last = store.last_round()
+            if last is None:  # killed before round 0 was committed
+                self._round_zero(store)
+                last = 0
+            teacher = None
+            if self.teacher_lm is not None:
+                # Every teacher call goes through the gateway: paid answers are cached in this store the
+                # moment they return, so a killed or budget-stopped round costs nothing to redo.
+                gateway = TeacherGateway(self.teacher_lm, self.config.gateway, cache=store)
+                teacher = build_teacher(self.task, self.seeds, gateway, asdict(self.config))
+            ctx = Context(self.task, self.plan, self.seeds, teacher, store, self.filters, self.progress, self.pool_vectors)
+            load_pool(ctx, lambda use, report: self._record_data(store, use, report))
+            if teacher is None and self.plan.calls_teacher:
+                strategy = self.plan.strategy
+                raise RunError(f"strategy '{strategy.name}' needs a teacher" + (" (or --oracle)" if strategy.needs_pool else ""))
+            source = make_source(ctx)
+            state = RunState.read(store)
+            student = self._train(state.accepted)
+            total = self.plan.rounds
+            self.progress("resume" if last > 0 else "start", done=last, total=total)
+            for round_ in range(last + 1, total + 1):
+                try:
+                    student = self._round(store, state, source, teacher, student, round_)
+                except BudgetExceeded as exc:
+                    done = store.last_round() or 0
+                    raise BudgetExceeded(
+                        f"{exc}; stopped in round {round_}, rounds up to {done} are committed in {self.out_dir} "
+                        f"(the paid calls of round {round_} are cached); re-run with a higher limit to continue") from None
+                state = RunState.read(store)
+                write_outputs(self.out_dir, store, self.task.kind)
+            write_outputs(self.out_dir, store, self.task.kind)
+            self.data = store.run_info()["config"].get("data", {})
+            return store.rounds()
+
+    def _record_data(self, store: Store, use: str, report) -> None:
+        """Record in the run's config what reading its `use` ("eval", "pool") data changed, and say it."""
+        store.record_run_data(use, report.as_dict())
+        self.progress("data", use=use, description=report.describe())
+
+    def _start(self, store: Store) -> None:
+        run_id = hashlib.sha256(f"{self.task.name}|{_dt.datetime.now().isoformat()}".encode()).hexdigest()[:16]
+        config = {**asdict(self.config), "student": self.plan.student}  # the student trained, named even by default
+        store.create_run(run_id, self.task.to_public_dict(), self.teacher_name, self.api_base, config, __version__)
+
+    def _round_zero(self, store: Store) -> None:
+        started = _dt.datetime.now()
+        self.progress("step", round=0, name="embedding and training on seeds")
+        preds = self._cross_predictions(self.seeds)
+        vectors = encode([r["text"] for r in self.seeds])
+        target = self.rules.target_key
+        samples = [SampleRow(round=0, source="seed", text=r["text"], text_hash=text_hash(r["text"]), status="accepted",
+                             embedding=v, **self.rules.sample_fields(r[target], p))
+                   for r, p, v in zip(self.seeds, preds, vectors)]
+        report = self._evaluate(self._train(self.seeds))
+        correct = sum(self.rules.same(p, r[target]) for p, r in zip(preds, self.seeds))
+        record = RoundRecord(
+            round=0, started_at=started, finished_at=_dt.datetime.now(), analysis=None,
+            n_generated=0, n_accepted=len(samples), n_rejected=0, rejected_by_reason={},
+            feedback_size=0, feedback_accuracy=None, batch_student_accuracy=correct / len(self.seeds),
+            train_size=len(self.seeds), **self.rules.eval_fields(report),
+            prompt_tokens=0, completion_tokens=0, n_calls=0, n_failed_calls=0,
+        )
+        store.commit_round(record, samples, [])
+        write_outputs(self.out_dir, store, self.task.kind)
+        self.progress("round", record=record)
+
+    # one round -------------------------------------------------------------------------
+    def _round(self, store: Store, state: RunState, source, teacher, student, round_: int):
+        cfg = self.config
+        started = _dt.datetime.now()
+        self.progress("round_start", round=round_, total=cfg.rounds)
+        feedback = select_feedback(state, round_, cfg, self.rules, self.labels)
+        analysis = None
+        if self.plan.analyzes(round_):
+            self.progress("step", round=round_, name="weakness analysis")
+            analysis = teacher.analyze_weaknesses(round_, feedback, use_correct=cfg.correct_feedback)
+        # A failed analysis still leaves the code-computed statistics to aim at.
+        aim = analysis or statistics_aim(feedback.stats)
+        self.progress("step", round=round_, name="collecting samples" if self.plan.mode == "none" else "generating inputs")
+        candidates = source.collect(Round(round_, state, feedback, aim, student))
+        settle_answers(candidates, self.rules, self.labels)
+        accepted = [c for c in candidates if c.reject_reason is None]
+        for c, (pred, score) in zip(accepted, self.rules.predict(student, [c.text for c in accepted])):
+            c.student_pred, c.student_score = pred, score
+        self.progress("step", round=round_, name="training the student")
+        train_rows = state.accepted + [{"text": c.text, self.rules.target_key: c.teacher_label} for c in accepted]
+        new_student = self._train(train_rows)
+        report = self._evaluate(new_student)
+        calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []
+        rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
+        batch_correct = [self.rules.same(c.student_pred, c.teacher_label) for c in accepted]
+        shown = len(feedback.wrong) + len(feedback.correct)
+        record = RoundRecord(
+            round=round_, started_at=started, finished_at=_dt.datetime.now(), analysis=analysis,
+            n_generated=len(candidates), n_accepted=len(accepted), n_rejected=len(candidates) - len(accepted),
+            rejected_by_reason=dict(rejected), feedback_size=shown,
+            feedback_accuracy=len(feedback.correct) / shown if shown else None,
+            batch_student_accuracy=sum(batch_correct) / len(batch_correct) if batch_correct else None,
+            train_size=len(train_rows), **self.rules.eval_fields(report),
+            prompt_tokens=sum(c.prompt_tokens for c in calls), completion_tokens=sum(c.completion_tokens for c in calls),
+            n_calls=len(calls), n_failed_calls=sum(not c.ok for c in calls),
+        )
+        store.commit_round(record, [self._sample_row(round_, c) for c in candidates], calls)
+        self.progress("round", record=record)
+        return new_student
+
+    def _sample_row(self, round_: int, c: Candidate) -> SampleRow:
+        accepted = c.reject_reason is None
+        fields = self.rules.sample_fields(c.teacher_label if accepted else None, c.student_pred, c.teacher_label)
+        return SampleRow(round=round_, source="pool" if c.pool_id is not None else "generated", intent=c.intent,
+                         text=c.text, intended_label=c.intended_label, student_score=c.student_score,
+                         label_notes=c.label_notes or None, status="accepted" if accepted else "rejected",
+                         reject_reason=c.reject_reason, text_hash=c.hash or text_hash(c.text), embedding=c.embedding,
+                         labeler=c.labeler, query=c.query, pool_id=c.pool_id, **fields)

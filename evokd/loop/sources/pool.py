@@ -1,0 +1,192 @@
+"""Pool strategies: real texts from the user's unlabeled in-domain corpus instead of invented ones.
+
+`PoolRankSource` (no LLM needed to choose): random texts, the ones the student is least sure of, or
+one typical text from each region no labeled text covers yet. `NearestPoolSource` (pool-evokd): the
+texts another source generates become queries, and the nearest unused pool text of each is taken.
+Without --oracle the teacher labels the chosen texts; with it, the pool's own labels are taken.
+The pool lives in the run store and is read in blocks, so memory stays bounded on any pool size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evokd.embed import encode
+from evokd.store import EMBED_DIM
+from evokd.errors import InputError, RunError
+from evokd.filters import REASON_POOL_EMPTY, text_hash
+from evokd.io import read_pool
+from evokd.loop.candidates import Candidate
+from evokd.loop.sources.base import Context, Round, Source
+from evokd.loop.state import round_rng
+
+POOL_ERRORS_SAMPLE = 20_000  # pool-errors looks for uncovered regions among at most this many free rows
+EMBED_BATCH = 512
+
+
+def load_pool(ctx: Context, record_data) -> None:
+    """Read the pool file (or an embedded pool folder from `evokd pool embed`) into the store once,
+    with its embeddings; `record_data(use, report)` records what reading changed."""
+    store, config, task = ctx.store, ctx.config, ctx.task
+    if store.pool_size() or config.pool is None:
+        return
+    with_answers = config.oracle
+    if Path(config.pool).is_dir():  # embedded once by `evokd pool embed`: Parquet shards with vectors
+        if with_answers and task.rules.target_key != "label":
+            raise RunError(f"{config.pool}: --oracle on a NER task reads each row's entity spans, which an "
+                           "embedded pool folder does not keep; expected a JSONL/CSV/Parquet pool file of "
+                           "{\"text\", \"entities\"} or {\"tokens\", \"tags\"} rows")
+        from evokd.pool import check_pool_dir, shard_glob
+
+        n = check_pool_dir(store.con, config.pool, ctx.labels if with_answers else None)
+        ctx.progress("step", round=0, name=f"loading {n} embedded pool rows")
+        store.load_pool_shards(shard_glob(config.pool), with_labels=with_answers)
+        return
+    if with_answers and task.rules.target_key != "label":  # the gold spans travel in the pool's label column
+        answered, report = task.read_data(config.pool, "pool")
+        rows = [{"text": r["text"], "label": task.rules.encode_stored_label(r)} for r in answered]
+        if not rows:
+            raise InputError(config.pool, "no rows; expected sentences with their entities", field="text")
+    else:
+        rows, report = read_pool(config.pool, ctx.labels if with_answers else None)
+    record_data("pool", report)
+    for r in rows:
+        r["text_hash"] = text_hash(r["text"])
+    if ctx.pool_vectors is not None:
+        store.load_pool(rows, ctx.pool_vectors([r["text"] for r in rows]))
+        return
+    vectors = []
+    for i in range(0, len(rows), EMBED_BATCH):
+        ctx.progress("step", round=0, name=f"embedding the pool {i}/{len(rows)}")
+        vectors.append(encode([r["text"] for r in rows[i:i + EMBED_BATCH]]))
+    store.load_pool(rows, np.concatenate(vectors))
+
+
+def free_blocks(store, column: str, taken: set[int]):
+    """The available pool in blocks, minus the ids this round has already taken."""
+    drop = np.fromiter(taken, dtype=np.int64, count=len(taken))
+    for ids, values in store.pool_blocks(column):
+        if len(drop):
+            keep = np.nonzero(~np.isin(ids, drop))[0]
+            ids = ids[keep]
+            values = values[keep] if column == "embedding" else [values[j] for j in keep]
+        yield ids, values
+
+
+def pool_candidates(ctx: Context, ids: list[int], *, queries: list[Candidate] | None = None) -> list[Candidate]:
+    """Candidates of pool rows; with `queries`, each row stands in for the generated text at its position."""
+    rows, vectors = ctx.store.pool_rows(ids)
+    out = []
+    for k, r in enumerate(rows):
+        q = queries[k] if queries else None
+        c = Candidate(r["text"], q.intent if q else "pool", intended_label=q.intended_label if q else None,
+                      embedding=vectors[k], query=q.text if q else None, pool_id=r["pool_id"])
+        if ctx.config.oracle:
+            c.teacher_label = ctx.task.rules.decode_stored_label(r["label"])
+            c.labeler = "oracle"
+        out.append(c)
+    return out
+
+
+class PoolRankSource(Source):
+    """Pool texts in the order the strategy's `pool_select` ranks them (random, uncertainty, errors)."""
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        self.ranked: list[int] | None = None
+
+    def collect(self, rnd: Round) -> list[Candidate]:
+        self.ranked = None
+        return super().collect(rnd)
+
+    def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
+        if self.ranked is None:
+            self.ranked = self.rank(rnd)
+        picks = [i for i in self.ranked if i not in rnd.taken][:need[None]]
+        rnd.taken.update(picks)
+        return pool_candidates(self.ctx, picks)
+
+    def plan_calls(self, round_: int, need) -> dict[str, int]:
+        return {}
+
+    def rank(self, rnd: Round) -> list[int]:
+        """Available pool ids, best first. The pool is read in blocks (`Store.pool_blocks`): memory holds
+        ids, one block, and one score per row (pool-errors: the vectors of at most POOL_ERRORS_SAMPLE rows)."""
+        store, select = self.ctx.store, self.ctx.plan.strategy.pool_select
+        if select == "random":
+            free = [int(i) for i in store.pool_free_ids() if int(i) not in rnd.taken]
+            round_rng(self.ctx.config.seed, rnd.number).shuffle(free)
+            return free
+        if select == "errors":
+            return self.errors_rank(rnd)
+        ids, conf = [np.empty(0, dtype=np.int64)], [np.empty(0)]
+        for block_ids, texts in free_blocks(store, "text", rnd.taken):
+            ids.append(block_ids)
+            conf.append(self.ctx.task.rules.confidence(rnd.student, texts) if texts else np.empty(0))
+        ids_all, conf_all = np.concatenate(ids), np.concatenate(conf)
+        return [int(i) for i in ids_all[np.argsort(conf_all, kind="stable")]]
+
+    def errors_rank(self, rnd: Round) -> list[int]:
+        """pool-errors: one typical text from each uncovered region of the pool, the regions nearest the
+        latest mistakes first (`pool.coverage_picks`), then the rest of the pool at random. The regions
+        are found among at most POOL_ERRORS_SAMPLE free rows (drawn at random each round when the pool
+        is larger), read block by block."""
+        from evokd.pool import coverage_picks
+
+        store, cfg = self.ctx.store, self.ctx.config
+        free = [int(i) for i in store.pool_free_ids() if int(i) not in rnd.taken]
+        rng = round_rng(cfg.seed, rnd.number)
+        keep = (np.sort(np.asarray(rng.sample(free, POOL_ERRORS_SAMPLE), dtype=np.int64))
+                if len(free) > POOL_ERRORS_SAMPLE else None)
+        ids, vectors = [np.empty(0, dtype=np.int64)], [np.zeros((0, EMBED_DIM), dtype=np.float32)]
+        for block_ids, block in free_blocks(store, "embedding", rnd.taken):
+            if keep is not None:
+                rows = np.nonzero(np.isin(block_ids, keep))[0]
+                block_ids, block = block_ids[rows], block[rows]
+            ids.append(block_ids)
+            vectors.append(block)
+        mistakes = (encode([w["text"] for w in rnd.feedback.wrong]) if rnd.feedback.wrong
+                    else np.zeros((0, EMBED_DIM), dtype=np.float32))
+        picks = coverage_picks(np.concatenate(ids), np.concatenate(vectors), rnd.state.vectors, mistakes,
+                               cfg.per_round, seed=100 * cfg.seed + rnd.number)
+        chosen = set(picks)
+        rest = [i for i in free if i not in chosen]
+        rng.shuffle(rest)
+        return picks + rest
+
+
+class NearestPoolSource(Source):
+    """pool-evokd: each text `inner` generates is replaced by its nearest unused pool text (MiniLM cosine)."""
+
+    def __init__(self, ctx: Context, inner: Source):
+        super().__init__(ctx)
+        self.inner = inner
+
+    def budget(self, round_: int, state):
+        return self.inner.budget(round_, state)
+
+    def plan_calls(self, round_: int, need) -> dict[str, int]:
+        return self.inner.plan_calls(round_, need)
+
+    def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
+        queries = self.inner.batch(rnd, need, attempt)
+        if not queries:
+            return []
+        from evokd.pool import nearest_ids
+
+        # the first free neighbour of each query is within its top (taken + queries) rows
+        tops = nearest_ids(encode([q.text for q in queries]), self.ctx.store.pool_blocks("embedding"),
+                           len(rnd.taken) + len(queries))
+        picks: list[int | None] = []
+        for top in tops:
+            pick = next((int(j) for j in top if int(j) not in rnd.taken), None)
+            if pick is not None:
+                rnd.taken.add(pick)
+            picks.append(pick)
+        hits = [q for q, p in zip(queries, picks) if p is not None]
+        found = iter(pool_candidates(self.ctx, [p for p in picks if p is not None], queries=hits))
+        return [next(found) if p is not None else
+                Candidate(q.text, q.intent, intended_label=q.intended_label, reject_reason=REASON_POOL_EMPTY)
+                for q, p in zip(queries, picks)]
