@@ -23,6 +23,7 @@ from evokd.errors import EvokdError, InputError
 from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
+from evokd.run_dir import dataset_file
 from evokd.task_kinds import kind_rules
 
 PARITY_LIMIT = 2000
@@ -38,13 +39,7 @@ def load_dataset(dataset: str | Path, task: TaskSpec) -> tuple[list[dict], ReadR
     """The training rows of a run directory (its dataset.jsonl) or a labeled file, read as users have
     them (`TaskSpec.read_data(..., "train")`: repeats merged, over-long texts cut), and the report
     of what reading changed."""
-    path = Path(dataset)
-    if not path.exists():
-        raise InputError(path, "not found; expected a run directory written by `evokd generate` or a .jsonl file")
-    if path.is_dir():
-        path = path / "dataset.jsonl"
-        if not path.is_file():
-            raise InputError(path, "not found; expected a run directory written by `evokd generate` or a .jsonl file")
+    path = dataset_file(dataset)
     rows, report = task.read_data(path, "train")
     if not rows:
         raise InputError(path, "no rows; expected labeled examples")

@@ -133,3 +133,15 @@ def test_distill_bad_input(runner, sst2_task, tmp_path):
 def test_predict_bad_student_dir(runner, tmp_path):
     one_line_error(runner.invoke(main, ["predict", str(tmp_path), "hello"]), str(tmp_path))
     one_line_error(runner.invoke(main, ["predict", str(tmp_path)]), "no input")
+
+
+def test_distill_takes_the_task_from_the_run(runner, sst2_run, tmp_path):
+    """`distill RUN` without --task trains on the task the run recorded; a plain file still needs --task."""
+    out = tmp_path / "student"
+    result = runner.invoke(main, ["distill", str(sst2_run), "--student", "tfidf", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "sst2-small" and metrics["train"]["n"] > 6 and "eval" in metrics
+    result = runner.invoke(main, ["distill", str(sst2_run / "dataset.jsonl"), "--out", str(tmp_path / "s2")])
+    assert result.exit_code == 2 and "--task TASK.yaml is required" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "s2").exists()

@@ -13,7 +13,8 @@ from evokd.errors import EvokdError
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--task", "task_file", required=True, type=click.Path(path_type=Path), help="The task's YAML file.")
+@click.option("--task", "task_file", default=None, type=click.Path(path_type=Path),
+              help="The task's YAML file [default: the task the run recorded, when DATASET is a run directory].")
 @click.option("--student", default=None,
               help="tfidf, minilm, spacy-textcat (classification), tagger, spacy-ner (NER), or auto: train the "
                    "candidates for the task kind and keep the best [default: minilm; tagger for NER].")
@@ -44,6 +45,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
 
     \b
     Example:
+      evokd distill runs/sst2 --out students/sst2
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --out students/sst2
       evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out runs/sst2-tfidf
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
@@ -52,11 +54,13 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     import yaml
 
     from evokd.distill import distill as run_distill
-    from evokd.students import default_student
+    from evokd.run_dir import is_run_dir, run_task
     from evokd.task import load_task
 
-    task = load_task(task_file)
-    student = student or default_student(task.kind)
+    if task_file is None and not is_run_dir(dataset):
+        raise EvokdError(f"{dataset}: --task TASK.yaml is required when DATASET is a file (a run directory records its task)")
+    task = load_task(task_file) if task_file is not None else run_task(dataset)
+    student = student or task.rules.default_student
     overrides = {}
     for item in params:
         name, sep, value = item.partition("=")

@@ -178,9 +178,9 @@ class Optimization:
 
     # steps -------------------------------------------------------------------------
     def _student(self, rows: list[dict]):
-        from evokd.students import default_student, fit_student, make_student
+        from evokd.students import fit_student, make_student
 
-        name = self.config.student or default_student(self.task.kind)
+        name = self.config.student or self.task.rules.default_student
         return fit_student(make_student(name), [r["text"] for r in rows], [r["label"] for r in rows], self.task)
 
     def _feedback(self, student, rows: list[dict]):
