@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from evokd import runtime
-from evokd.students.base import Student
-from evokd.students.tagger import _torch_threads
+from evokd.students.base import ClassifierStudent
+from evokd.students.threads import torch_threads as _torch_threads
 
 ONNX_OPSET = 17
 MAX_LENGTH = 256  # the sentence-transformers model's max_seq_length: tokens beyond it are cut
@@ -163,7 +163,7 @@ def _fine_tune(model, texts: list[str], pairs, learning_rate: float, batch_size:
     return model
 
 
-class MiniLMStudent(Student):
+class MiniLMStudent(ClassifierStudent):
     """all-MiniLM-L6-v2 (frozen, or SetFit-tuned) + LogisticRegression, exported to one token-id ONNX graph."""
 
     name = "minilm"
