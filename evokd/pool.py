@@ -23,13 +23,14 @@ from typing import Callable, Iterator
 import numpy as np
 
 from evokd import __version__
+from evokd.embed import EMBED_DIM
 from evokd.errors import EvokdError, InputError
 from evokd.filters import text_hash
 from evokd.io import ReadReport, iter_pool_rows, write_json_atomic
 
 MANIFEST = "pool.json"
 FORMAT = "evokd-pool/1"
-DIM = 384
+DIM = EMBED_DIM  # the vector size of every shard
 Progress = Callable[..., None]
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from evokd.embed import EMBED_DIM
 from evokd.errors import RunError
-
-EMBED_DIM = 384
 
 _MIGRATIONS: list[str] = [
     # 1: initial schema

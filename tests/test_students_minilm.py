@@ -219,7 +219,8 @@ def test_broken_tokenizer_is_a_one_line_load_error(sst2_dir, tmp_path, damage, p
 
 def test_runtime_needs_only_onnxruntime_tokenizers_and_numpy(sst2_dir, sst2_student, tmp_path):
     """A bare interpreter (-I -S: no site-packages) that sees only onnxruntime, tokenizers, numpy and
-    evokd's runtime module (three files) loads the student and predicts what PyTorch predicts."""
+    evokd's runtime package (evokd/__init__.py, _env.py and runtime/) loads the student and predicts
+    what PyTorch predicts."""
     import numpy
     import onnxruntime
     import tokenizers
@@ -227,9 +228,10 @@ def test_runtime_needs_only_onnxruntime_tokenizers_and_numpy(sst2_dir, sst2_stud
     import evokd
 
     site = tmp_path / "site"
-    (site / "evokd").mkdir(parents=True)
-    for name in ("__init__.py", "_env.py", "runtime.py"):
-        (site / "evokd" / name).write_bytes((Path(evokd.__file__).parent / name).read_bytes())
+    (site / "evokd" / "runtime").mkdir(parents=True)
+    source = Path(evokd.__file__).parent
+    for path in [source / "__init__.py", source / "_env.py", *sorted((source / "runtime").glob("*.py"))]:
+        (site / path.relative_to(source.parent)).write_bytes(path.read_bytes())
     for module in (numpy, onnxruntime, tokenizers):
         package = Path(module.__file__).parent
         os.symlink(package, site / package.name)

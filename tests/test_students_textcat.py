@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from conftest import data_file, data_rows
 from evokd.cli import main
-from evokd.runtime import StudentLoadError, load_student
+from evokd.runtime import SpacyTextcatRuntime, StudentLoadError, load_student
 from evokd.students import STUDENTS, SpacyTextcatStudent
-from evokd.students.spacy_textcat import SpacyTextcatRuntime, load_runtime
+from evokd.students.spacy_textcat import load_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,12 @@
-"""Students: small classifiers that learn from the teacher's data and ship as ONNX.
+"""Students: small models that learn from the teacher's data and ship as a folder the runtime loads.
 
-Each student lives in its own module and follows `Student` in `base.py`; `make_student`
-builds one by the name the CLI's `--student` option takes. `CANDIDATES` lists, per task
+Each student lives in its own module and follows `Student` in `base.py` (through
+`ClassifierStudent` or `NerStudent`); `make_student` builds one by the name the CLI's
+`--student` option takes. `CANDIDATES` lists, per task
 kind, the students `evokd distill --student auto` trains and compares.
 """
 
-from evokd.students.base import ParityError, Student
+from evokd.students.base import ClassifierStudent, NerStudent, ParityError, Student
 from evokd.students.minilm import MiniLMStudent  # torch and sentence-transformers load only when it trains
 from evokd.students.spacy_ner import SpacyNerStudent
 from evokd.students.spacy_textcat import SpacyTextcatStudent
@@ -59,6 +60,6 @@ def fit_student(student: Student, texts: list[str], targets: list, task) -> Stud
 
 
 __all__ = [
-    "CANDIDATES", "DEFAULT_STUDENTS", "STUDENTS", "MiniLMStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
+    "CANDIDATES", "DEFAULT_STUDENTS", "STUDENTS", "ClassifierStudent", "MiniLMStudent", "NerStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
     "TaggerStudent", "TfidfStudent", "default_student", "fit_student", "make_student", "run_student",
 ]

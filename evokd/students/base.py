@@ -1,4 +1,11 @@
-"""The student protocol: scikit-learn-style verbs plus ONNX export with a parity check."""
+"""The student contract, and the templates the two kinds of students build on.
+
+`Student` is what every student is: hyper-parameters as `__init__` keywords (`get_params`),
+`fit`, `predict`, `save` (a folder `evokd.runtime.load_student` loads, checked against the
+trained model), and `confidence` when its class says `gives_confidence`. `ClassifierStudent`
+(tfidf, minilm, spacy-textcat) fits on labels and exports ONNX with a parity check; `NerStudent`
+(tagger, spacy-ner) fits on character-span entities.
+"""
 
 import inspect
 import json
@@ -8,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import evokd
-from evokd import runtime
+from evokd.runtime import LABELS_FILE, META_FILE, MODEL_FILE, ONNX_RUNTIME, RuntimeStudent
+from evokd.runtime import check_texts as _check_texts  # the one input check (students and runtimes)
 
 PARITY_ATOL = 1e-4
 SINGLE_CHECKS = 50  # check texts also run one per call in the parity check
@@ -16,24 +24,6 @@ SINGLE_CHECKS = 50  # check texts also run one per call in the parity check
 
 class ParityError(RuntimeError):
     """The exported ONNX graph does not reproduce the framework model's predictions."""
-
-
-def _check_texts(texts, what: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise ValueError(f"expected {what} to be a list of strings, got a single str")
-    try:
-        texts = list(texts)
-    except TypeError:
-        raise ValueError(
-            f"expected {what} to be a list of strings, got {type(texts).__name__}"
-        ) from None
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"expected {what} to be a list of strings, got {type(text).__name__} "
-                f"at index {i}: {text!r}"
-            )
-    return texts
 
 
 def _check_label_texts(label_texts, labels: list[str]) -> dict[str, str]:
@@ -48,17 +38,27 @@ def _check_label_texts(label_texts, labels: list[str]) -> dict[str, str]:
 
 
 class Student(ABC):
-    """A small classifier trained on teacher-labelled texts and shipped as ONNX.
+    """A small model trained on teacher-labelled texts and shipped as a folder the runtime loads.
 
-    Subclasses set `name`, take their hyper-parameters as keyword arguments of
-    `__init__` (stored unchanged, as in scikit-learn) and implement `_fit`,
-    `_predict_proba` and `_to_onnx`.
+    Subclasses set the class attributes below, take their hyper-parameters as keyword arguments
+    of `__init__` (stored unchanged, as in scikit-learn) and implement `fit`, `predict` and
+    `save`. A student whose `gives_confidence` is True also implements `confidence(texts)`: one
+    number per text, higher when the student is surer (pool-uncertainty on NER ranks by it); the
+    others have no `confidence` at all.
     """
 
     name: str = ""
-    kind: str = "classification"
-    input: str = "text"  # how the runtime feeds the graph (evokd.runtime.INPUT_ENCODERS)
+    kind: str = "classification"  # what fit learns: "classification" (labels) or "ner" (entity spans)
+    input: str = "text"  # how the runtime feeds the graph (evokd.runtime.INPUT_ENCODERS; "tokens": a tagger)
+    runtime: str = ONNX_RUNTIME  # what runs the saved student: "onnxruntime" (model.onnx) or "spacy" (a pipeline)
     output_names: tuple[str, ...] = ("label", "probabilities")
+    gives_confidence: bool = False  # True: the class implements confidence(texts) -> np.ndarray
+    _fitted_attribute: str = "labels_"  # set by fit; predict and save refuse to run without it
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.gives_confidence and not callable(getattr(cls, "confidence", None)):
+            raise TypeError(f"{cls.__name__} says gives_confidence but has no confidence(texts) method")
 
     # -- parameters ---------------------------------------------------------------
     def get_params(self) -> dict:
@@ -73,8 +73,37 @@ class Student(ABC):
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
+    # -- the contract -------------------------------------------------------------
+    @abstractmethod
+    def fit(self, texts: list[str], targets: list, *args, **kwargs) -> "Student":
+        """Train on texts and their targets: one label per text (classification) or one list of
+        {"start", "end", "label"} character spans per text (NER)."""
+
+    @abstractmethod
+    def predict(self, texts: list[str]) -> list:
+        """One prediction per text: a label (classification) or a list of entity spans (NER)."""
+
+    @abstractmethod
+    def save(self, out_dir, check_texts: list[str]) -> dict:
+        """Write the student folder, load it back, require the same predictions on `check_texts`
+        (ParityError otherwise) and return the parity report."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, self._fitted_attribute):
+            targets = "entities" if self.kind == "ner" else "labels"
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, {targets}) first")
+
+
+class ClassifierStudent(Student):
+    """A text classifier: the template tfidf, minilm and spacy-textcat follow.
+
+    Subclasses implement `_fit`, `_predict_proba` and `_to_onnx`; `fit` checks the data,
+    `predict` takes the most probable label, and `save` exports the ONNX graph and checks it in
+    onnxruntime against the framework model (spacy-textcat, which spaCy runs, overrides `save`).
+    """
+
     # -- training and prediction --------------------------------------------------
-    def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None) -> "Student":
+    def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None) -> "ClassifierStudent":
         """Fit on labelled texts. `label_texts` (label -> its description, e.g. a task's
         `label_texts`) is there for students that can learn from what a label means (minilm);
         the others ignore it. Only the labels present in `labels` are kept."""
@@ -105,12 +134,9 @@ class Student(ABC):
         return self._predict_proba(texts)
 
     def predict(self, texts: list[str]) -> list[str]:
+        """The most probable label per text."""
         proba = self.predict_proba(texts)
         return [self.labels_[j] for j in proba.argmax(axis=1)]
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "labels_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, labels) first")
 
     # -- export -------------------------------------------------------------------
     def export_onnx(self, path, check_texts: list[str]) -> dict:
@@ -132,7 +158,7 @@ class Student(ABC):
         path.write_bytes(model.SerializeToString())
         self._write_runtime_files(path.parent)
 
-        session = runtime.RuntimeStudent(path, self.labels_, input_kind=self.input)
+        session = RuntimeStudent(path, self.labels_, input_kind=self.input)
         onnx_proba = session.predict_proba(check_texts).astype(np.float64)
         # one text per run too, as a CLI call makes it: batching or padding must not change a result
         n_single = min(len(check_texts), SINGLE_CHECKS)
@@ -164,12 +190,12 @@ class Student(ABC):
         `_write_runtime_files` adds); return the parity report."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        report = self.export_onnx(out_dir / runtime.MODEL_FILE, check_texts)
+        report = self.export_onnx(out_dir / MODEL_FILE, check_texts)
         meta = {
             "student": self.name,
             "kind": self.kind,
             "params": self.get_params(),
-            "runtime": "onnxruntime",
+            "runtime": self.runtime,
             "input": self.input,
             "output_names": list(self.output_names),
             "evokd_version": evokd.__version__,
@@ -178,10 +204,10 @@ class Student(ABC):
             **self._meta_extra(),
             "parity": report,
         }
-        (out_dir / runtime.META_FILE).write_text(
+        (out_dir / META_FILE).write_text(
             json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        (out_dir / runtime.LABELS_FILE).write_text(
+        (out_dir / LABELS_FILE).write_text(
             json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8"
         )
         return report
@@ -204,6 +230,86 @@ class Student(ABC):
     def _to_onnx(self):
         """Return an onnx.ModelProto whose input follows `self.input` and whose outputs are
         `self.output_names`, probabilities in `self.labels_` column order."""
+
+
+def _check_entities(texts: list[str], entities) -> list[list[dict]]:
+    if isinstance(entities, (str, dict)):
+        raise ValueError(
+            f"expected entities to be one list of spans per text, got a single {type(entities).__name__}"
+        )
+    try:
+        entities = list(entities)
+    except TypeError:
+        raise ValueError(
+            f"expected entities to be one list of spans per text, got {type(entities).__name__}"
+        ) from None
+    if len(entities) != len(texts):
+        raise ValueError(
+            f"expected one list of spans per text, got {len(texts)} texts and {len(entities)} entity lists"
+        )
+    out = []
+    for i, (text, spans) in enumerate(zip(texts, entities)):
+        if isinstance(spans, (str, dict)) or not isinstance(spans, (list, tuple)):
+            raise ValueError(
+                f"expected a list of spans for text {i}, got {type(spans).__name__}: {spans!r:.60}"
+            )
+        checked = []
+        for j, span in enumerate(spans):
+            where = f"text {i} span {j}"
+            if not isinstance(span, dict) or not {"start", "end", "label"} <= set(span):
+                raise ValueError(
+                    f'{where}: expected a dict with "start", "end" and "label", got {span!r:.80}'
+                )
+            start, end, label = span["start"], span["end"], span["label"]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
+                raise ValueError(f"{where}: expected integer start and end offsets, got {start!r}, {end!r}")
+            if not 0 <= start < end <= len(text):
+                raise ValueError(
+                    f"{where}: expected 0 <= start < end <= {len(text)} (the text's length), "
+                    f"got [{start}, {end})"
+                )
+            if not isinstance(label, str) or not label or label == "O" or any(c.isspace() for c in label):
+                raise ValueError(f"{where}: expected an entity type such as 'PER', got {label!r}")
+            checked.append({"start": start, "end": end, "label": label})
+        out.append(checked)
+    return out
+
+
+
+class NerStudent(Student):
+    """An entity recogniser: fit on character-span entities, predict spans: the template tagger and
+    spacy-ner follow. Subclasses implement `_fit(texts, entities, validation)` (all checked;
+    validation is (texts, entities) or None) and `_predict(texts)`, and set `_fitted_attribute`.
+    """
+
+    kind = "ner"
+
+    def fit(self, texts: list[str], entities: list[list[dict]], validation=None) -> "NerStudent":
+        """Train on texts with character-span entities {"start", "end", "label"} (end exclusive);
+        spans off token boundaries are widened to the tokens they touch. `validation` =
+        (texts, entities) for early stopping."""
+        texts = _check_texts(texts)
+        entities = _check_entities(texts, entities)
+        if not texts:
+            raise ValueError("expected at least 1 text with entities to fit on, got 0")
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise ValueError("expected validation=(texts, entities), got " + type(validation).__name__)
+            validation_texts = _check_texts(validation[0], what="validation texts")
+            validation = (validation_texts, _check_entities(validation_texts, validation[1]))
+        self._fit(texts, entities, validation)
+        return self
+
+    def predict(self, texts: list[str]) -> list[list[dict]]:
+        """Entity spans {"start", "end", "label", "text"} per text, character offsets, end exclusive."""
+        self._check_fitted()
+        return self._predict(_check_texts(texts))
+
+    @abstractmethod
+    def _fit(self, texts: list[str], entities: list[list[dict]], validation: tuple | None) -> None: ...
+
+    @abstractmethod
+    def _predict(self, texts: list[str]) -> list[list[dict]]: ...
 
 
 QUANTIZED_SCHEME = "int8: onnxruntime quantize_dynamic, per-channel, signed int8 weights (QInt8)"

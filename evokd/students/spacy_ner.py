@@ -29,51 +29,17 @@ import time
 from pathlib import Path
 
 import evokd
-from evokd.students.base import ParityError, Student, _check_texts
-from evokd.students.tagger import _check_entities
+from evokd.runtime import LABELS_FILE, META_FILE
+from evokd.runtime import check_texts as _check_texts
+from evokd.runtime.spacy import PIPELINE_DIR, RUNTIME_NAME, load_spacy_ner
+from evokd.runtime.spacy import spans_of as _spans_of
+from evokd.students.base import NerStudent, ParityError
+from evokd.students.threads import blas_threads as _threads
 
-PIPELINE_DIR = "pipeline"
-RUNTIME_NAME = "spacy"
+load_runtime = load_spacy_ner  # what `evokd.runtime.load_student` runs for a saved spacy-ner student
 DEFAULT_PACKAGE_NAME = "evokd_spacy_ner"
 PACKAGE_VERSION = "0.1.0"
 _PACKAGE_TIMEOUT_S = 300
-
-
-class _threads:
-    """Run a block with at most `n` BLAS/OpenMP threads (threadpoolctl, when installed)."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-        self._ctx = None
-
-    def __enter__(self):
-        if self.n:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                self._ctx = threadpool_limits(self.n)
-            except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-                self._ctx = None
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.unregister()
-
-
-def _spans_of(doc) -> list[dict]:
-    """{"start", "end", "label", "text"} for each entity of a spaCy Doc, whitespace trimmed."""
-    text = doc.text
-    out = []
-    for ent in doc.ents:
-        start, end = ent.start_char, ent.end_char
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if start < end:
-            out.append({"start": start, "end": end, "label": ent.label_, "text": text[start:end]})
-    return out
 
 
 def _reference_doc(nlp, text: str, spans: list[dict], where: str):
@@ -106,7 +72,7 @@ def _entity_f1(gold: list[list[dict]], pred: list[list[dict]]) -> float:
     return 2 * len(g & p) / (len(g) + len(p)) if g or p else 1.0
 
 
-class SpacyNerStudent:
+class SpacyNerStudent(NerStudent):
     """spaCy's default NER model (HashEmbedCNN tok2vec + transition-based parser) from spacy.blank("en").
 
     fit(texts, entities) takes character spans {"start", "end", "label"} (end exclusive); spans
@@ -116,8 +82,7 @@ class SpacyNerStudent:
 
     name = "spacy-ner"
     runtime = RUNTIME_NAME
-    kind = "ner"
-    input = "text"
+    _fitted_attribute = "nlp_"
 
     def __init__(
         self,
@@ -159,19 +124,11 @@ class SpacyNerStudent:
         self.seed = seed
         self.verbose = verbose
 
-    get_params = Student.get_params
-    __repr__ = Student.__repr__
-
     # -- training -------------------------------------------------------------------
-    def fit(self, texts: list[str], entities: list[list[dict]], validation=None) -> "SpacyNerStudent":
-        """Train on texts with character-span entities; `validation` = (texts, entities) for early stopping."""
+    def _fit(self, texts: list[str], entities: list[list[dict]], validation) -> None:
         import spacy
         from spacy.training import Example
 
-        texts = _check_texts(texts)
-        entities = _check_entities(texts, entities)
-        if not texts:
-            raise ValueError("expected at least 1 text with entities to fit on, got 0")
         if not isinstance(self.max_epochs, int) or self.max_epochs < 1:
             raise ValueError(f"expected max_epochs to be a positive integer, got {self.max_epochs!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
@@ -189,10 +146,7 @@ class SpacyNerStudent:
         ]
         dev_texts, dev_entities = None, None
         if validation is not None:
-            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-                raise ValueError("expected validation=(texts, entities), got " + type(validation).__name__)
-            dev_texts = _check_texts(validation[0], what="validation texts")
-            dev_entities = _check_entities(dev_texts, validation[1])
+            dev_texts, dev_entities = validation
             for i, (text, spans) in enumerate(zip(dev_texts, dev_entities)):
                 _reference_doc(nlp, text, spans, f"validation text {i}")  # same checks as training
         elif self.validation_fraction and len(examples) >= self.min_validation_sentences:
@@ -208,7 +162,6 @@ class SpacyNerStudent:
             self._train(nlp, examples, types, dev_texts, dev_entities)
         self.labels_ = types
         self.entity_types_ = types
-        return self
 
     def _train(self, nlp, examples, types, dev_texts, dev_entities) -> None:
         from spacy.util import compounding, fix_random_seed, minibatch
@@ -266,18 +219,11 @@ class SpacyNerStudent:
         self.nlp_ = nlp
 
     # -- prediction -----------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "nlp_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, entities) first")
-
     @staticmethod
     def _predict_with(nlp, texts: list[str], batch_size: int = 256) -> list[list[dict]]:
         return [_spans_of(doc) for doc in nlp.pipe(texts, batch_size=batch_size)]
 
-    def predict(self, texts: list[str]) -> list[list[dict]]:
-        """Entity spans {"start", "end", "label", "text"} per text, character offsets, end exclusive."""
-        self._check_fitted()
-        texts = _check_texts(texts)
+    def _predict(self, texts: list[str]) -> list[list[dict]]:
         return self._predict_with(self.nlp_, texts)  # thinc's CPU matmuls (blis) are single-threaded
 
     # -- shipping -------------------------------------------------------------------
@@ -286,8 +232,6 @@ class SpacyNerStudent:
         student.json and labels.json; load the written pipeline back and require identical entities
         on `check_texts`. Returns the parity report; raises ParityError on any difference."""
         import spacy
-
-        from evokd import runtime
 
         self._check_fitted()
         check_texts = _check_texts(check_texts, what="check_texts")
@@ -336,8 +280,8 @@ class SpacyNerStudent:
             "best_epoch": self.best_epoch_,
             "parity": report,
         }
-        (out_dir / runtime.META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (out_dir / runtime.LABELS_FILE).write_text(json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8")
+        (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out_dir / LABELS_FILE).write_text(json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8")
         return report
 
 
@@ -419,57 +363,3 @@ def _needs_vendored_wheel() -> bool:
         return False
     except PackageNotFoundError:
         return True
-
-
-# -- runtime -----------------------------------------------------------------------------------
-class SpacyRuntime:
-    """A saved spacy-ner student loaded with `spacy.load` (the wheel need not be installed)."""
-
-    def __init__(self, nlp, labels: list[str], meta: dict | None = None, batch_size: int = 256):
-        self.nlp = nlp
-        self.labels = list(labels)
-        self.meta = dict(meta or {})
-        self.batch_size = batch_size
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        """One {"entities": [{"start", "end", "label", "text"}, ...]} per text (character offsets)."""
-        from evokd.runtime import _check_texts
-
-        texts = _check_texts(texts)
-        return [{"entities": _spans_of(doc)} for doc in self.nlp.pipe(texts, batch_size=self.batch_size)]
-
-
-def load_runtime(student_dir, meta: dict) -> SpacyRuntime:
-    """Load `student_dir / meta["pipeline"]` with spacy.load; StudentLoadError if missing or corrupt."""
-    from evokd.runtime import LABELS_FILE, META_FILE, StudentLoadError
-
-    student_dir = Path(student_dir)
-    rel = meta.get("pipeline")
-    if not isinstance(rel, str) or not rel:
-        raise StudentLoadError(
-            f"{student_dir / META_FILE}: expected a \"pipeline\" directory name for a spaCy student, got {rel!r}"
-        )
-    pipeline_dir = student_dir / rel
-    if not (pipeline_dir / "config.cfg").is_file() or not (pipeline_dir / "meta.json").is_file():
-        raise StudentLoadError(
-            f"{pipeline_dir}: not a spaCy pipeline directory; expected config.cfg and meta.json written by nlp.to_disk"
-        )
-    try:
-        import spacy
-
-        nlp = spacy.load(pipeline_dir)
-    except Exception as exc:  # spaCy/thinc/srsly raise many unrelated types for damaged files
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StudentLoadError(f"{pipeline_dir}: expected a spaCy pipeline spacy.load can read ({first_line})") from exc
-    if "ner" not in nlp.pipe_names:
-        raise StudentLoadError(f"{pipeline_dir}: expected a pipeline with an 'ner' component, found {nlp.pipe_names}")
-    labels = meta.get("entity_types")
-    labels_path = student_dir / LABELS_FILE
-    if labels_path.is_file():
-        try:
-            labels = json.loads(labels_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StudentLoadError(f"{labels_path}: not valid JSON ({exc}); expected a JSON list of entity types") from exc
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-        labels = list(nlp.get_pipe("ner").labels)
-    return SpacyRuntime(nlp, labels, meta)

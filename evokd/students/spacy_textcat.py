@@ -19,8 +19,14 @@ from pathlib import Path
 import numpy as np
 
 import evokd
-from evokd.students.base import PARITY_ATOL, ParityError, Student, _check_texts
-from evokd.students.spacy_ner import PACKAGE_VERSION, PIPELINE_DIR, RUNTIME_NAME, _threads, build_wheel
+from evokd.runtime import LABELS_FILE, META_FILE
+from evokd.runtime import check_texts as _check_texts
+from evokd.runtime.spacy import PIPELINE_DIR, RUNTIME_NAME, load_spacy_textcat
+from evokd.students.base import PARITY_ATOL, ClassifierStudent, ParityError
+from evokd.students.spacy_ner import PACKAGE_VERSION, build_wheel
+from evokd.students.threads import blas_threads as _threads
+
+load_runtime = load_spacy_textcat  # what `evokd.runtime.load_student` runs for a saved spacy-textcat student
 
 DEFAULT_PACKAGE_NAME = "evokd_spacy_textcat"
 ARCHITECTURES = ("ensemble", "bow", "cnn")
@@ -58,7 +64,7 @@ def _macro_f1(gold: list[str], pred: list[str], labels: list[str]) -> float:
     return classification_report(gold, pred, labels)["macro_f1"]
 
 
-class SpacyTextcatStudent(Student):
+class SpacyTextcatStudent(ClassifierStudent):
     """spaCy `textcat` (exclusive classes) from spacy.blank("en"); ships as a pipeline + wheel, run by spaCy."""
 
     name = "spacy-textcat"
@@ -205,8 +211,6 @@ class SpacyTextcatStudent(Student):
 
         import spacy
 
-        from evokd import runtime
-
         self._check_fitted()
         check_texts = _check_texts(check_texts, what="check_texts")
         if not check_texts:
@@ -252,67 +256,6 @@ class SpacyTextcatStudent(Student):
             "best_epoch": self.best_epoch_,
             "parity": report,
         }
-        (out_dir / runtime.META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (out_dir / runtime.LABELS_FILE).write_text(json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8")
+        (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (out_dir / LABELS_FILE).write_text(json.dumps(list(self.labels_), ensure_ascii=False) + "\n", encoding="utf-8")
         return report
-
-
-# -- runtime -----------------------------------------------------------------------------------
-class SpacyTextcatRuntime:
-    """A saved spacy-textcat student loaded with `spacy.load` (the wheel need not be installed)."""
-
-    def __init__(self, nlp, labels: list[str], meta: dict | None = None, batch_size: int = 256):
-        self.nlp = nlp
-        self.labels = list(labels)
-        self.meta = dict(meta or {})
-        self.batch_size = batch_size
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Probabilities, one row per text, columns in `self.labels` order."""
-        from evokd.runtime import _check_texts as check
-
-        texts = check(texts)
-        rows = [[doc.cats[label] for label in self.labels] for doc in self.nlp.pipe(texts, batch_size=self.batch_size)]
-        return np.array(rows, dtype=np.float32).reshape(len(texts), len(self.labels))
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        """One {"label", "score"} per text; score is the probability of that label."""
-        proba = self.predict_proba(texts)
-        return [{"label": self.labels[j], "score": float(proba[i, j])} for i, j in enumerate(proba.argmax(axis=1))]
-
-
-def load_runtime(student_dir, meta: dict) -> SpacyTextcatRuntime:
-    """Load `student_dir / meta["pipeline"]` with spacy.load; StudentLoadError if missing or corrupt."""
-    from evokd.runtime import LABELS_FILE, META_FILE, StudentLoadError
-
-    student_dir = Path(student_dir)
-    rel = meta.get("pipeline")
-    if not isinstance(rel, str) or not rel:
-        raise StudentLoadError(
-            f"{student_dir / META_FILE}: expected a \"pipeline\" directory name for a spaCy student, got {rel!r}"
-        )
-    pipeline_dir = student_dir / rel
-    if not (pipeline_dir / "config.cfg").is_file() or not (pipeline_dir / "meta.json").is_file():
-        raise StudentLoadError(
-            f"{pipeline_dir}: not a spaCy pipeline directory; expected config.cfg and meta.json written by nlp.to_disk"
-        )
-    try:
-        import spacy
-
-        nlp = spacy.load(pipeline_dir)
-    except ImportError:
-        raise StudentLoadError(f"{student_dir}: this spacy-textcat student needs spaCy (pip install spacy)") from None
-    except Exception as exc:  # spaCy/thinc/srsly raise many unrelated types for damaged files
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StudentLoadError(f"{pipeline_dir}: expected a spaCy pipeline spacy.load can read ({first_line})") from exc
-    if "textcat" not in nlp.pipe_names:
-        raise StudentLoadError(f"{pipeline_dir}: expected a pipeline with a 'textcat' component, found {nlp.pipe_names}")
-    known = list(nlp.get_pipe("textcat").labels)
-    labels_path = student_dir / LABELS_FILE
-    try:
-        labels = json.loads(labels_path.read_text(encoding="utf-8")) if labels_path.is_file() else known
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudentLoadError(f"{labels_path}: not valid JSON ({exc}); expected a JSON list of labels") from exc
-    if not isinstance(labels, list) or sorted(labels) != sorted(known):
-        raise StudentLoadError(f"{labels_path}: expected the pipeline's labels {known}, got {json.dumps(labels)[:80]}")
-    return SpacyTextcatRuntime(nlp, labels, meta)

@@ -24,7 +24,9 @@ import numpy as np
 
 import evokd
 from evokd import runtime
-from evokd.students.base import ParityError, Student, _check_texts
+from evokd.runtime import check_texts as _check_texts
+from evokd.students.base import NerStudent, ParityError
+from evokd.students.threads import torch_threads as _torch_threads
 
 ONNX_OPSET = 17
 _CHAR_MASK_VALUE = -1e4  # pooled over in place of padding characters
@@ -64,69 +66,7 @@ def _network_class():
     return BiLSTMCharCNN
 
 
-class _torch_threads:
-    """Run a block with `n` intra-op threads, restoring the caller's setting afterwards."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-
-    def __enter__(self):
-        import torch
-
-        self.before = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.before)
-
-
-def _check_entities(texts: list[str], entities) -> list[list[dict]]:
-    if isinstance(entities, (str, dict)):
-        raise ValueError(
-            f"expected entities to be one list of spans per text, got a single {type(entities).__name__}"
-        )
-    try:
-        entities = list(entities)
-    except TypeError:
-        raise ValueError(
-            f"expected entities to be one list of spans per text, got {type(entities).__name__}"
-        ) from None
-    if len(entities) != len(texts):
-        raise ValueError(
-            f"expected one list of spans per text, got {len(texts)} texts and {len(entities)} entity lists"
-        )
-    out = []
-    for i, (text, spans) in enumerate(zip(texts, entities)):
-        if isinstance(spans, (str, dict)) or not isinstance(spans, (list, tuple)):
-            raise ValueError(
-                f"expected a list of spans for text {i}, got {type(spans).__name__}: {spans!r:.60}"
-            )
-        checked = []
-        for j, span in enumerate(spans):
-            where = f"text {i} span {j}"
-            if not isinstance(span, dict) or not {"start", "end", "label"} <= set(span):
-                raise ValueError(
-                    f'{where}: expected a dict with "start", "end" and "label", got {span!r:.80}'
-                )
-            start, end, label = span["start"], span["end"], span["label"]
-            if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
-                raise ValueError(f"{where}: expected integer start and end offsets, got {start!r}, {end!r}")
-            if not 0 <= start < end <= len(text):
-                raise ValueError(
-                    f"{where}: expected 0 <= start < end <= {len(text)} (the text's length), "
-                    f"got [{start}, {end})"
-                )
-            if not isinstance(label, str) or not label or label == "O" or any(c.isspace() for c in label):
-                raise ValueError(f"{where}: expected an entity type such as 'PER', got {label!r}")
-            checked.append({"start": start, "end": end, "label": label})
-        out.append(checked)
-    return out
-
-
-class TaggerStudent:
+class TaggerStudent(NerStudent):
     """BiLSTM + char-CNN NER tagger (PyTorch), exported to an ONNX graph over token ids.
 
     fit(texts, entities) takes character spans {"start", "end", "label"} (end exclusive),
@@ -135,9 +75,10 @@ class TaggerStudent:
     """
 
     name = "tagger"
-    kind = "ner"
     input = "tokens"
     output_names = (runtime.TAGGER_OUTPUT,)
+    gives_confidence = True
+    _fitted_attribute = "module_"
 
     def __init__(
         self,
@@ -196,18 +137,10 @@ class TaggerStudent:
         self.random_state = random_state
         self.verbose = verbose
 
-    get_params = Student.get_params
-    __repr__ = Student.__repr__
-
     # -- training -------------------------------------------------------------------
-    def fit(self, texts: list[str], entities: list[list[dict]], validation=None) -> "TaggerStudent":
-        """Train on texts with character-span entities; `validation` = (texts, entities) for early stopping."""
+    def _fit(self, texts: list[str], entities: list[list[dict]], validation) -> None:
         from evokd.ner import spans_to_bio, tokenize
 
-        texts = _check_texts(texts)
-        entities = _check_entities(texts, entities)
-        if not texts:
-            raise ValueError("expected at least 1 text with entities to fit on, got 0")
         token_lists, tag_lists = [], []
         for i, (text, spans) in enumerate(zip(texts, entities)):
             tokens = tokenize(text)
@@ -225,10 +158,7 @@ class TaggerStudent:
             )
         validation_tokens = None
         if validation is not None:
-            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-                raise ValueError("expected validation=(texts, entities), got " + type(validation).__name__)
-            v_texts = _check_texts(validation[0], what="validation texts")
-            v_entities = _check_entities(v_texts, validation[1])
+            v_texts, v_entities = validation
             v_tokens, v_tags = [], []
             for i, (text, spans) in enumerate(zip(v_texts, v_entities)):
                 tokens = tokenize(text)
@@ -241,7 +171,6 @@ class TaggerStudent:
         self.entity_types_ = types
         self.labels_ = ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
         self._fit_tokens(token_lists, tag_lists, validation_tokens)
-        return self
 
     def _build_vocabularies(self, token_lists: list[list[str]]) -> None:
         counts: dict[str, int] = {}
@@ -347,10 +276,6 @@ class TaggerStudent:
             self.module_.eval()
 
     # -- prediction -----------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, entities) first")
-
     def scores(self, token_lists: list[list[str]]) -> list[np.ndarray]:
         """Tag scores [n_tokens, n_tags] per sentence, columns in `labels_` order."""
         import torch
@@ -370,17 +295,12 @@ class TaggerStudent:
     def predict_tags(self, token_lists: list[list[str]], repair: bool = True) -> list[list[str]]:
         """BIO tags for pre-tokenised sentences (lists of token strings)."""
         self._check_fitted()
-        token_lists = [
-            _check_texts(tokens, what="tokens") for tokens in runtime._check_token_lists(token_lists)
-        ]
+        token_lists = runtime.check_token_lists(token_lists)
         return [runtime.decode_tags(s, self.labels_, repair) for s in self.scores(token_lists)]
 
-    def predict(self, texts: list[str]) -> list[list[dict]]:
-        """Entity spans {"start", "end", "label", "text"} per text, character offsets, end exclusive."""
+    def _predict(self, texts: list[str]) -> list[list[dict]]:
         from evokd.ner import tokenize
 
-        self._check_fitted()
-        texts = _check_texts(texts)
         tokens = [tokenize(text) for text in texts]
         tags = self.predict_tags([[t.text for t in toks] for toks in tokens])
         return [runtime.entities_from_tags(text, toks, t) for text, toks, t in zip(texts, tokens, tags)]

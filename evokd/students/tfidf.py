@@ -11,7 +11,7 @@ sklearn's. Known gaps (Python's str.lower() is context-aware, C++ towlower is no
 
 import numpy as np
 
-from evokd.students.base import Student
+from evokd.students.base import ClassifierStudent
 
 # sklearn's `(?u)\w+` and the ONNX Tokenizer's RE2 pattern that matches the same tokens.
 SKLEARN_TOKEN_PATTERN = r"(?u)\w+"
@@ -22,7 +22,7 @@ ONNX_LOCALE = "C.UTF-8"
 ONNX_OPSET = 21
 
 
-class TfidfStudent(Student):
+class TfidfStudent(ClassifierStudent):
     """Word n-gram TF-IDF + LogisticRegression (scikit-learn), exported to a raw-text ONNX graph."""
 
     name = "tfidf"

@@ -1,16 +1,8 @@
-"""Deployment runtime: run a saved student with onnxruntime alone.
+"""The onnxruntime side of the runtime: classification students (`RuntimeStudent`, graph input
+raw text or WordPiece ids) and NER taggers (`RuntimeTagger`), each read from its student folder.
 
-This module is what `evokd predict` and shipped students depend on, so it imports only
-json, pathlib, numpy and onnxruntime — never scikit-learn, torch or `evokd.students`.
-A student directory holds `model.onnx`, `student.json` (how to feed and read the graph)
-and `labels.json` (labels in probability-column order). Transformer students (input
-"token_ids", e.g. `minilm`) also ship `tokenizer.json`, read with the `tokenizers` package,
-which is imported only when such a student is loaded.
-
-NER students (student.json kind "ner", input "tokens") also ship `words.json` and
-`chars.json` (their vocabularies); texts are tokenised with `evokd.ner.tokenize` (spaCy's
-rule-based tokenizer), imported only when such a student is loaded. The token encoding and
-the tag decoding below are the ones the training side (`evokd.students.tagger`) uses too.
+Imports json, pathlib, numpy and onnxruntime; `tokenizers` only when a transformer student
+(input "token_ids", e.g. `minilm`) is loaded, `evokd.ner` only when a tagger tags texts.
 """
 
 import os
@@ -23,14 +15,16 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
 
-MODEL_FILE = "model.onnx"
-META_FILE = "student.json"
-LABELS_FILE = "labels.json"
+from evokd.runtime.common import (  # noqa: E402
+    LABELS_FILE, META_FILE, MODEL_FILE, StudentLoadError, check_texts, first_line, read_json,
+)
+from evokd.runtime.tags import (  # noqa: E402
+    CHARS_FILE, TAGGER_INPUTS, TAGGER_OUTPUT, WORDS_FILE, batches_by_length, check_token_lists, decode_tags,
+    encode_tokens, entities_from_tags,
+)
+
 PROBABILITIES_OUTPUT = "probabilities"
 
-
-class StudentLoadError(Exception):
-    """A student directory is missing a file or holds one that is not what evokd wrote."""
 
 
 class TextFeeds:
@@ -81,8 +75,7 @@ class TokenIdFeeds:
         try:
             self.tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception for malformed files
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise StudentLoadError(f"{path}: expected a tokenizer the `tokenizers` package can read ({first_line})") from None
+            raise StudentLoadError(f"{path}: expected a tokenizer the `tokenizers` package can read ({first_line(exc)})") from None
         padding = self.tokenizer.padding
         if not padding:
             raise StudentLoadError(f"{path}: expected a tokenizer with padding configured (pad token and id)")
@@ -114,17 +107,6 @@ class TokenIdFeeds:
 
 # How each kind of graph input is built from texts, keyed by student.json's "input".
 INPUT_ENCODERS = {"text": TextFeeds, "token_ids": TokenIdFeeds}
-SUPPORTED_KINDS = ("classification", "ner")
-
-
-def _check_texts(texts) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError("expected a list of strings, got a single str; wrap it in a list")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"expected a list of strings, got {type(text).__name__} at index {i}")
-    return texts
 
 
 def make_session(model_path, intra_op_num_threads: int = 1) -> onnxruntime.InferenceSession:
@@ -138,8 +120,7 @@ def make_session(model_path, intra_op_num_threads: int = 1) -> onnxruntime.Infer
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises several unrelated types
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StudentLoadError(f"{model_path}: expected an ONNX model onnxruntime can load ({first_line})") from exc
+        raise StudentLoadError(f"{model_path}: expected an ONNX model onnxruntime can load ({first_line(exc)})") from exc
 
 
 class RuntimeStudent:
@@ -170,7 +151,7 @@ class RuntimeStudent:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities, one row per text, columns in `self.labels` order."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         proba = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for index, feeds in self.feeds.batches(texts):  # index: the rows of `texts` in this run
             (batch,) = self.session.run([PROBABILITIES_OUTPUT], feeds)
@@ -189,105 +170,6 @@ class RuntimeStudent:
             {"label": self.labels[j], "score": float(proba[i, j])} for i, j in enumerate(best)
         ]
 
-
-def _read_json(path: Path, expected: str):
-    if not path.is_file():
-        raise StudentLoadError(f"{path}: file not found; expected {expected}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StudentLoadError(f"{path}: not valid JSON ({exc}); expected {expected}") from exc
-
-
-# -- NER students -----------------------------------------------------------------------------
-WORDS_FILE = "words.json"
-CHARS_FILE = "chars.json"
-TAGGER_INPUTS = ("word_ids", "char_ids", "case_ids")
-TAGGER_OUTPUT = "scores"
-PAD_ID, UNK_ID = 0, 1  # the first two entries of words.json and chars.json
-CASE_NO_LETTERS, CASE_LOWER, CASE_UPPER, CASE_TITLE, CASE_MIXED = range(5)
-N_CASES = 5
-
-
-def normalise_word(word: str) -> str:
-    """Word-vocabulary key: lower-cased, every digit mapped to 0 (dates and scores share entries)."""
-    return "".join("0" if c.isdigit() else c for c in word.lower())
-
-
-def case_id(word: str) -> int:
-    """Capitalisation class of a token, which the lower-cased word vocabulary no longer shows."""
-    letters = [c for c in word if c.isalpha()]
-    if not letters:
-        return CASE_NO_LETTERS
-    if all(c.islower() for c in letters):
-        return CASE_LOWER
-    if all(c.isupper() for c in letters):
-        return CASE_UPPER
-    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
-        return CASE_TITLE
-    return CASE_MIXED
-
-
-def encode_tokens(
-    token_lists: list[list[str]], word_index: dict, char_index: dict, max_word_length: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(word_ids [B, T], char_ids [B, T, C], case_ids [B, T]) int64 for sentences of equal length T.
-
-    Words are cut to `max_word_length` characters; shorter ones are padded with PAD_ID, which
-    the graph masks out, so C (the batch's longest word) does not change any output.
-    """
-    n_tokens = {len(tokens) for tokens in token_lists}
-    if len(n_tokens) > 1:
-        raise ValueError(f"expected sentences of equal length in one batch, got lengths {sorted(n_tokens)}")
-    batch, length = len(token_lists), n_tokens.pop() if n_tokens else 0
-    width = max((min(len(w), max_word_length) for tokens in token_lists for w in tokens), default=1)
-    word_ids = np.zeros((batch, length), dtype=np.int64)
-    char_ids = np.zeros((batch, length, max(width, 1)), dtype=np.int64)
-    case_ids = np.zeros((batch, length), dtype=np.int64)
-    for b, tokens in enumerate(token_lists):
-        for t, word in enumerate(tokens):
-            word_ids[b, t] = word_index.get(normalise_word(word), UNK_ID)
-            case_ids[b, t] = case_id(word)
-            for c, ch in enumerate(word[:max_word_length]):
-                char_ids[b, t, c] = char_index.get(ch, UNK_ID)
-    return word_ids, char_ids, case_ids
-
-
-def batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of sentences with exactly the same number of tokens.
-
-    A bidirectional LSTM's backward pass would read padding before the real tokens, so a
-    batch never mixes lengths; empty sentences are left out (they have nothing to tag).
-    """
-    by_length: dict[int, list[int]] = {}
-    for i, n in enumerate(lengths):
-        if n:
-            by_length.setdefault(n, []).append(i)
-    return [
-        group[k:k + batch_size]
-        for _, group in sorted(by_length.items())
-        for k in range(0, len(group), batch_size)
-    ]
-
-
-def decode_tags(scores: np.ndarray, tags: list[str], repair: bool = True) -> list[str]:
-    """Argmax tag per token; with `repair`, invalid BIO (I-X after O or another type) becomes B-X."""
-    best = [tags[j] for j in np.asarray(scores).argmax(axis=-1)]
-    if not repair:
-        return best
-    from evokd.ner import bio_to_token_spans
-
-    fixed = ["O"] * len(best)
-    for start, end, etype in bio_to_token_spans(best):
-        fixed[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
-    return fixed
-
-
-def entities_from_tags(text: str, tokens: list, tags: list[str]) -> list[dict]:
-    """{"start", "end", "label", "text"} character spans (end exclusive) for BIO tags over tokens."""
-    from evokd.ner import bio_to_spans
-
-    return [{**span, "text": text[span["start"]:span["end"]]} for span in bio_to_spans(text, tokens, tags)]
 
 
 class RuntimeTagger:
@@ -335,14 +217,14 @@ class RuntimeTagger:
 
     def predict_tags(self, token_lists: list[list[str]], repair: bool = True) -> list[list[str]]:
         """BIO tags for pre-tokenised sentences (lists of token strings)."""
-        token_lists = [_check_texts(tokens) for tokens in _check_token_lists(token_lists)]
+        token_lists = check_token_lists(token_lists)
         return [decode_tags(s, self.labels, repair) for s in self.scores(token_lists)]
 
     def predict(self, texts: list[str]) -> list[dict]:
         """One {"entities": [{"start", "end", "label", "text"}, ...]} per text (character offsets)."""
         from evokd.ner import tokenize
 
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         tokens = [tokenize(text) for text in texts]
         tags = self.predict_tags([[t.text for t in toks] for toks in tokens])
         return [
@@ -351,20 +233,37 @@ class RuntimeTagger:
         ]
 
 
-def _check_token_lists(token_lists) -> list:
-    if isinstance(token_lists, str) or not isinstance(token_lists, (list, tuple)):
-        raise TypeError(
-            f"expected a list of token lists, got {type(token_lists).__name__}; "
-            "e.g. [['Angela', 'Merkel', 'spoke']]"
+def load_classifier(student_dir: Path, meta: dict, intra_op_num_threads: int = 1) -> RuntimeStudent:
+    """A classification student's folder (student.json already read into `meta`)."""
+    if meta["input"] not in INPUT_ENCODERS:
+        raise StudentLoadError(
+            f"{student_dir / META_FILE}: unknown input {meta['input']!r}; expected one of: {', '.join(INPUT_ENCODERS)}"
         )
-    for i, tokens in enumerate(token_lists):
-        if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)):
-            raise TypeError(f"expected a list of token lists, got {type(tokens).__name__} at index {i}")
-    return list(token_lists)
+    labels_path = student_dir / LABELS_FILE
+    labels = read_json(labels_path, "a JSON list of label strings")
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(label, str) for label in labels)
+    ):
+        raise StudentLoadError(
+            f"{labels_path}: expected a JSON list of at least 2 label strings, "
+            f"got {json.dumps(labels)[:80]}"
+        )
+    model_path = student_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise StudentLoadError(f"{model_path}: file not found; expected an ONNX model")
+    return RuntimeStudent(model_path, labels, meta["input"], meta, intra_op_num_threads)
 
 
-def _load_tagger(student_dir: Path, meta: dict, intra_op_num_threads: int) -> RuntimeTagger:
+def load_tagger(student_dir: Path, meta: dict, intra_op_num_threads: int = 1) -> RuntimeTagger:
+    """An NER tagger's folder (student.json already read into `meta`)."""
     meta_path = student_dir / META_FILE
+    if meta["input"] != "tokens":
+        raise StudentLoadError(
+            f"{meta_path}: unknown kind 'ner' with input {meta['input']!r}; "
+            "expected input 'tokens' for NER students"
+        )
     if not isinstance(meta.get("max_word_length"), int) or meta["max_word_length"] < 1:
         raise StudentLoadError(
             f"{meta_path}: expected a positive integer \"max_word_length\" for an NER student, "
@@ -372,7 +271,7 @@ def _load_tagger(student_dir: Path, meta: dict, intra_op_num_threads: int) -> Ru
         )
     files = {}
     for name, what in ((LABELS_FILE, "BIO tags"), (WORDS_FILE, "vocabulary words"), (CHARS_FILE, "vocabulary characters")):
-        value = _read_json(student_dir / name, f"a JSON list of {what}")
+        value = read_json(student_dir / name, f"a JSON list of {what}")
         if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
             raise StudentLoadError(
                 f"{student_dir / name}: expected a JSON list of at least 2 {what}, got {json.dumps(value)[:80]}"
@@ -390,56 +289,3 @@ def _load_tagger(student_dir: Path, meta: dict, intra_op_num_threads: int) -> Ru
         meta["max_word_length"], meta, intra_op_num_threads,
     )
 
-
-def load_student(student_dir, intra_op_num_threads: int = 1) -> RuntimeStudent | RuntimeTagger:
-    """Load a student directory written by `Student.save` / `evokd distill`."""
-    student_dir = Path(student_dir)
-    if not student_dir.is_dir():
-        raise StudentLoadError(
-            f"{student_dir}: not a directory; expected a student directory with "
-            f"{MODEL_FILE}, {META_FILE} and {LABELS_FILE}"
-        )
-    meta_path = student_dir / META_FILE
-    meta = _read_json(meta_path, 'a JSON object with "student", "kind" and "input"')
-    if not isinstance(meta, dict) or not all(k in meta for k in ("student", "kind", "input")):
-        raise StudentLoadError(
-            f'{meta_path}: expected a JSON object with "student", "kind" and "input", '
-            f"got {json.dumps(meta)[:80]}"
-        )
-    if meta["kind"] not in SUPPORTED_KINDS:
-        raise StudentLoadError(
-            f"{meta_path}: unknown kind {meta['kind']!r}; expected one of: {', '.join(SUPPORTED_KINDS)}"
-        )
-    if meta.get("runtime") == "spacy":  # spaCy students ship a pipeline (and a wheel), not an ONNX graph
-        if meta["kind"] == "ner":
-            from evokd.students.spacy_ner import load_runtime as load_spacy_runtime
-        else:
-            from evokd.students.spacy_textcat import load_runtime as load_spacy_runtime
-
-        return load_spacy_runtime(student_dir, meta)
-    if meta["kind"] == "ner":
-        if meta["input"] != "tokens":
-            raise StudentLoadError(
-                f"{meta_path}: unknown kind 'ner' with input {meta['input']!r}; "
-                "expected input 'tokens' for NER students"
-            )
-        return _load_tagger(student_dir, meta, intra_op_num_threads)
-    if meta["input"] not in INPUT_ENCODERS:
-        raise StudentLoadError(
-            f"{meta_path}: unknown input {meta['input']!r}; expected one of: {', '.join(INPUT_ENCODERS)}"
-        )
-    labels_path = student_dir / LABELS_FILE
-    labels = _read_json(labels_path, "a JSON list of label strings")
-    if (
-        not isinstance(labels, list)
-        or len(labels) < 2
-        or not all(isinstance(label, str) for label in labels)
-    ):
-        raise StudentLoadError(
-            f"{labels_path}: expected a JSON list of at least 2 label strings, "
-            f"got {json.dumps(labels)[:80]}"
-        )
-    model_path = student_dir / MODEL_FILE
-    if not model_path.is_file():
-        raise StudentLoadError(f"{model_path}: file not found; expected an ONNX model")
-    return RuntimeStudent(model_path, labels, meta["input"], meta, intra_op_num_threads)
