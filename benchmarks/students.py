@@ -66,7 +66,7 @@ def label_texts(name: str) -> dict[str, str]:
     """The example task's label descriptions: every student is fitted with them (minilm's anchors)."""
     from evokd.task import load_task
 
-    return load_task(ROOT / "datasets" / name / "task.yaml").label_texts
+    return load_task(ROOT / "datasets" / name / "task.yaml").label_descriptions
 
 
 def draw_seeds(name: str, per_label: int, seed: int) -> tuple[list[str], list[str]]:

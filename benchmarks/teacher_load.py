@@ -42,7 +42,7 @@ def _pool() -> list[dict]:
 def _teacher(url: str, gateway_config):
     from evokd.teacher.gateway import TeacherGateway
     from evokd.teacher.lm import make_lm
-    from evokd.teacher.module import Teacher
+    from evokd.teacher.teacher import Teacher
 
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-not-a-key")
     from evokd.task import load_task

@@ -25,7 +25,7 @@ import evokd
 from evokd.loop import LoopConfig, RoundRunner
 from evokd.task import load_task
 from evokd.teacher.local import default_threads, make_local_lm, teacher_info
-from evokd.teacher.module import Teacher
+from evokd.teacher.teacher import Teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
@@ -45,12 +45,12 @@ def label_accuracy(task, lm, rows, demonstrations, votes: int) -> dict:
     first_correct = 0
     start = time.perf_counter()
     for i, row in enumerate(rows):
-        first = teacher.label_text(0, row["text"])
+        first = teacher.label_vote(0, row["text"])
         first_correct += first == row["label"]
         if votes == 1:
             label = first
         else:
-            second = teacher.label_text(0, row["text"], vote=1)
+            second = teacher.label_vote(0, row["text"], vote=1)
             label = first if first is not None and first == second else None
         if label is not None:
             kept += 1
@@ -113,7 +113,7 @@ def main() -> None:
     load = time.perf_counter()
     lm = make_local_lm(temperature=0.8, max_tokens=1500)
     warm_task = load_task(ROOT / "datasets" / "sst2" / "task.yaml")
-    Teacher(warm_task, lm).label_text(0, "a warm-up sentence")
+    Teacher(warm_task, lm).label_vote(0, "a warm-up sentence")
     results_load = time.perf_counter() - load
     info = teacher_info(verify=True)
     info["model_path"] = str(info["model_path"]).replace(str(Path.home()), "~")  # no machine paths in results

@@ -21,6 +21,7 @@ from typing import Callable
 
 from evokd.errors import EvokdError, InputError
 from evokd.io import write_json_atomic
+from evokd.task_kinds import kind_rules
 
 RESULT_FILE = "compare.json"
 Progress = Callable[..., None]
@@ -138,8 +139,8 @@ def _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, pr
 
 def render(result: dict) -> list[str]:
     """The comparison as a few aligned lines for the terminal."""
-    ner = result["kind"] == "ner"
-    metric, key = ("entity F1", "f1") if ner else ("accuracy", "accuracy")
+    rules = kind_rules(result["kind"])
+    metric, key = rules.headline[1], rules.report_headline
     n = result["eval"]["n"]
     t = result["teacher"]
     lines = [f"{result['task']}: {metric} on {n} eval rows of {Path(result['eval']['data']).name}"

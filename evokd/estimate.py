@@ -84,7 +84,7 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
     from evokd.loop.teacher_setup import seed_demonstrations
     from evokd.task_kinds import ErrorStats, LabelErrors
     from evokd.teacher.gateway import TeacherGateway, price_per_token
-    from evokd.teacher.module import Feedback, Teacher
+    from evokd.teacher.teacher import Feedback, Teacher
 
     meter = _PromptMeter(model)
     seeds = task.seed_rows()

@@ -23,6 +23,8 @@ from typing import Callable, Iterable, Iterator
 
 from evokd.errors import EvokdError
 from evokd.io import write_jsonl_atomic, write_text_atomic
+from evokd.run_dir import dataset_row, open_run
+from evokd.task_kinds import kind_rules
 
 FORMATS = ("jsonl", "csv", "parquet", "conll", "spacy", "hf")
 SUFFIX_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".conll": "conll",
@@ -120,23 +122,6 @@ def parse_rounds(values: Iterable[str]) -> set[int] | None:
 # rows
 
 
-def dataset_row(sample: dict, ner: bool, *, include_status: bool = False) -> dict:
-    """A store sample as a `dataset.jsonl` row (the same keys `evokd generate` writes)."""
-    if ner:
-        row = {"id": sample["id"], "text": sample["text"], "entities": sample["entities"], "source": sample["source"],
-               "round": sample["round"], "intent": sample["intent"], "student_entities": sample["student_entities"]}
-    else:
-        row = {"id": sample["id"], "text": sample["text"], "label": sample["label"], "source": sample["source"],
-               "round": sample["round"], "intent": sample["intent"], "teacher_label": sample["teacher_label"],
-               "student_pred": sample["student_pred"], "student_score": sample["student_score"]}
-    if include_status:
-        row["status"] = sample["status"]
-        row["reject_reason"] = sample["reject_reason"]
-        if ner:
-            row["label_notes"] = sample["label_notes"]
-    return row
-
-
 def select_rows(run_dir: str | Path, *, sources: Iterable[str] = (), rounds: set[int] | None = None,
                 include_rejected: bool = False) -> tuple[dict, list[dict]]:
     """(run info, rows) of a run after the filters; no matching row is an error naming what exists."""
@@ -144,14 +129,11 @@ def select_rows(run_dir: str | Path, *, sources: Iterable[str] = (), rounds: set
     for s in sources:
         if s not in SOURCES:
             raise EvokdError(f"--source {s!r}: expected one of: {', '.join(SOURCES)}")
-    from evokd.runs import open_run
-
     with open_run(run_dir) as store:
         info = store.run_info()
         if info is None:
             raise EvokdError(f"{store.path}: the run has no committed round yet; nothing to export")
         samples = store.samples(status=None if include_rejected else "accepted")
-    ner = info["task_kind"] == "ner"
     picked = [s for s in samples
               if (not sources or s["source"] in sources) and (rounds is None or s["round"] in rounds)]
     if not picked:
@@ -162,7 +144,7 @@ def select_rows(run_dir: str | Path, *, sources: Iterable[str] = (), rounds: set
             f"{_describe_rounds(rounds)}); the run has rounds {_describe_rounds(set(present_rounds))} "
             f"and sources {', '.join(present_sources) or 'none'}"
         )
-    return info, [dataset_row(s, ner, include_status=include_rejected) for s in picked]
+    return info, [dataset_row(s, info["task_kind"], include_status=include_rejected) for s in picked]
 
 
 def _describe_rounds(rounds: set[int] | None) -> str:
@@ -244,7 +226,27 @@ def write_conll_rows(path: Path, rows: list[dict]) -> None:
         raise EvokdError(f"{path}: cannot write CoNLL ({msg}); --format jsonl or spacy keeps such rows") from None
 
 
-def write_spacy(path: Path, rows: list[dict], labels: list[str], language: str, ner: bool) -> None:
+def _doc_cats(doc, row: dict, labels: list[str], path: Path, language: str) -> None:
+    """A classification row's answer on its spaCy doc: `doc.cats`, 1.0 for the label and 0.0 for the others."""
+    doc.cats = {lab: float(lab == row["label"]) for lab in labels}
+
+
+def _doc_ents(doc, row: dict, labels: list[str], path: Path, language: str) -> None:
+    """An NER row's answer on its spaCy doc: `doc.ents`, each on spaCy's token boundaries."""
+    spans = []
+    for e in row["entities"]:
+        span = doc.char_span(e["start"], e["end"], label=e["label"], alignment_mode="strict")
+        if span is None:
+            raise EvokdError(f"{path}: sample {row['id']}: entity [{e['start']}, {e['end']}) {e['label']} is not "
+                             f"on spaCy '{language}' token boundaries; --format jsonl keeps it")
+        spans.append(span)
+    doc.ents = spans
+
+
+_WRITE_DOC = {"classification": _doc_cats, "ner": _doc_ents}  # a row's answer on its spaCy doc, by task kind
+
+
+def write_spacy(path: Path, rows: list[dict], labels: list[str], language: str, kind: str) -> None:
     """A spaCy DocBin: NER rows as `doc.ents`, classification rows as `doc.cats` (1.0 for the label,
     0.0 for the others); id, source, round and intent in `doc.user_data`."""
     import spacy
@@ -254,20 +256,11 @@ def write_spacy(path: Path, rows: list[dict], labels: list[str], language: str, 
         nlp = spacy.blank(language)
     except (ImportError, OSError, KeyError):
         nlp = spacy.blank("en")
+    write_doc = _WRITE_DOC[kind]
     docs = DocBin(store_user_data=True)
     for row in rows:
         doc = nlp.make_doc(row["text"])
-        if ner:
-            spans = []
-            for e in row["entities"]:
-                span = doc.char_span(e["start"], e["end"], label=e["label"], alignment_mode="strict")
-                if span is None:
-                    raise EvokdError(f"{path}: sample {row['id']}: entity [{e['start']}, {e['end']}) {e['label']} is not "
-                                     f"on spaCy '{language}' token boundaries; --format jsonl keeps it")
-                spans.append(span)
-            doc.ents = spans
-        else:
-            doc.cats = {lab: float(lab == row["label"]) for lab in labels}
+        write_doc(doc, row, labels, path, language)
         doc.user_data.update({k: row[k] for k in ("id", "source", "round", "intent")})
         docs.add(doc)
     write_bytes_atomic(path, docs.to_bytes())
@@ -280,9 +273,22 @@ def bio_tag_names(types: list[str]) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
-def hf_features(rows: list[dict], labels: list[str], ner: bool) -> dict:
+def _value(dtype: str) -> dict:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+# the columns the hf folder adds to a kind's rows: NER's tokens and BIO tags
+_HF_EXTRA_FEATURES = {
+    "classification": lambda labels: {},
+    "ner": lambda labels: {"tokens": {"feature": _value("string"), "_type": "List"},
+                           "ner_tags": {"feature": {"names": bio_tag_names(labels), "_type": "ClassLabel"},
+                                        "_type": "List"}},
+}
+
+
+def hf_features(rows: list[dict], labels: list[str], kind: str) -> dict:
     """`datasets.Features.to_dict()` form: labels (NER: BIO tags) as ClassLabel, the rest as values."""
-    value = lambda dtype: {"dtype": dtype, "_type": "Value"}  # noqa: E731
+    value = _value
     span = {"start": value("int64"), "end": value("int64"), "label": value("string")}
     features = {}
     for col in rows[0]:
@@ -300,28 +306,44 @@ def hf_features(rows: list[dict], labels: list[str], ner: bool) -> dict:
             features[col] = value("float64")
         else:
             features[col] = value("string")
-    if ner:
-        features["tokens"] = {"feature": value("string"), "_type": "List"}
-        features["ner_tags"] = {"feature": {"names": bio_tag_names(labels), "_type": "ClassLabel"}, "_type": "List"}
+    features.update(_HF_EXTRA_FEATURES[kind](labels))
     return features
 
 
-def hf_rows(rows: list[dict], labels: list[str], ner: bool) -> list[dict]:
-    """Rows with ClassLabel columns as integers; NER rows also get `tokens` and BIO `ner_tags`."""
+def _hf_label_index(labels: list[str]) -> Callable[[dict], None]:
+    """Classification: the label as its ClassLabel integer (a rejected row keeps None)."""
+    index = {lab: i for i, lab in enumerate(labels)}
+
+    def convert(r: dict) -> None:
+        if r.get("label") is not None:
+            r["label"] = index[r["label"]]
+    return convert
+
+
+def _hf_bio_tags(labels: list[str]) -> Callable[[dict], None]:
+    """NER: the text's `tokens` and its entities as BIO `ner_tags` integers (a rejected row: None)."""
     from evokd.ner import spans_to_bio, tokenize
 
-    index = {lab: i for i, lab in enumerate(labels)}
     tag_index = {tag: i for i, tag in enumerate(bio_tag_names(labels))}
+
+    def convert(r: dict) -> None:
+        toks = tokenize(r["text"])
+        r["tokens"] = [t.text for t in toks]
+        r["ner_tags"] = (None if r["entities"] is None
+                         else [tag_index[t] for t in spans_to_bio(r["text"], r["entities"], toks)])
+    return convert
+
+
+_HF_CONVERT = {"classification": _hf_label_index, "ner": _hf_bio_tags}  # a row's hf columns, by task kind
+
+
+def hf_rows(rows: list[dict], labels: list[str], kind: str) -> list[dict]:
+    """Rows with ClassLabel columns as integers; NER rows also get `tokens` and BIO `ner_tags`."""
+    convert = _HF_CONVERT[kind](labels)
     out = []
     for row in rows:
         r = dict(row)
-        if ner:
-            toks = tokenize(r["text"])
-            r["tokens"] = [t.text for t in toks]
-            r["ner_tags"] = (None if r["entities"] is None
-                             else [tag_index[t] for t in spans_to_bio(r["text"], r["entities"], toks)])
-        elif r.get("label") is not None:
-            r["label"] = index[r["label"]]
+        convert(r)
         out.append(r)
     return out
 
@@ -329,21 +351,30 @@ def hf_rows(rows: list[dict], labels: list[str], ner: bool) -> list[dict]:
 def has_hf_datasets() -> bool:
     """True when the Hugging Face `datasets` library (not just a folder named datasets) is importable."""
     try:
-        from datasets import Dataset, Features  # noqa: F401
+        import datasets
     except ImportError:
         return False
-    return True
+    return hasattr(datasets, "Dataset") and hasattr(datasets, "Features")
 
 
-def dataset_card(info: dict, rows: list[dict], ner: bool, layout: str) -> str:
+# what the dataset card says about a kind's rows: (Hub task category, columns)
+_CARD = {
+    "classification": ("text-classification", "`text`, `label` (ClassLabel)"),
+    "ner": ("token-classification", "`text`, `entities` (character spans `{start, end, label}`), `tokens` and "
+                                    "`ner_tags` (BIO over spaCy's tokenizer)"),
+}
+
+
+def dataset_card(info: dict, rows: list[dict], kind: str, layout: str) -> str:
     """README.md for the hf folder: YAML metadata for the Hub, then what the data is and how it was made."""
     import yaml
 
     task = info["task"]
+    category, columns = _CARD[kind]
     meta = {
         "pretty_name": task["name"],
         "language": [task.get("language") or "en"],
-        "task_categories": ["token-classification" if ner else "text-classification"],
+        "task_categories": [category],
         "tags": ["evokd", "synthetic", "knowledge-distillation"],
         "size_categories": ["n<1K" if len(rows) < 1000 else "1K<n<10K" if len(rows) < 10_000 else "10K<n<100K"],
     }
@@ -356,8 +387,6 @@ def dataset_card(info: dict, rows: list[dict], ner: bool, layout: str) -> str:
     load = ("```python\nfrom datasets import load_from_disk\nds = load_from_disk(\"THIS_FOLDER\")\n```"
             if layout == "arrow" else
             "```python\nfrom datasets import load_dataset\nds = load_dataset(\"THIS_FOLDER\", split=\"train\")\n```")
-    columns = ("`text`, `entities` (character spans `{start, end, label}`), `tokens` and `ner_tags` (BIO over spaCy's "
-               "tokenizer)" if ner else "`text`, `label` (ClassLabel)")
     return (
         "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n"
         f"# {task['name']}\n\n{task['description']}\n\n"
@@ -372,12 +401,12 @@ def dataset_card(info: dict, rows: list[dict], ner: bool, layout: str) -> str:
     )
 
 
-def write_hf(path: Path, info: dict, rows: list[dict], labels: list[str], ner: bool, *, use_datasets: bool | None = None) -> str:
+def write_hf(path: Path, info: dict, rows: list[dict], labels: list[str], kind: str, *, use_datasets: bool | None = None) -> str:
     """The hf folder; returns its layout: 'arrow' (save_to_disk) or 'parquet' (card + Parquet)."""
     if use_datasets is None:
         use_datasets = has_hf_datasets()
-    features = hf_features(rows, labels, ner)
-    data = hf_rows(rows, labels, ner)
+    features = hf_features(rows, labels, kind)
+    data = hf_rows(rows, labels, kind)
     layout = "arrow" if use_datasets else "parquet"
     with atomic_target(path, directory=True) as tmp:
         if use_datasets:
@@ -393,7 +422,7 @@ def write_hf(path: Path, info: dict, rows: list[dict], labels: list[str], ner: b
                                metadata={"huggingface": json.dumps({"info": {"features": features}})})
             (tmp / "data").mkdir()
             pq.write_table(pa.Table.from_pylist(data, schema=schema), tmp / HF_DATA_FILE)
-        (tmp / "README.md").write_text(dataset_card(info, rows, ner, layout), encoding="utf-8")
+        (tmp / "README.md").write_text(dataset_card(info, rows, kind, layout), encoding="utf-8")
     return layout
 
 
@@ -415,10 +444,10 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str | None = None, *, 
     if fmt == "hf" and out.exists() and not out.is_dir():
         raise EvokdError(f"--out {out}: is a file; --format hf writes a folder")
     info, rows = select_rows(run_dir, sources=sources, rounds=rounds, include_rejected=include_rejected)
-    ner = info["task_kind"] == "ner"
+    kind = info["task_kind"]
     labels = labels_of(info)
-    if fmt == "conll" and not ner:
-        raise EvokdError(f"--format conll: the run's task '{info['task_name']}' is classification; CoNLL holds NER tags "
+    if fmt == "conll" and kind_rules(kind).one_label_per_text:  # CoNLL holds token tags, not one label per text
+        raise EvokdError(f"--format conll: the run's task '{info['task_name']}' is {kind}; CoNLL holds NER tags "
                          "(use jsonl, csv, parquet, spacy or hf)")
     progress(f"exporting {len(rows)} rows as {fmt}")
     summary = {"format": fmt, "out": str(out), "rows": len(rows), "task": info["task_name"], "kind": info["task_kind"]}
@@ -431,9 +460,9 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: str | None = None, *, 
     elif fmt == "conll":
         write_conll_rows(out, rows)
     elif fmt == "spacy":
-        write_spacy(out, rows, labels, info["task"].get("language") or "en", ner)
+        write_spacy(out, rows, labels, info["task"].get("language") or "en", kind)
     else:
-        summary["layout"] = write_hf(out, info, rows, labels, ner)
+        summary["layout"] = write_hf(out, info, rows, labels, kind)
     by: dict[str, int] = {}
     for r in rows:
         key = r["source"] if "status" not in r else f"{r['source']} {r['status']}"

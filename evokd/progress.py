@@ -66,20 +66,24 @@ class RoundProgress(_BarProgress):
                 p.advance(t)
 
 
+# the rounds table's headings of the eval columns
+_EVAL_HEADS = {"eval_entity_f1": "entity F1", "eval_accuracy": "eval acc", "eval_macro_f1": "macro-F1"}
+
+
 def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None) -> None:
     """The rounds table of `evokd generate`, then a line per data file read (`data`: the run config's
     "data", e.g. {"pool": ReadReport.as_dict()}) saying what reading it changed."""
     table = Table(title=f"evokd generate → {out_dir}")
-    ner = any(r.get("eval_entity_f1") is not None for r in rounds)
-    metrics = ("entity F1",) if ner else ("eval acc", "macro-F1")
-    for col in ("round", "accepted", "rejected (by reason)", *metrics, "tokens", "seconds"):
+    scored = (("eval_entity_f1",) if any(r.get("eval_entity_f1") is not None for r in rounds)
+              else ("eval_accuracy", "eval_macro_f1"))  # the eval columns the rounds fill
+    for col in ("round", "accepted", "rejected (by reason)", *(_EVAL_HEADS[c] for c in scored), "tokens", "seconds"):
         table.add_column(col, justify="right" if col != "rejected (by reason)" else "left",
                          no_wrap=col == "rejected (by reason)")
     for r in rounds:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "–"
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(str(r["round"]), str(r["n_accepted"]), f"{r['n_rejected']} ({reasons})" if r["n_rejected"] else "0",
-                      *((fmt(r["eval_entity_f1"]),) if ner else (fmt(r["eval_accuracy"]), fmt(r["eval_macro_f1"]))),
+                      *(fmt(r[c]) for c in scored),
                       str((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)), f"{r['seconds']:.1f}")
     console = Console()
     if not console.is_terminal:

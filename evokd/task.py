@@ -63,7 +63,7 @@ class TaskSpec(BaseModel):
         return kind_rules(self.kind)
 
     @property
-    def label_texts(self) -> dict[str, str]:
+    def label_descriptions(self) -> dict[str, str]:
         """Label name -> its description (the name itself where the task gives none): what a
         student that reads label meanings (minilm's anchors) learns each label from."""
         return {lab.name: lab.description.strip() or lab.name for lab in self.labels}

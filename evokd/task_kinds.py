@@ -48,6 +48,8 @@ class TaskKind:
     pred_key: str  # the store's column holding the student's answer before it trained on the row
     no_answer: Any  # the answer that stands for "none" in a comparison (a teacher that did not answer)
     headline: tuple[str, str]  # (rounds column, display name) of the headline eval metric
+    report_headline: str  # the key of a `report` holding the headline metric
+    eval_columns: tuple[str, ...]  # the round record's eval columns this kind fills, headline first
     selection_metric: str  # what `distill --student auto` selects on (a key of `score`)
     bench_metrics: tuple[str, ...]  # the scores `evokd bench` reports, headline first
     answer_name: str  # what one answer is called in tables: "label" / "entity type"
@@ -174,6 +176,8 @@ class Classification(TaskKind):
     pred_key = "student_pred"
     no_answer = None
     headline = ("eval_accuracy", "accuracy")
+    report_headline = "accuracy"
+    eval_columns = ("eval_accuracy", "eval_macro_f1")
     selection_metric = "macro_f1"
     bench_metrics = ("macro_f1", "accuracy")
     answer_name = "label"
@@ -282,6 +286,8 @@ class Ner(TaskKind):
     pred_key = "student_entities"
     no_answer: list = []
     headline = ("eval_entity_f1", "entity F1")
+    report_headline = "f1"
+    eval_columns = ("eval_entity_f1",)
     selection_metric = "entity_f1"
     bench_metrics = ("entity_f1",)
     answer_name = "entity type"
@@ -355,7 +361,7 @@ class Ner(TaskKind):
         return student.confidence(texts)  # the least certain token's top-tag probability
 
     def ranks_by_confidence(self, student_class) -> bool:
-        return hasattr(student_class, "confidence")
+        return student_class.gives_confidence
 
     def can_train(self, rows):
         return any(r["entities"] for r in rows), []

@@ -165,7 +165,7 @@ def test_minilm_int8_via_cli_then_predict_and_eval(trec_task, trec_data, tmp_pat
     assert metrics["train"]["label_anchors"] == {"weight": 8.0, "labels": TREC_LABELS}
     assert "each label's description in the table above, as one example of that label weighted 8" in card
     meta = json.loads((out / "student.json").read_text())
-    assert meta["label_anchors"]["texts"] == load_task(trec_task).label_texts
+    assert meta["label_anchors"]["texts"] == load_task(trec_task).label_descriptions
     predicted = run(["predict", str(out), "Who wrote Hamlet ?", "What is the capital of France ?"])
     assert predicted.exit_code == 0, predicted.output
     assert all(json.loads(line)["label"] in TREC_LABELS for line in predicted.stdout.splitlines())

@@ -13,7 +13,7 @@ from dspy.utils.exceptions import AdapterParseError
 from evokd.task import load_task
 from evokd.teacher import local
 from evokd.teacher.adapter import PlainLabelAdapter
-from evokd.teacher.module import Teacher
+from evokd.teacher.teacher import Teacher
 from evokd.teacher.signatures import label_signature
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_local_engine_constrains_the_answer_to_the_bare_names(monkeypatch):
     task = load_task(ROOT / "datasets" / "ag_news" / "task.yaml", check_files=False)
     teacher = Teacher(task, lm)
     assert teacher.label_format == "plain"
-    assert teacher.label_text(0, "Team wins the cup.") == "Sports"
+    assert teacher.label_vote(0, "Team wins the cup.") == "Sports"
     (call,) = fake.calls
     assert call["response_format"] is None and call["temperature"] == 0.0
     assert call["grammar"] is local._choice_grammar(("World", "Sports", "Business", "Sci/Tech"))
@@ -78,7 +78,7 @@ def test_local_engine_constrains_the_answer_to_the_bare_names(monkeypatch):
     json_teacher = Teacher(task, lm, label_format="json")
     fake.create_chat_completion = lambda **kw: (fake.calls.append(kw), {
         "choices": [{"message": {"content": '{"label": "Sports"}'}, "finish_reason": "stop"}], "usage": {}})[1]
-    assert json_teacher.label_text(0, "Team wins the cup.") == "Sports"
+    assert json_teacher.label_vote(0, "Team wins the cup.") == "Sports"
     assert fake.calls[0]["response_format"]["type"] == "json_object" and "grammar" not in fake.calls[0]
 
 

@@ -215,15 +215,15 @@ def test_real_model_answers_the_plain_label_question_with_a_bare_name(real_lm):
     from pathlib import Path
 
     from evokd.task import load_task
-    from evokd.teacher.module import Teacher
+    from evokd.teacher.teacher import Teacher
 
     task = load_task(Path(__file__).resolve().parents[1] / "datasets" / "sst2" / "task.yaml")
     teacher = Teacher(task, real_lm)
-    assert teacher.label_text(0, "a warm , funny and beautifully acted film .") == "positive"
-    assert teacher.label_text(0, "a tedious , joyless mess that wastes its cast .") == "negative"
+    assert teacher.label_vote(0, "a warm , funny and beautifully acted film .") == "positive"
+    assert teacher.label_vote(0, "a tedious , joyless mess that wastes its cast .") == "negative"
     from evokd.teacher.adapter import PlainLabelAdapter
 
-    inputs = {"task": task.description, "labels": teacher.labels_text(), "demonstrations": "",
+    inputs = {"task": task.description, "labels": teacher.describe_labels(), "demonstrations": "",
               "text": "one of the year 's best films ."}
     assert PlainLabelAdapter()(real_lm, {"temperature": 0.0, "max_tokens": 8}, teacher.label.signature, [], inputs) == [
         {"label": "positive"}]

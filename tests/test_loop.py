@@ -151,7 +151,7 @@ def test_first_label_vote_is_greedy_and_later_votes_sample(sst2_task, sst2_pool)
     """The first labeling call runs at label_temperature (0: greedy); votes and retries sample at the
     LM's temperature. The scripted TEST DOUBLE records the temperature each request carried."""
     from evokd.task import load_task
-    from evokd.teacher.module import Teacher
+    from evokd.teacher.teacher import Teacher
 
     task = load_task(sst2_task)
     lm = scripted_lm(sst2_pool, task.label_names, seed=1)
@@ -172,5 +172,5 @@ def test_first_label_vote_is_greedy_and_later_votes_sample(sst2_task, sst2_pool)
     assert seen == [0.8, 0.8]
     seen.clear()
     engine.fail_every, engine.n_calls = 1, 0  # every answer unparseable: three attempts, only the first greedy
-    assert Teacher(task, lm).label_text(1, text) is None
+    assert Teacher(task, lm).label_vote(1, text) is None
     assert seen == [0.0, 0.8, 0.8]

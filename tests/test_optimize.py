@@ -21,7 +21,7 @@ from evokd.errors import EvokdError, InputError
 from evokd.optimize import LabelMetric, Optimization, OptimizeConfig, YieldMetric, entity_f1, interleave_by_label
 from evokd.prompts import load_prompts, meta_path
 from evokd.task import load_task
-from evokd.teacher.module import Teacher
+from evokd.teacher.teacher import Teacher
 from evokd.teacher.scripted import ScriptedEngine, _last_text
 
 # a few-shot demo's label: a JSON answer, or the assistant turn after a plain labeling question
@@ -93,9 +93,9 @@ def test_label_optimisation_improves_is_kept_and_round_trips(trec, tmp_path):
     # The saved state, loaded into a fresh Teacher, labels as the optimised program did.
     teacher = Teacher(task, _lm(DemoSensitiveEngine, pool, task.label_names), demonstrations=task.seed_rows())
     unseen = [r for r in heldout if r["label"] != task.label_names[0]][:4]
-    assert [teacher.label_text(1, r["text"]) for r in unseen] == [task.label_names[0]] * len(unseen)
+    assert [teacher.label_vote(1, r["text"]) for r in unseen] == [task.label_names[0]] * len(unseen)
     state.apply(teacher)
-    assert [teacher.label_text(1, r["text"]) for r in unseen] == [r["label"] for r in unseen]
+    assert [teacher.label_vote(1, r["text"]) for r in unseen] == [r["label"] for r in unseen]
     assert {c.prompt_state for c in teacher.drain_calls()} == {None, state.digest}
 
 

@@ -283,7 +283,7 @@ def test_label_anchors_teach_the_head_what_each_label_means(sst2_dev, tmp_path):
     head's training data (weight anchor_weight) and lift accuracy far above the seeds alone."""
     from evokd.task import load_task
 
-    described = load_task(ROOT / "datasets" / "sst2" / "task.yaml").label_texts
+    described = load_task(ROOT / "datasets" / "sst2" / "task.yaml").label_descriptions
     texts = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés from start to finish"]
     labels = ["positive", "negative"]
     dev, gold = sst2_dev

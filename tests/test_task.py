@@ -70,10 +70,10 @@ def test_labels_accept_mapping_and_list(tmp_path):
     task = load_task(make(tmp_path))
     assert task.label_names == ["negative", "positive"]
     assert task.labels[0].description == "bad"
-    assert task.label_texts == {"negative": "bad", "positive": "good"}
+    assert task.label_descriptions == {"negative": "bad", "positive": "good"}
     task = load_task(make(tmp_path, GOOD.replace("  negative: bad\n  positive: good\n", "  - negative\n  - positive\n")))
     assert task.label_names == ["negative", "positive"]
-    assert task.label_texts == {"negative": "negative", "positive": "positive"}  # no description: the name
+    assert task.label_descriptions == {"negative": "negative", "positive": "positive"}  # no description: the name
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from evokd import datadir
 from evokd.errors import InputError
 from evokd.task import TaskSpec, _format_error, load_task, read_yaml_mapping
+from evokd.task_kinds import kind_rules
 
 CELL_FILE = "cell.json"
 PREP_FILE = "prep.json"
@@ -31,7 +32,7 @@ METRIC_NAMES = {"macro_f1": "macro-F1", "entity_f1": "entity F1", "accuracy": "a
 
 def metrics_of(kind: str) -> tuple[str, ...]:
     """A task kind's scores, the headline one (targets, gains, curves) first."""
-    return ("entity_f1",) if kind == "ner" else ("macro_f1", "accuracy")
+    return kind_rules(kind).bench_metrics
 
 
 def _all_known(value: list[str], allowed: list[str], what: str) -> list[str]:

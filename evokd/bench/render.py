@@ -7,6 +7,19 @@ import io as _io
 
 from evokd.bench.config import (EVAL_SAMPLE_SEED, METRIC_NAMES, MIN_SEED_WORDS, NER_MIN_SEED_WORDS, TEST_DOUBLE_NOTE,
                                 metrics_of)
+from evokd.task_kinds import KINDS, kind_rules
+
+# how a dataset's seeds are drawn, by task kind: (what one seed is, what k seeds are drawn per)
+_SEEDS_PER = {"classification": ("seed", "per label ({} labels)"), "ner": ("seed sentence", "per entity type ({} types)")}
+
+
+def _metrics_headed_by(key: str) -> tuple[str, ...]:
+    """The scores of the task kind whose headline bench score is `key` (macro-F1: classification's)."""
+    return next((r.bench_metrics for r in KINDS.values() if r.bench_metrics[0] == key), metrics_of("classification"))
+
+
+def _rules_of(dataset: dict):
+    return kind_rules(dataset.get("kind") or "classification")  # results written before kinds were recorded: classification
 
 
 def plot_curves(result: dict, dataset: str) -> bytes:
@@ -59,7 +72,7 @@ def _student_table(student: str, block: dict) -> list[str]:
     """A student's rows: each strategy's scores (accuracy and macro-F1, or entity F1 on NER), the gain
     in the headline score over seed-only, tokens and seconds; then the whole-train-split ceiling."""
     key = block.get("metric", "macro_f1")
-    shown = sorted(metrics_of("ner" if key == "entity_f1" else "classification"))
+    shown = sorted(_metrics_headed_by(key))
     bar = "|---" * (len(shown) + 7)
     lines = [f"### {student}", "",
              f"| strategy | seeds | added | {' | '.join(METRIC_NAMES[k] for k in shown)} | Δ {METRIC_NAMES[key]} | "
@@ -80,26 +93,26 @@ def _student_table(student: str, block: dict) -> list[str]:
 
 def render_markdown(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
-    ner = any(d.get("kind") == "ner" for d in result["datasets"].values())
-    only_ner = all(d.get("kind") == "ner" for d in result["datasets"].values())
+    tagged = [not _rules_of(d).one_label_per_text for d in result["datasets"].values()]  # NER: spans, not one label
+    some_tagged, all_tagged = any(tagged), all(tagged)
     lines = [f"# evokd bench: {cfg['name']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; evokd "
              f"{result['evokd']}; {result['date']}.", "",
              f"Command (from the project root): `{result['command']}`", "",
              _teacher_line(result), "",
              f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds ("
-             + (f"k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if only_ner else
+             + (f"k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if all_tagged else
                 f"k per label, texts of {MIN_SEED_WORDS}+ words"
-                + (f"; NER: k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if ner else ""))
+                + (f"; NER: k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if some_tagged else ""))
              + f") and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
              f"eval texts); every cell of a dataset is scored on the same {cfg['eval_n']:,} test rows (sampled with "
              f"seed {EVAL_SAMPLE_SEED}). Strategies that add samples run {cfg['rounds']} rounds of {cfg['per_round']}; "
              "seed-only is round 0. Pool strategies take "
              + ("the pool's gold labels (oracle)." if cfg["oracle"] else "the teacher's labels."), "",
              ("Entity F1 (exact span and type, micro-averaged) is the final round's, mean ± sd over seeds; Δ is "
-              "against seed-only in entity-F1 points" if only_ner else
+              "against seed-only in entity-F1 points" if all_tagged else
               "Accuracy and macro-F1 are the final round's, mean ± sd over seeds; Δ is against seed-only in macro-F1 "
-              "points" + ("; NER rows give entity F1 (exact span and type, micro-averaged) instead" if ner else ""))
+              "points" + ("; NER rows give entity F1 (exact span and type, micro-averaged) instead" if some_tagged else ""))
              + "; tokens are the teacher's prompt + completion tokens per cell. Seconds per cell: the committed "
              "rounds (training, teacher calls, eval), and wall clock of the process that finished the cell (with "
              "teacher loading and pool embedding; a resumed cell counts its last run only).", ""]
@@ -112,7 +125,7 @@ def render_markdown(result: dict) -> str:
     if result["test_double"]:
         lines += ["(Measured with the TEST DOUBLE teacher: they check the arithmetic, not EvoKD.)", ""]
     if result["targets"]:
-        unit = "entity-F1 points" if only_ner else "macro-F1 points" + (", entity F1 on NER" if ner else "")
+        unit = "entity-F1 points" if all_tagged else "macro-F1 points" + (", entity F1 on NER" if some_tagged else "")
         lines += [f"| target | student | measured ({unit}) | met |", "|---|---|---|---|"]
         for t in result["targets"]:
             if t["id"] == "pool_selection_over_random":
@@ -133,8 +146,8 @@ def render_markdown(result: dict) -> str:
     lines.append("")
     for name, by_student in result["summary"].items():
         ds = result["datasets"][name]
-        per = ("seed sentence" if ds.get("kind") == "ner" else "seed") + "s" * (ds["shots"] > 1)
-        what = "per entity type ({} types)" if ds.get("kind") == "ner" else "per label ({} labels)"
+        seed, what = _SEEDS_PER[_rules_of(ds).name]
+        per = seed + "s" * (ds["shots"] > 1)
         lines += [f"## {name}", "",
                   f"{ds['shots']} {per} {what.format(ds['labels'])}, {ds['eval_n']:,} "
                   f"eval rows, pool of {ds['pool_n']:,} texts per seed.", "",

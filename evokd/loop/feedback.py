@@ -7,7 +7,7 @@ from __future__ import annotations
 from evokd.loop.config import LoopConfig
 from evokd.loop.state import RunState, round_rng
 from evokd.task_kinds import TaskKind
-from evokd.teacher.module import Feedback
+from evokd.teacher.teacher import Feedback
 
 REVIEWED_MISTAKES = 4  # earlier hard mistakes replayed in a review round
 

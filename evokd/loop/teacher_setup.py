@@ -5,7 +5,7 @@ from __future__ import annotations
 from evokd.loop.config import LoopConfig, generation_chars
 from evokd.prompts import load_prompts
 from evokd.task import TaskSpec
-from evokd.teacher.module import Teacher
+from evokd.teacher.teacher import Teacher
 
 
 def seed_demonstrations(task: TaskSpec, seeds: list[dict], per_label: int) -> list[dict]:

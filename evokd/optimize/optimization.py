@@ -69,7 +69,7 @@ class Optimization:
     # helpers ---------------------------------------------------------------------
     def _teacher(self, gateway):
         from evokd.loop import LoopConfig, generation_chars, seed_demonstrations
-        from evokd.teacher.module import Teacher
+        from evokd.teacher.teacher import Teacher
 
         # the demonstrations the loop gives its labeling step
         demos = seed_demonstrations(self.task, self.seeds, LoopConfig.demonstrations_per_label)
@@ -186,7 +186,7 @@ class Optimization:
     def _feedback(self, student, rows: list[dict]):
         """What the loop's analysis step sees, computed from the student's errors on the dev rows."""
         from evokd.loop.feedback import feedback_rows
-        from evokd.teacher.module import Feedback
+        from evokd.teacher.teacher import Feedback
 
         rules = self.task.rules
         preds = list(student.predict([r["text"] for r in rows]))
@@ -319,7 +319,7 @@ class Optimization:
 
     def _zero_shot(self, gateway, store) -> dict:
         """The labeling step with neither seed demonstrations nor optimised state, on the held-out rows."""
-        from evokd.teacher.module import Teacher
+        from evokd.teacher.teacher import Teacher
 
         bare = Teacher(self.task, gateway, demonstrations=[], seed=self.config.seed,
                        label_temperature=self.config.label_temperature, label_format=self.config.label_format)

@@ -6,7 +6,7 @@ from collections import Counter
 
 import dspy
 
-from evokd.teacher.module import _generation_budget, _per_item
+from evokd.teacher.teacher import _generation_budget, _per_item
 
 
 class LabelProgram(dspy.Module):
@@ -15,7 +15,7 @@ class LabelProgram(dspy.Module):
     def __init__(self, teacher):
         super().__init__()
         self.label = teacher.label
-        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text(),
+        self.fixed = {"task": teacher.task.description, "labels": teacher.describe_labels(),
                       "demonstrations": teacher.demonstrations_text()}
         self.config = {"max_tokens": teacher.answers.label_max_tokens}  # what the Teacher's labeling call allows
         self.adapter = teacher.label_adapter()  # the format the loop asks in (plain question or JSON)
@@ -33,7 +33,7 @@ class GenerateProgram(dspy.Module):
     def __init__(self, teacher):
         super().__init__()
         self.generate_class = teacher.generate_class
-        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text()}
+        self.fixed = {"task": teacher.task.description, "labels": teacher.describe_labels()}
         self.per_item = _per_item(teacher.max_chars)
 
     def forward(self, weaknesses, kind, label, n):
@@ -48,7 +48,7 @@ class AnalyzeProgram(dspy.Module):
         super().__init__()
         self.analyze = teacher.analyze
         self.generate_class = teacher.generate_class
-        self.fixed = {"task": teacher.task.description, "labels": teacher.labels_text()}
+        self.fixed = {"task": teacher.task.description, "labels": teacher.describe_labels()}
         self.per_item = _per_item(teacher.max_chars)
 
     def forward(self, error_stats, wrong_examples, correct_examples, score_history, kind, label, n):

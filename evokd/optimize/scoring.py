@@ -76,7 +76,7 @@ class YieldMetric:
         good = 0
         target = example.target
         with dspy.context(trace=None):
-            labels = [self.teacher.label_text(0, t) for t in fresh]
+            labels = [self.teacher.label_vote(0, t) for t in fresh]
         self.teacher.drain_calls()
         preds = list(self.student.predict(fresh)) if fresh else []
         for t, lab, p in zip(fresh, labels, preds):

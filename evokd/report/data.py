@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from evokd.errors import EvokdError, InputError
-from evokd.runs import open_run
+from evokd.run_dir import open_run
+from evokd.task_kinds import TaskKind, kind_rules
 
 
 @dataclass
@@ -30,8 +31,8 @@ class RunData:
     failed_calls: list[dict]
 
     @property
-    def ner(self) -> bool:
-        return self.info["task_kind"] == "ner"
+    def rules(self) -> TaskKind:
+        return kind_rules(self.info["task_kind"])
 
     @property
     def labels(self) -> list[str]:
@@ -39,11 +40,11 @@ class RunData:
 
     @property
     def target(self) -> str:
-        return "entities" if self.ner else "label"
+        return self.rules.target_key
 
     @property
     def pred(self) -> str:
-        return "student_entities" if self.ner else "student_pred"
+        return self.rules.pred_key
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -56,12 +57,9 @@ def load_run(run_dir: str | Path) -> RunData:
                        store.calls(failed=True))
 
 
-def same(a, b, ner: bool) -> bool:
+def same(a, b, rules: TaskKind) -> bool:
     """The loop's notion of a correct prediction: same label; NER: exactly the same set of spans."""
-    if ner:
-        key = lambda spans: sorted((s["start"], s["end"], s["label"]) for s in spans or [])  # noqa: E731
-        return a is not None and b is not None and key(a) == key(b)
-    return a is not None and a == b
+    return a is not None and rules.same(a, b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,8 +69,6 @@ def same(a, b, ner: bool) -> bool:
 def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: bool,
                         progress: Callable[[str], None]) -> dict:
     """Predictions of the latest student and their scores, with a note saying what they are."""
-    from evokd.metrics import classification_report, entity_report
-
     note = ""
     if retrain:
         rows, note = _eval_rows(run, eval_path)
@@ -80,7 +76,7 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
             from evokd.students import run_student
 
             accepted = [s for s in run.samples if s["status"] == "accepted"]
-            name = run_student(run.info["config"], "ner" if run.ner else "classification")
+            name = run_student(run.info["config"], run.info["task_kind"])
             progress(f"training the latest student ({name}) on {len(accepted)} accepted rows")
             try:
                 from evokd.students import fit_student, make_student
@@ -97,7 +93,7 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
                 where = str(eval_path) if eval_path else Path(run.info["task"]["eval"]).name
                 text = (f"The latest student ({name}, retrained on the {len(accepted)} accepted rows that round "
                         f"{last['round']} trained on) on {len(rows)} eval rows from {where}.")
-                return _scored(run, gold, pred, "eval", text, classification_report, entity_report)
+                return _scored(run, gold, pred, "eval", text)
     latest = [s for s in run.samples if s["status"] == "accepted" and s["source"] != "seed" and s[run.pred] is not None]
     if not latest:
         return {"source": None, "note": (note + "; " if note else "") + "no eval data and no generated samples to score"}
@@ -106,8 +102,7 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
     text = (f"No eval predictions ({note or 'retraining turned off'}). Shown instead: the student at the start of "
             f"round {r} on that round's {len(batch)} new accepted samples, predicted before training on them, "
             "against the teacher's labels.")
-    return _scored(run, [s[run.target] for s in batch], [s[run.pred] for s in batch], "batch", text,
-                   classification_report, entity_report)
+    return _scored(run, [s[run.target] for s in batch], [s[run.pred] for s in batch], "batch", text)
 
 
 def _eval_rows(run: RunData, eval_path) -> tuple[list[dict] | None, str]:
@@ -131,17 +126,19 @@ def _eval_rows(run: RunData, eval_path) -> tuple[list[dict] | None, str]:
         return None, f"the task's eval file could not be read ({exc})"
 
 
-def _scored(run: RunData, gold, pred, source: str, note: str, classification_report, entity_report) -> dict:
-    if run.ner:
-        return {"source": source, "note": note, "report": entity_report(gold, pred, run.labels), "n": len(gold)}
+def _scored(run: RunData, gold, pred, source: str, note: str) -> dict:
+    """The latest student's report; where each text has one label, also its confusion matrix."""
     labels = run.labels
-    index = {lab: i for i, lab in enumerate(labels)}
-    matrix = [[0] * len(labels) for _ in labels]
-    for g, p in zip(gold, pred):
-        if g in index and p in index:
-            matrix[index[g]][index[p]] += 1
-    return {"source": source, "note": note, "report": classification_report(gold, pred, labels), "confusion": matrix,
-            "n": len(gold)}
+    out = {"source": source, "note": note, "report": run.rules.report(gold, pred, labels)}
+    if run.rules.one_label_per_text:
+        index = {lab: i for i, lab in enumerate(labels)}
+        matrix = [[0] * len(labels) for _ in labels]
+        for g, p in zip(gold, pred):
+            if g in index and p in index:
+                matrix[index[g]][index[p]] += 1
+        out["confusion"] = matrix
+    out["n"] = len(gold)
+    return out
 
 
 def label_counts(run: RunData) -> dict[int, Counter]:
@@ -151,10 +148,7 @@ def label_counts(run: RunData) -> dict[int, Counter]:
         if s["status"] != "accepted":
             continue
         c = out.setdefault(s["round"], Counter())
-        if run.ner:
-            c.update(e["label"] for e in s["entities"] or [])
-        else:
-            c[s["label"]] += 1
+        c.update(run.rules.count_answers([s]))
     return out
 
 
@@ -165,6 +159,6 @@ def hardness(run: RunData) -> dict[int, dict[str, tuple[int, int]]]:
         if s["status"] != "accepted" or s["source"] == "seed" or s[run.pred] is None:
             continue
         cell = out.setdefault(s["round"], {}).setdefault(s["intent"] or "?", [0, 0])
-        cell[0] += same(s[run.pred], s[run.target], run.ner)
+        cell[0] += same(s[run.pred], s[run.target], run.rules)
         cell[1] += 1
     return {r: {k: (v[0], v[1]) for k, v in d.items()} for r, d in out.items()}

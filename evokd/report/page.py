@@ -11,7 +11,12 @@ from pathlib import Path
 from evokd import __version__
 from evokd.report.data import RunData, same
 from evokd.report.plots import Plot
-from evokd.runs import metric_of
+
+
+# what the page calls things, by task kind
+_LABEL_HEAD = {"classification": "label", "ner": "type"}
+_LABELS_HEADING = {"classification": "Label distribution per round", "ner": "Entity types per round"}
+_EVAL_HEADS = {"eval_accuracy": "eval accuracy", "eval_macro_f1": "eval macro-F1", "eval_entity_f1": "eval entity F1"}
 
 
 _CSS = """
@@ -101,31 +106,41 @@ def _spans_html(text: str, spans) -> _Html:
 def _right(s: dict, run: RunData) -> _Html:
     if s["status"] != "accepted" or s[run.pred] is None:
         return _Html('<span class="rej">–</span>')
-    return _Html('<span class="yes">yes</span>' if same(s[run.pred], s[run.target], run.ner) else '<span class="no">no</span>')
+    return _Html('<span class="yes">yes</span>' if same(s[run.pred], s[run.target], run.rules) else '<span class="no">no</span>')
+
+
+def _label_row(run: RunData, s: dict, status: str) -> list:
+    label = s["label"] if s["status"] == "accepted" else s["teacher_label"]
+    return [s["intent"], s["text"], label, s["student_pred"], _right(s, run), status]
+
+
+def _entities_row(run: RunData, s: dict, status: str) -> list:
+    notes = ", ".join(f"{n[0]!r} {n[1]}: {n[2]}" for n in (s["label_notes"] or []) if isinstance(n, list) and len(n) >= 3)
+    return [s["intent"], _spans_html(s["text"], s["entities"] if s["status"] == "accepted" else None),
+            _spans_html(s["text"], s["student_entities"]), _right(s, run),
+            status + (f" (unplaced mentions: {notes})" if notes else "")]
+
+
+# an example's row in a round's table, and the table's headers, by task kind
+_EXAMPLE_ROW = {"classification": _label_row, "ner": _entities_row}
+_EXAMPLE_HEADERS = {
+    "classification": ["intent", "text", "teacher label", "student said (before training)", "student right?", "status"],
+    "ner": ["intent", "text with the teacher's entities", "student's entities (before training)", "student right?",
+            "status"],
+}
 
 
 def _examples_table(run: RunData, rows: list[dict]) -> str:
+    kind = run.rules.name
     table_rows = []
     for s in rows:
         status = "accepted" if s["status"] == "accepted" else f"rejected: {s['reject_reason']}"
-        if run.ner:
-            notes = ", ".join(f"{n[0]!r} {n[1]}: {n[2]}" for n in (s["label_notes"] or []) if isinstance(n, list) and len(n) >= 3)
-            table_rows.append([s["intent"], _spans_html(s["text"], s["entities"] if s["status"] == "accepted" else None),
-                               _spans_html(s["text"], s["student_entities"]), _right(s, run),
-                               status + (f" (unplaced mentions: {notes})" if notes else "")])
-        else:
-            label = s["label"] if s["status"] == "accepted" else s["teacher_label"]
-            table_rows.append([s["intent"], s["text"], label, s["student_pred"], _right(s, run), status])
-    if run.ner:
-        headers = ["intent", "text with the teacher's entities", "student's entities (before training)",
-                   "student right?", "status"]
-    else:
-        headers = ["intent", "text", "teacher label", "student said (before training)", "student right?", "status"]
-    return _table(headers, table_rows, cls="examples")
+        table_rows.append(_EXAMPLE_ROW[kind](run, s, status))
+    return _table(_EXAMPLE_HEADERS[kind], table_rows, cls="examples")
 
 
 def _round_section(run: RunData, r: dict, prev: dict | None, hard: dict, examples: int) -> str:
-    key, name = metric_of(run.info["task_kind"])
+    key, name = run.rules.headline
     value = r[key]
     delta = ""
     if value is not None and prev is not None and prev[key] is not None:
@@ -171,7 +186,7 @@ def _round_section(run: RunData, r: dict, prev: dict | None, hard: dict, example
 def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int, Counter], hard: dict,
                 ceiling: float | None, examples: int) -> str:
     info, rounds = run.info, run.rounds
-    key, name = metric_of(info["task_kind"])
+    key, name = run.rules.headline
     task = info["task"]
     scored = [(r[key], r["round"]) for r in rounds if r[key] is not None]
     seed = next((r[key] for r in rounds if r["round"] == 0), None)
@@ -213,10 +228,10 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
     ]
 
     # learning curve
-    curve_rows = [[r["round"], r["train_size"], r["n_accepted"], *((r["eval_entity_f1"],) if run.ner else
-                   (r["eval_accuracy"], r["eval_macro_f1"])), r["feedback_accuracy"], r["batch_student_accuracy"]]
-                  for r in rounds]
-    metric_heads = ["eval entity F1"] if run.ner else ["eval accuracy", "eval macro-F1"]
+    eval_columns = run.rules.eval_columns
+    curve_rows = [[r["round"], r["train_size"], r["n_accepted"], *(r[c] for c in eval_columns), r["feedback_accuracy"],
+                   r["batch_student_accuracy"]] for r in rounds]
+    metric_heads = [_EVAL_HEADS[c] for c in eval_columns]
     out += ['<section id="learning"><h2>Learning curve</h2>', _img(plots["learning_curve"]),
             '<p class="note">Round 0 is the student trained on the seeds only. '
             + ("The ceiling line is the value given with <code>--ceiling</code>. " if ceiling is not None else
@@ -236,7 +251,7 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
 
     # labels
     label_rows = [[r, *[counts[r][lab] for lab in run.labels], sum(counts[r].values())] for r in sorted(counts)]
-    out += ['<section id="labels"><h2>' + ("Entity types per round" if run.ner else "Label distribution per round")
+    out += ['<section id="labels"><h2>' + _LABELS_HEADING[run.rules.name]
             + "</h2>", _img(plots["label_distribution"]),
             _table(["round", *run.labels, "total"], label_rows, numeric=set(range(len(run.labels) + 2))), "</section>"]
 
@@ -248,17 +263,17 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
         out += [_img(plots["student_eval"]), f'<p class="note">{_e(ev["note"])}</p>']
         rep = ev["report"]
         if ev["source"] == "eval" and final is not None:
-            now = rep["f1"] if run.ner else rep["accuracy"]
+            now = rep[run.rules.report_headline]
             agree = "the same as" if abs(now - final) < 1e-9 else "differs from"
             out.append(f'<p class="note">Recomputed {name} {_num(now)} {agree} the {_num(final)} stored for round {done}'
                        + ("" if agree == "the same as" else " (a student with random initialisation retrains slightly differently)")
                        + ".</p>")
-        if not run.ner and len(run.labels) <= 30:
+        if "confusion" in ev and len(run.labels) <= 30:
             out.append(_table(["true \\ predicted", *run.labels],
                               [[lab, *row] for lab, row in zip(run.labels, ev["confusion"])],
                               numeric=set(range(1, len(run.labels) + 1)), cls="confusion"))
         per = rep["per_label"]
-        out.append(_table(["type" if run.ner else "label", "precision", "recall", "F1", "support"],
+        out.append(_table([_LABEL_HEAD[run.rules.name], "precision", "recall", "F1", "support"],
                           [[lab, per[lab]["precision"], per[lab]["recall"], per[lab]["f1"], per[lab]["support"]]
                            for lab in run.labels if lab in per], numeric={1, 2, 3, 4}))
     out.append("</section>")
@@ -303,8 +318,8 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
     out += ['<section id="task"><h2>Task</h2>',
             f"<p><b>{_e(task['name'])}</b> ({_e(task['kind'])}, language {_e(task.get('language') or 'en')}): "
             f"{_e(task['description'])}</p>",
-            _table(["type" if run.ner else "label", "description"], [[lab["name"], lab.get("description") or ""]
-                                                                     for lab in task["labels"]]),
+            _table([_LABEL_HEAD[run.rules.name], "description"], [[lab["name"], lab.get("description") or ""]
+                                                                  for lab in task["labels"]]),
             f'<p class="note">Seeds: {_e(Path(str(task.get("seeds"))).name)} · eval: '
             f'{_e(Path(str(task["eval"])).name if task.get("eval") else "none")}</p>',
             "<h3>Run settings</h3>",

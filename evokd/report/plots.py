@@ -7,12 +7,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 from evokd.report.data import RunData
-from evokd.runs import metric_of
 
 MAX_LEGEND = 12  # labels drawn one by one in stacked bars; the rest are summed as "other"
 _PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
             "#64b5cd", "#1f3b73", "#7a5c00", "#2e7d32"]
 _ACCEPTED_COLOR = "#55a868"
+_EXTRA_CURVES = {"eval_macro_f1": "eval macro-F1"}  # eval columns drawn beside the headline one
+# what the label plot counts, by task kind: (what, y axis)
+_COUNTED = {"classification": ("accepted samples per label", "samples"), "ner": ("entity mentions per type", "entities")}
+_RIGHT_MEANS = {"classification": "", "ner": " (exact spans)"}  # what "right" is on the hardness plot
 
 
 @dataclass
@@ -45,16 +48,17 @@ def _round_ticks(ax, rounds: list[int]) -> None:
 
 
 def plot_learning_curve(run: RunData, ceiling: float | None) -> Plot:
-    key, name = metric_of(run.info["task_kind"])
+    key, name = run.rules.headline
     fig = _figure()
     ax = fig.add_subplot()
     rounds = [r["round"] for r in run.rounds]
     points = [(r["round"], r[key]) for r in run.rounds if r[key] is not None]
     if points:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=_PALETTE[0], label=f"eval {name}")
-        if not run.ner:
-            f1 = [(r["round"], r["eval_macro_f1"]) for r in run.rounds if r["eval_macro_f1"] is not None]
-            ax.plot([p[0] for p in f1], [p[1] for p in f1], marker="s", ls="--", color=_PALETTE[1], label="eval macro-F1")
+        for i, col in enumerate(c for c in run.rules.eval_columns if c != key):
+            extra = [(r["round"], r[col]) for r in run.rounds if r[col] is not None]
+            ax.plot([p[0] for p in extra], [p[1] for p in extra], marker="s", ls="--", color=_PALETTE[1 + i],
+                    label=_EXTRA_CURVES[col])
         seed = next((v for r_, v in points if r_ == 0), None)
         if seed is not None:
             ax.axhline(seed, color="#666666", ls=":", label=f"seed-only student (round 0): {seed:.3f}")
@@ -110,8 +114,8 @@ def plot_labels(run: RunData, counts: dict[int, Counter]) -> Plot:
     for i, (lab, values) in enumerate(series):
         ax.bar(rounds, values, bottom=bottom, color=_PALETTE[i % len(_PALETTE)], label=lab)
         bottom = [b + v for b, v in zip(bottom, values)]
-    what = "entity mentions per type" if run.ner else "accepted samples per label"
-    ax.set_ylabel("entities" if run.ner else "samples")
+    what, counted = _COUNTED[run.rules.name]
+    ax.set_ylabel(counted)
     ax.set_title(f"{what[0].upper() + what[1:]}, per round", fontsize=11)
     if series:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -123,7 +127,7 @@ def plot_labels(run: RunData, counts: dict[int, Counter]) -> Plot:
 def plot_student(run: RunData, ev: dict) -> Plot | None:
     if ev.get("source") is None:
         return None
-    if run.ner:
+    if "confusion" not in ev:  # NER: P/R/F1 per entity type
         per = ev["report"]["per_label"]
         types = [t for t in run.labels if t in per]
         fig = _figure(7.5, max(2.4, 0.5 * len(types) + 1.2))
@@ -179,7 +183,7 @@ def plot_hardness(run: RunData, hard: dict) -> Plot:
                     ax.text(xs[-1], ys[-1] + 0.02, f"{right}/{n}", ha="center", va="bottom", fontsize=7)
         ax.bar(xs, ys, width=0.38, color=color, label=f"{intent} samples")
     ax.set_ylim(0, 1.12)
-    ax.set_ylabel("share right" + (" (exact spans)" if run.ner else ""))
+    ax.set_ylabel("share right" + _RIGHT_MEANS[run.rules.name])
     ax.set_title("Student right on the new samples before training on them (vs teacher labels)", fontsize=11)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if rounds:

@@ -43,6 +43,8 @@ ONNX_RUNTIME = "onnxruntime"  # student.json "runtime" of a student shipped as m
 SUPPORTED_KINDS = ("classification", "ner")
 
 
+_ONNX_LOADERS = {"classification": load_classifier, "ner": load_tagger}  # task kind -> its ONNX student loader
+
 def load_student(student_dir, intra_op_num_threads: int = 1):
     """Load a student directory written by a student's `save` / `evokd distill`: a RuntimeStudent,
     RuntimeTagger, SpacyNerRuntime or SpacyTextcatRuntime; StudentLoadError if it is not one."""
@@ -65,9 +67,7 @@ def load_student(student_dir, intra_op_num_threads: int = 1):
         )
     if meta.get("runtime") == SPACY_RUNTIME:  # spaCy students ship a pipeline (and a wheel), not an ONNX graph
         return load_spacy(student_dir, meta)
-    if meta["kind"] == "ner":
-        return load_tagger(student_dir, meta, intra_op_num_threads)
-    return load_classifier(student_dir, meta, intra_op_num_threads)
+    return _ONNX_LOADERS[meta["kind"]](student_dir, meta, intra_op_num_threads)
 
 
 __all__ = [

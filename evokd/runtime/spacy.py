@@ -127,4 +127,4 @@ def load_spacy_textcat(student_dir, meta: dict) -> SpacyTextcatRuntime:
 
 def load_spacy(student_dir, meta: dict) -> SpacyNerRuntime | SpacyTextcatRuntime:
     """A spaCy student's folder (student.json already read into `meta`), by its kind."""
-    return (load_spacy_ner if meta["kind"] == "ner" else load_spacy_textcat)(student_dir, meta)
+    return {"classification": load_spacy_textcat, "ner": load_spacy_ner}[meta["kind"]](student_dir, meta)

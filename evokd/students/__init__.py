@@ -13,6 +13,8 @@ from evokd.students.spacy_textcat import SpacyTextcatStudent
 from evokd.students.tagger import TaggerStudent  # torch is imported only when it trains
 from evokd.students.tfidf import TfidfStudent
 
+from evokd.task_kinds import kind_rules
+
 STUDENTS: dict[str, type] = {
     "tfidf": TfidfStudent,
     "minilm": MiniLMStudent,
@@ -24,20 +26,18 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "classification": ("tfidf", "minilm", "spacy-textcat"),
     "ner": ("tagger", "spacy-ner"),
 }
-# The student a command trains when none is named: the best measured one per task kind
-# (benchmarks/students.md: minilm with label anchors is 20 points above tfidf from 4 seeds a label).
-DEFAULT_STUDENTS: dict[str, str] = {"classification": "minilm", "ner": "tagger"}
 
 
 def default_student(kind: str) -> str:
-    """The student `generate`, `distill` and `optimize` train when `--student` is not given."""
-    return DEFAULT_STUDENTS[kind]
+    """The student `generate`, `distill` and `optimize` train when `--student` is not given: the best
+    measured one per task kind (`TaskKind.default_student`)."""
+    return kind_rules(kind).default_student
 
 
 def run_student(config: dict, kind: str) -> str:
     """The student a run trained, from its stored config. Runs record it; runs made before minilm became
     the default recorded none when --student was not given, and theirs was tfidf (tagger for NER)."""
-    return (config or {}).get("student") or ("tagger" if kind == "ner" else "tfidf")
+    return (config or {}).get("student") or kind_rules(kind).legacy_student
 
 
 def make_student(name: str, **params) -> Student:
@@ -53,13 +53,11 @@ def make_student(name: str, **params) -> Student:
 
 def fit_student(student: Student, texts: list[str], targets: list, task) -> Student:
     """Fit `student` on a task's rows; classification students also get the task's label
-    descriptions (`TaskSpec.label_texts`), which minilm learns from (its label anchors)."""
-    if student.kind == "classification":
-        return student.fit(texts, targets, label_texts=task.label_texts)
-    return student.fit(texts, targets)
+    descriptions (`TaskSpec.label_descriptions`), which minilm learns from (its label anchors)."""
+    return student.fit_task(texts, targets, task)
 
 
 __all__ = [
-    "CANDIDATES", "DEFAULT_STUDENTS", "STUDENTS", "ClassifierStudent", "MiniLMStudent", "NerStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
+    "CANDIDATES", "STUDENTS", "ClassifierStudent", "MiniLMStudent", "NerStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
     "TaggerStudent", "TfidfStudent", "default_student", "fit_student", "make_student", "run_student",
 ]

@@ -53,6 +53,7 @@ class Student(ABC):
     runtime: str = ONNX_RUNTIME  # what runs the saved student: "onnxruntime" (model.onnx) or "spacy" (a pipeline)
     output_names: tuple[str, ...] = ("label", "probabilities")
     gives_confidence: bool = False  # True: the class implements confidence(texts) -> np.ndarray
+    targets_name: str = "labels"  # what `fit` takes beside the texts, as errors name it
     _fitted_attribute: str = "labels_"  # set by fit; predict and save refuse to run without it
 
     def __init_subclass__(cls, **kwargs):
@@ -79,6 +80,10 @@ class Student(ABC):
         """Train on texts and their targets: one label per text (classification) or one list of
         {"start", "end", "label"} character spans per text (NER)."""
 
+    def fit_task(self, texts: list[str], targets: list, task) -> "Student":
+        """Fit on a task's rows, with what the student learns from the task besides them (see subclasses)."""
+        return self.fit(texts, targets)
+
     @abstractmethod
     def predict(self, texts: list[str]) -> list:
         """One prediction per text: a label (classification) or a list of entity spans (NER)."""
@@ -90,8 +95,7 @@ class Student(ABC):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attribute):
-            targets = "entities" if self.kind == "ner" else "labels"
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, {targets}) first")
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(texts, {self.targets_name}) first")
 
 
 class ClassifierStudent(Student):
@@ -102,10 +106,15 @@ class ClassifierStudent(Student):
     onnxruntime against the framework model (spacy-textcat, which spaCy runs, overrides `save`).
     """
 
+    def fit_task(self, texts: list[str], targets: list, task) -> "ClassifierStudent":
+        """Fit with the task's label descriptions (`TaskSpec.label_descriptions`), which minilm learns from
+        (its label anchors); the other classifiers take and ignore them."""
+        return self.fit(texts, targets, label_texts=task.label_descriptions)
+
     # -- training and prediction --------------------------------------------------
     def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None) -> "ClassifierStudent":
         """Fit on labelled texts. `label_texts` (label -> its description, e.g. a task's
-        `label_texts`) is there for students that can learn from what a label means (minilm);
+        `label_descriptions`) is there for students that can learn from what a label means (minilm);
         the others ignore it. Only the labels present in `labels` are kept."""
         texts = _check_texts(texts)
         labels = _check_texts(labels, what="labels")
@@ -283,6 +292,7 @@ class NerStudent(Student):
     """
 
     kind = "ner"
+    targets_name = "entities"
 
     def fit(self, texts: list[str], entities: list[list[dict]], validation=None) -> "NerStudent":
         """Train on texts with character-span entities {"start", "end", "label"} (end exclusive);

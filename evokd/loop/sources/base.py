@@ -34,7 +34,7 @@ class Round:
 
     number: int
     state: RunState
-    feedback: Any  # evokd.teacher.module.Feedback
+    feedback: Any  # evokd.teacher.teacher.Feedback
     aim: str | None  # the weakness analysis, or the error statistics when it failed
     student: Any  # the student trained on everything accepted so far
     taken: set[int] = field(default_factory=set)  # pool ids this round has taken
@@ -47,7 +47,7 @@ class Context:
     task: TaskSpec
     plan: Plan
     seeds: list[dict]
-    teacher: Any  # evokd.teacher.module.Teacher, or None for strategies that call no LLM
+    teacher: Any  # evokd.teacher.teacher.Teacher, or None for strategies that call no LLM
     store: Any  # evokd.store.Store (pool rows live there)
     filters: CandidateFilter
     progress: Callable[..., None]

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evokd.embed import encode
-from evokd.store import EMBED_DIM
+from evokd.embed import EMBED_DIM, encode
 from evokd.errors import InputError, RunError
 from evokd.filters import REASON_POOL_EMPTY, text_hash
 from evokd.io import read_pool

@@ -64,7 +64,7 @@ class Teacher(dspy.Module):
                  label_temperature: float | None = 0.0, label_format: str = "plain"):
         super().__init__()
         self.task = task
-        self.lm = lm if isinstance(lm, TeacherGateway) else TeacherGateway(lm)
+        self.gateway = lm if isinstance(lm, TeacherGateway) else TeacherGateway(lm)
         self.seed = seed
         self.max_attempts = max_attempts
         self.max_examples = max_examples_in_prompt
@@ -92,7 +92,7 @@ class Teacher(dspy.Module):
         self.prompt_state: str | None = None  # digest of an optimised prompt state (evokd/prompts.py), if loaded
 
     # formatting ------------------------------------------------------------------
-    def labels_text(self) -> str:
+    def describe_labels(self) -> str:
         return "\n".join(f"- {lab.name}: {lab.description}" if lab.description else f"- {lab.name}" for lab in self.task.labels)
 
     def demonstrations_text(self) -> str:
@@ -145,7 +145,7 @@ class Teacher(dspy.Module):
                     del config["rollout_id"]  # greedy: the same prompt gives the same answer, cached once
             try:
                 adapter = self.label_adapter() if predictor is self.label else dspy.JSONAdapter()
-                with dspy.context(lm=self.lm, adapter=adapter):
+                with dspy.context(lm=self.gateway, adapter=adapter):
                     pred = predictor(**inputs, config=config)
                 value, error = validate(pred)
             except EvokdError as exc:  # budget spent, or a provider that refuses the key/model: stop the run
@@ -160,15 +160,15 @@ class Teacher(dspy.Module):
 
     def _log(self, round_: int, step: str, attempt: int, latency: float, error: str | None) -> None:
         """One calls row per step attempt, plus one per transport failure the gateway retried."""
-        attempts = self.lm.take_attempts()
+        attempts = self.gateway.take_attempts()
         answered = [a for a in attempts if a.ok]
-        rows = [CallRow(round=round_, step=step, attempt=attempt, model=self.lm.model, prompt_tokens=0,
+        rows = [CallRow(round=round_, step=step, attempt=attempt, model=self.gateway.model, prompt_tokens=0,
                         completion_tokens=0, latency_s=a.latency_s, ok=False, error=a.error, prompt_state=self.prompt_state)
                 for a in attempts if not a.ok]
         if answered or not rows:
             costs = [a.cost for a in answered if a.cost is not None]
             rows.append(CallRow(
-                round=round_, step=step, attempt=attempt, model=self.lm.model,
+                round=round_, step=step, attempt=attempt, model=self.gateway.model,
                 prompt_tokens=sum(a.prompt_tokens for a in answered), completion_tokens=sum(a.completion_tokens for a in answered),
                 latency_s=latency, ok=error is None, error=error, cached=bool(answered) and all(a.cached for a in answered),
                 cost=sum(costs) if costs else None, raw=answered[-1].raw if error is not None and answered else None,
@@ -192,7 +192,7 @@ class Teacher(dspy.Module):
         history = ", ".join(f"round {i}: {s:.3f}" for i, s in enumerate(feedback.score_history) if s is not None)
         return self._call(
             self.analyze, round_=round_, step="analyze", key="", validate=validate, max_tokens=400,
-            task=self.task.description, labels=self.labels_text(), error_stats=feedback.error_stats,
+            task=self.task.description, labels=self.describe_labels(), error_stats=feedback.error_stats,
             wrong_examples=self._examples_text(feedback.wrong, with_pred=True),
             correct_examples=self._examples_text(feedback.correct, with_pred=False) if use_correct else "(not shown)",
             score_history=history or "(no earlier rounds)",
@@ -210,7 +210,7 @@ class Teacher(dspy.Module):
         out = self._call(
             self.generate, round_=round_, step="generate", key="", validate=validate,
             max_tokens=_generation_budget(n_hard + n_easy, _per_item(self.max_chars)),
-            task=self.task.description, labels=self.labels_text(), weaknesses=weaknesses,
+            task=self.task.description, labels=self.describe_labels(), weaknesses=weaknesses,
             previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
         )
         return out if out is not None else ([], [])
@@ -235,7 +235,7 @@ class Teacher(dspy.Module):
         out = self._call(
             self.generate_labeled, round_=round_, step="generate_labeled", key="", validate=validate,
             max_tokens=_generation_budget(n_hard + n_easy, per_item=90),
-            task=self.task.description, labels=self.labels_text(), weaknesses=weaknesses,
+            task=self.task.description, labels=self.describe_labels(), weaknesses=weaknesses,
             previous_weaknesses=self._previous_text(previous), n_hard=n_hard, n_easy=n_easy,
         )
         return out if out is not None else ([], [])
@@ -252,7 +252,7 @@ class Teacher(dspy.Module):
         out = self._call(
             self.generate_class, round_=round_, step="generate", key=f"{kind}|{label}|{attempt_key}", validate=validate,
             max_tokens=_generation_budget(n, _per_item(self.max_chars)), task=self.task.description,
-            labels=self.labels_text(),
+            labels=self.describe_labels(),
             weaknesses=weaknesses, kind=kind, label=label, n=n,
         )
         return out or []
@@ -272,7 +272,7 @@ class Teacher(dspy.Module):
         )
         return out or []
 
-    def label_text(self, round_: int, text: str, vote: int = 0) -> str | None:
+    def label_vote(self, round_: int, text: str, vote: int = 0) -> str | None:
         allowed = set(self.task.label_names)
 
         def validate(pred):
@@ -283,7 +283,7 @@ class Teacher(dspy.Module):
         return self._call(
             self.label, round_=round_, step="label", key=f"{text}|{vote}" if vote else text, validate=validate,
             max_tokens=self.answers.label_max_tokens, first_temperature=self.label_temperature if vote == 0 else None,
-            task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
+            task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
         )
 
     def label_with_votes(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None]:
@@ -294,7 +294,7 @@ class Teacher(dspy.Module):
         """
         labels = []
         for vote in range(votes):
-            label = self.label_text(round_, text, vote)
+            label = self.label_vote(round_, text, vote)
             if label is None:
                 return None, REASON_NO_LABEL
             labels.append(label)
@@ -318,7 +318,7 @@ class Teacher(dspy.Module):
         `label_entities` returns. The embedded teacher runs one call at a time whatever is asked.
         """
         one = lambda t: self.label_one(round_, t, votes)  # noqa: E731
-        workers = 1 if self.lm.is_local else max(1, concurrency)
+        workers = 1 if self.gateway.is_local else max(1, concurrency)
         results: list = [None] * len(texts)
         if workers == 1 or len(texts) < 2:
             for i, text in enumerate(texts):
@@ -360,7 +360,7 @@ class Teacher(dspy.Module):
         return self._call(
             self.label, round_=round_, step="label", key=text, validate=validate, max_tokens=self.answers.label_max_tokens,
             first_temperature=self.label_temperature,
-            task=self.task.description, labels=self.labels_text(), demonstrations=self.demonstrations_text(), text=text,
+            task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
         )
 
     @staticmethod
