@@ -403,7 +403,7 @@ class Store:
         return {row[0] for row in self._exec("SELECT text_hash FROM samples WHERE status = 'accepted'")}
 
     def accepted_vectors(self) -> np.ndarray:
-        """All accepted embeddings as an (n, 384) float32 matrix, read through Arrow."""
+        """All accepted embeddings as an (n, EMBED_DIM) float32 matrix, read through Arrow."""
         table = self.con.sql(
             "SELECT embedding FROM samples WHERE status = 'accepted' AND embedding IS NOT NULL ORDER BY id"
         ).to_arrow_table()
@@ -449,7 +449,7 @@ class Store:
         return np.asarray(ids, dtype=np.int64)
 
     def pool_blocks(self, column: str, block: int | None = None):
-        """The available pool in pool_id order, one block at a time: (ids, vectors (n, 384)) for
+        """The available pool in pool_id order, one block at a time: (ids, vectors (n, EMBED_DIM)) for
         column 'embedding', (ids, texts) for 'text'. Only one block is ever in memory, so a round can
         scan a pool far larger than RAM (keyset pagination over the primary key)."""
         if column not in ("embedding", "text"):
@@ -560,5 +560,5 @@ class Store:
 
 
 def _vectors(column) -> np.ndarray:
-    """An Arrow FLOAT[384] column as a float32 (n, 384) array."""
+    """An Arrow FLOAT[EMBED_DIM] column as a float32 (n, EMBED_DIM) array."""
     return np.asarray(column.combine_chunks().values.to_numpy(), dtype=np.float32).reshape(-1, EMBED_DIM)

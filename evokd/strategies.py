@@ -1,7 +1,9 @@
 """Ways to spend a teacher (or a pool) budget, selectable by name; all share the store, filters and students.
 
-Each strategy is a set of switches on the one loop in `evokd.loop`, so every strategy is measured
-with the same dedup filters, the same student and the same per-round sample budget.
+Each strategy is a set of switches on the one round loop in `evokd.loop`, so every strategy is
+measured with the same dedup filters, the same student and the same per-round sample budget. Its
+`generation` mode names the source that gets its data (evokd/loop/sources/, one module per mode;
+a pool strategy's texts become queries into the pool, or the pool is ranked without an LLM).
 
 Generation modes:
   free        the paper's step 3: hard and easy texts with no intended label, labeled separately

@@ -174,3 +174,29 @@ def test_first_label_vote_is_greedy_and_later_votes_sample(sst2_task, sst2_pool)
     engine.fail_every, engine.n_calls = 1, 0  # every answer unparseable: three attempts, only the first greedy
     assert Teacher(task, lm).label_vote(1, text) is None
     assert seen == [0.0, 0.8, 0.8]
+
+
+def test_a_round_reads_the_run_state_once(sst2_task, sst2_pool, tmp_path, monkeypatch):
+    """The runner keeps the run's state in memory between commits: one read of the accepted rows,
+    rounds, hashes and vectors per round (evokd.loop.state.RunState), one commit, one rewrite of the
+    run folder's files, instead of the store being asked again at every step."""
+    from collections import Counter
+
+    from evokd.store import Store
+
+    calls = Counter()
+    for name in ("samples", "rounds", "accepted_hashes", "accepted_vectors", "commit_round"):
+        real = getattr(Store, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, counted)
+    run(sst2_task, tmp_path / "one", sst2_pool, rounds=1, strategy="evokd")
+    one = dict(calls)
+    calls.clear()
+    run(sst2_task, tmp_path / "three", sst2_pool, rounds=3, strategy="evokd")
+    per_round = {name: (calls[name] - one[name]) / 2 for name in one}
+    # each round: RunState.read (samples, rounds, hashes, vectors), commit, dataset.jsonl + rounds.jsonl
+    assert per_round == {"samples": 2, "rounds": 2, "accepted_hashes": 1, "accepted_vectors": 1, "commit_round": 1}
