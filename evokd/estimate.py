@@ -60,7 +60,6 @@ def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
     asked of the same source object the run uses (evokd.loop.sources). Top-ups and retries are not
     counted (they depend on the answers); the class budget is the even split (the run's follows the
     student's errors) and every generated text is assumed to reach the labeling step."""
-    from evokd.loop.candidates import labeling_calls
     from evokd.loop.config import settle
     from evokd.loop.sources import Context, make_source
 
@@ -71,7 +70,7 @@ def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
         calls = {"analyze": 1} if plan.analyzes(round_) else {}
         if source is not None:
             calls.update(source.plan_calls(round_, source.budget(round_, None)))
-            label = labeling_calls(plan, task.rules, config.per_round)
+            label = source.labeling_calls(config.per_round)
             if label:
                 calls["label"] = label
         rounds.append(calls)

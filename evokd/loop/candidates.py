@@ -83,18 +83,6 @@ def needs_labeling(candidates: list[Candidate], config: LoopConfig) -> list[Cand
     return alive
 
 
-def labeling_calls(plan, rules: TaskKind, n: int) -> int:
-    """First-attempt labeling calls for `n` texts that passed the filters, under a settled plan: none
-    when the labels come with the texts (the pool's own with --oracle, a seed's for paraphrases, the
-    intended class or the generated label without separate labeling)."""
-    cfg = plan.config
-    if (plan.strategy.needs_pool and cfg.oracle) or plan.mode == "paraphrase":
-        return 0
-    if plan.mode != "none" and not cfg.separate_labeling:
-        return 0
-    return n * (cfg.label_votes if rules.labeled_by_votes else 1)
-
-
 def label_candidates(teacher, round_: int, candidates: list[Candidate], config: LoopConfig, strategy: Strategy,
                      rules: TaskKind, progress: Callable[..., None]) -> None:
     """Labels for the texts that passed the filters (see `needs_labeling`); with the strategy's

@@ -67,6 +67,8 @@ class Source:
     labeling step run on each batch, and top-ups ask again (at most `generation_topups` times) for what
     they rejected."""
 
+    labels_itself = False  # True: its candidates come labeled (a seed's label), the labeling step skips them
+
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
@@ -83,6 +85,20 @@ class Source:
     def plan_calls(self, round_: int, need: dict[str | None, int]) -> dict[str, int]:
         """Teacher calls by step of the first attempt for budget `need` (labeling not counted)."""
         raise NotImplementedError
+
+    def labeling_calls(self, n: int) -> int:
+        """First-attempt labeling calls for `n` of its texts that passed the filters: none when they come
+        with their labels (`labels_itself`) or, without separate labeling, take the class they were
+        written for or the label generated with them."""
+        cfg = self.ctx.config
+        if self.labels_itself or not cfg.separate_labeling:
+            return 0
+        return self.teacher_labeling_calls(n)
+
+    def teacher_labeling_calls(self, n: int) -> int:
+        """The labeling calls of `n` texts the teacher labels (each vote a call; NER one call a text)."""
+        cfg = self.ctx.config
+        return n * (cfg.label_votes if self.ctx.task.rules.labeled_by_votes else 1)
 
     # the collection loop -----------------------------------------------------------------
     def collect(self, rnd: Round) -> list[Candidate]:

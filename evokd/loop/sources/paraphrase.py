@@ -14,6 +14,8 @@ PER_SEED = 2  # rewrites asked of each seed
 class ParaphraseSource(Source):
     """Two rewrites per seed, seeds taken in turn (rotating with the round and the top-up)."""
 
+    labels_itself = True  # each rewrite keeps its seed's label
+
     def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
         seeds, n = self.ctx.seeds, need[None]
         calls = math.ceil(n / PER_SEED)

@@ -110,6 +110,10 @@ class PoolRankSource(Source):
     def plan_calls(self, round_: int, need) -> dict[str, int]:
         return {}
 
+    def labeling_calls(self, n: int) -> int:
+        """Pool texts carry no intended class: the teacher labels them, unless --oracle takes the pool's."""
+        return 0 if self.ctx.config.oracle else self.teacher_labeling_calls(n)
+
     def rank(self, rnd: Round) -> list[int]:
         """Available pool ids, best first. The pool is read in blocks (`Store.pool_blocks`): memory holds
         ids, one block, and one score per row (pool-errors: the vectors of at most POOL_ERRORS_SAMPLE rows)."""
@@ -168,6 +172,9 @@ class NearestPoolSource(Source):
 
     def plan_calls(self, round_: int, need) -> dict[str, int]:
         return self.inner.plan_calls(round_, need)
+
+    def labeling_calls(self, n: int) -> int:
+        return 0 if self.ctx.config.oracle else self.inner.labeling_calls(n)
 
     def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
         queries = self.inner.batch(rnd, need, attempt)
