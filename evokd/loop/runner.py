@@ -70,10 +70,6 @@ class RoundRunner:
         self.seeds = task.seed_rows()
         self.plan = settle(config, task)
 
-    @property
-    def student_name(self) -> str:
-        return self.plan.student
-
     # students ------------------------------------------------------------------------
     def _train(self, rows: list[dict]):
         return fit_student(make_student(self.plan.student), [r["text"] for r in rows],
