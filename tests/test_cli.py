@@ -77,6 +77,33 @@ def test_generate_resumes_on_same_dir(runner, sst2_task, scripted_teacher, tmp_p
     assert rounds == [0, 1, 2]
 
 
+def test_generate_max_minutes_stops_after_the_round_that_crosses_it_and_resumes(runner, sst2_task, scripted_teacher,
+                                                                               tmp_path):
+    """--max-minutes counts the committed rounds' time, earlier sessions included: the round that crosses
+    the budget is committed, then the run stops with exit code 3 and one line, and resumes with more time."""
+    out = tmp_path / "r"
+    args = ["generate", str(sst2_task), "--teacher", scripted_teacher, "--per-round", "4", "--rounds", "3",
+            "--student", "tfidf", "--out", str(out), "--quiet"]
+
+    def rounds():
+        return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+
+    result = runner.invoke(main, [*args, "--max-minutes", "0.00001"])  # round 0 (the seeds) already takes longer
+    assert result.exit_code == 3, result.output
+    err = result.stderr.strip()
+    assert "time budget reached" in err and "--max-minutes" in err and "\n" not in err and "Traceback" not in result.output
+    assert [r["round"] for r in rounds()] == [0]
+    # a budget just above the time spent so far: one more round crosses it, and the run stops after it
+    spent = sum(r["seconds"] for r in rounds())
+    result = runner.invoke(main, [*args, "--max-minutes", str((spent + 1e-3) / 60)])
+    assert result.exit_code == 3, result.output
+    assert [r["round"] for r in rounds()] == [0, 1]
+    assert runner.invoke(main, args).exit_code == 0  # no budget: the run goes on to round 3
+    assert [r["round"] for r in rounds()] == [0, 1, 2, 3]
+    lines = (out / "dataset.jsonl").read_text().splitlines()
+    assert len(lines) == sum(r["n_accepted"] for r in rounds())
+
+
 def one_line_error(result, *needles):
     assert result.exit_code == 2, result.output
     err = result.stderr.strip()

@@ -63,6 +63,9 @@ from evokd.errors import EvokdError
 @click.option("--max-cost", default=None, type=click.FloatRange(0, min_open=True),
               help="Budget: stop once the run has spent this many USD (provider price table).")
 @click.option("--max-calls", default=None, type=click.IntRange(1), help="Budget: stop once the run has sent this many calls.")
+@click.option("--max-minutes", default=None, type=click.FloatRange(0, min_open=True),
+              help="Time budget: start no new round once the run's committed rounds (earlier sessions included) "
+                   "took this many minutes; compares strategies at equal time with a local teacher.")
 @click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,
               help="Optimised teacher prompts (`evokd optimize --out`, or one shipped in prompts/); each call records "
                    "the state's digest in the store.")
@@ -74,7 +77,7 @@ from evokd.errors import EvokdError
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
              review_every, separate_labeling, label_votes, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
-             max_tokens, max_cost, max_calls, prompts_path, dry_run, quiet, as_json):
+             max_tokens, max_cost, max_calls, max_minutes, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
     Writes DIR/evokd.duckdb (samples, rounds, teacher calls), DIR/dataset.jsonl (accepted rows)
@@ -91,6 +94,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
       evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --out runs/trec \\
           --concurrency 8 --rpm 500 --max-cost 0.50
       evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --dry-run
+      evokd generate datasets/sst2/task.yaml --rounds 20 --max-minutes 30 --out runs/sst2-30min
       evokd generate datasets/trec/task.yaml --strategy pool-errors --pool trec-train.jsonl --oracle --out runs/sim
       evokd generate datasets/trec/task.yaml --prompts prompts/trec.json --out runs/trec-tuned
     """
@@ -117,7 +121,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
                             separate_labeling=separate_labeling, label_votes=label_votes,
                             label_temperature=label_temperature, label_format=label_format, gateway=gateway,
-                            prompts=str(prompts_path) if prompts_path else None)
+                            prompts=str(prompts_path) if prompts_path else None, max_minutes=max_minutes)
     except ValueError as exc:
         raise EvokdError(f"--strategy {strategy}: {exc}") from None
     if prompts_path is not None:

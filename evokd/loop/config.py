@@ -34,6 +34,7 @@ class LoopConfig:
     demonstrations_per_label: int = 2
     generation_topups: int = 2  # extra generation rounds when accepted texts fall short of the budget
     prompts: str | None = None  # optimised teacher prompt state (`evokd optimize --out`), loaded into the Teacher
+    max_minutes: float | None = None  # time budget: no new round once the committed rounds took this long
     gateway: GatewayConfig = field(default_factory=GatewayConfig)  # concurrency, rate limits, retries, budgets
 
     def __post_init__(self):
@@ -43,6 +44,8 @@ class LoopConfig:
             raise ValueError(f"label votes must be >= 1, got {self.label_votes}")
         if self.per_round < 1:
             raise ValueError(f"per-round must be >= 1, got {self.per_round}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max-minutes must be > 0, got {self.max_minutes}")
         if self.pool is not None and not strategies.get(self.strategy).needs_pool:
             if self.strategy != strategies.DEFAULT:
                 raise ValueError(f"strategy '{self.strategy}' does not use a pool; drop --pool or pick a pool-* strategy")

@@ -136,6 +136,7 @@ class RoundRunner:
             total = self.plan.rounds
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
+                self._check_time(state, round_)
                 try:
                     student = self._round(store, state, source, teacher, student, round_)
                 except BudgetExceeded as exc:
@@ -148,6 +149,17 @@ class RoundRunner:
             write_outputs(self.out_dir, store, self.task.kind)
             self.data = store.run_info()["config"].get("data", {})
             return store.rounds()
+
+    def _check_time(self, state: RunState, round_: int) -> None:
+        """The time budget (--max-minutes): no new round once the committed rounds, those of earlier
+        sessions of the run included, took that long; the round that crossed it stays committed."""
+        budget = self.config.max_minutes
+        spent = sum(r["seconds"] or 0.0 for r in state.rounds)
+        if budget is not None and spent >= 60 * budget:
+            raise BudgetExceeded(
+                f"time budget reached: the committed rounds took {spent / 60:.2f} of --max-minutes {budget:g} minutes; "
+                f"rounds up to {round_ - 1} are committed in {self.out_dir}; re-run with a higher --max-minutes "
+                "(or without it) to continue")
 
     def _record_data(self, store: Store, use: str, report) -> None:
         """Record in the run's config what reading its `use` ("eval", "pool") data changed, and say it."""
