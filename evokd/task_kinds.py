@@ -57,7 +57,6 @@ class TaskKind:
     row_format: str  # the rows a data file of this kind holds, as an error message says it
     default_student: str  # what `generate`, `distill` and `optimize` train when no --student is given
     legacy_student: str  # what runs made before the default was recorded trained
-    unit: str  # what an eval row is called in a model card: "examples" / "sentences"
     labeled_by_votes: bool  # whether --label-votes asks the teacher several times per text
     one_label_per_text: bool  # a text's answer is one of the labels (class-conditioned generation, label balance)
 
@@ -185,7 +184,6 @@ class Classification(TaskKind):
     row_format = '{"text", "label"}'
     default_student = "minilm"  # benchmarks/students.md: with label anchors, 20 points above tfidf from 4 seeds a label
     legacy_student = "tfidf"
-    unit = "examples"
     labeled_by_votes = True
     one_label_per_text = True
 
@@ -295,7 +293,6 @@ class Ner(TaskKind):
     row_format = '{"tokens", "tags"} or {"text", "entities"}'
     default_student = "tagger"
     legacy_student = "tagger"
-    unit = "sentences"
     labeled_by_votes = False  # one JSON list of mentions per sentence
     one_label_per_text = False
 
