@@ -195,7 +195,8 @@ def arrow_schema(rows: list[dict]):
     """An explicit Arrow schema, so empty or all-null columns keep their types."""
     import pyarrow as pa
 
-    types = {"id": pa.int64(), "round": pa.int64(), "student_score": pa.float64(), "entities": _span_type(),
+    types = {"id": pa.int64(), "round": pa.int64(), "student_score": pa.float64(), "teacher_confidence": pa.float64(),
+             "entities": _span_type(),
              "student_entities": _span_type(with_text=True), "label_notes": pa.list_(pa.list_(pa.string())),
              "tokens": pa.list_(pa.string()), "ner_tags": pa.list_(pa.int64())}
     return pa.schema([(c, types.get(c, pa.string())) for c in rows[0]])
@@ -302,7 +303,7 @@ def hf_features(rows: list[dict], labels: list[str], kind: str) -> dict:
             features[col] = {"feature": {"feature": value("string"), "_type": "List"}, "_type": "List"}
         elif col in ("id", "round"):
             features[col] = value("int64")
-        elif col == "student_score":
+        elif col in ("student_score", "teacher_confidence"):
             features[col] = value("float64")
         else:
             features[col] = value("string")

@@ -127,6 +127,12 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE calls ADD COLUMN prompt_state VARCHAR;  -- NULL: the built-in prompts
     """,
+    # 6: teacher throughput and label confidence: how much of each prompt the teacher already held
+    # (KV cache, provider prompt cache), and the teacher's probability of each label it gave
+    """
+    ALTER TABLE calls ADD COLUMN prompt_tokens_cached INTEGER;  -- NULL: the teacher did not say
+    ALTER TABLE samples ADD COLUMN teacher_confidence DOUBLE;  -- NULL: no probability returned (or not teacher-labeled)
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -153,6 +159,7 @@ class SampleRow:
     labeler: str | None = None
     query: str | None = None
     pool_id: int | None = None  # pool mode: marks the pool row used when the round commits
+    teacher_confidence: float | None = None  # the teacher's probability of its label (classification)
 
 
 @dataclass
@@ -171,6 +178,7 @@ class CallRow:
     cost: float | None = None
     raw: str | None = None
     prompt_state: str | None = None  # digest of the `--prompts` state the call used
+    prompt_tokens_cached: int | None = None  # prompt tokens the teacher already held (not read again)
 
 
 @dataclass
@@ -326,13 +334,14 @@ class Store:
                 con.executemany(
                     "INSERT INTO samples (round, source, intent, text, label, intended_label, teacher_label, student_pred,"
                     " student_score, status, reject_reason, text_hash, embedding, entities, student_entities, label_notes,"
-                    " labeler, query, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                    " labeler, query, teacher_confidence, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                     [
                         [s.round, s.source, s.intent, s.text, s.label, s.intended_label, s.teacher_label, s.student_pred,
                          s.student_score, s.status, s.reject_reason, s.text_hash,
                          None if s.embedding is None else [float(x) for x in s.embedding],
                          _json_or_none(s.entities), _json_or_none(s.student_entities), _json_or_none(s.label_notes),
-                         s.labeler, s.query]
+                         s.labeler, s.query, s.teacher_confidence]
                         for s in samples
                     ],
                 )
@@ -342,9 +351,10 @@ class Store:
             if calls:
                 con.executemany(
                     "INSERT INTO calls (round, step, attempt, model, prompt_tokens, completion_tokens, latency_s, ok, error,"
-                    " created_at, cached, cost, raw, prompt_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_at, cached, cost, raw, prompt_state, prompt_tokens_cached)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[c.round, c.step, c.attempt, c.model, c.prompt_tokens, c.completion_tokens, c.latency_s, c.ok, c.error,
-                      c.created_at, c.cached, c.cost, c.raw, c.prompt_state] for c in calls],
+                      c.created_at, c.cached, c.cost, c.raw, c.prompt_state, c.prompt_tokens_cached] for c in calls],
                 )
             r = record
             self._exec(
@@ -377,7 +387,7 @@ class Store:
     # samples ----------------------------------------------------------------
     _SAMPLE_COLS = ["id", "round", "source", "intent", "text", "label", "intended_label", "teacher_label",
                     "student_pred", "student_score", "status", "reject_reason", "entities", "student_entities", "label_notes",
-                    "labeler", "query"]
+                    "labeler", "query", "teacher_confidence"]
     _JSON_COLS = ("entities", "student_entities", "label_notes")
 
     def samples(self, *, status: str | None = "accepted", round: int | None = None, source: str | None = None) -> list[dict]:

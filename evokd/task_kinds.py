@@ -270,7 +270,7 @@ class Classification(TaskKind):
     def dataset_row(self, r: dict) -> dict:
         return {"id": r["id"], "text": r["text"], "label": r["label"], "source": r["source"], "round": r["round"],
                 "intent": r["intent"], "teacher_label": r["teacher_label"], "student_pred": r["student_pred"],
-                "student_score": r["student_score"]}
+                "student_score": r["student_score"], "teacher_confidence": r.get("teacher_confidence")}
 
 
 def _spans(answer) -> list[dict]:

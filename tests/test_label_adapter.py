@@ -1,8 +1,10 @@
 """The plain labeling question (evokd.teacher.adapter.PlainLabelAdapter): how it is written, how the
-answer is read, and that the embedded llama.cpp engine constrains it to the bare label names."""
+answer is read, and that the embedded llama.cpp engine scores the bare label names and returns
+their probabilities."""
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -30,8 +32,9 @@ def test_format_is_a_short_conversation_with_bare_label_turns():
     assert SIG.instructions.strip() in system and "Task: Classify news." in system
     assert "Labels:\n- World" in system and "Labeled examples:\ntext: a" in system
     assert "[[ ##" not in "".join(m["content"] for m in msgs)  # none of DSPy's field markers
-    assert msgs[1]["content"] == "Text: Team wins the cup.\n\nWhich label fits the text? Answer with one of: World, Sports, Business, Sci/Tech."
-    assert msgs[2]["content"] == "Sports" and msgs[3]["content"].startswith("Text: Stocks fell sharply.")
+    # the fixed question first and the text last, so every labeling prompt shares all but its text
+    assert msgs[1]["content"] == "Which label fits the text? Answer with one of: World, Sports, Business, Sci/Tech.\n\nText: Team wins the cup."
+    assert msgs[2]["content"] == "Sports" and msgs[3]["content"].endswith("\n\nText: Stocks fell sharply.")
 
 
 @pytest.mark.parametrize("answer,label", [("Business", "Business"), ("business.", "Business"), ('"Sci/Tech"', "Sci/Tech"),
@@ -48,38 +51,59 @@ def test_parse_refuses_anything_but_exactly_one_label(answer):
 
 
 class FakeLlama:
-    """TEST DOUBLE for llama_cpp.Llama: records the request, answers a bare label."""
+    """TEST DOUBLE for llama_cpp.Llama: records chat completions (the JSON labeling format), holds nothing."""
 
     def __init__(self):
         self.calls = []
+        self.input_ids, self.n_tokens = [], 0
 
     def create_chat_completion(self, **kwargs):
         self.calls.append(kwargs)
-        return {"choices": [{"message": {"content": "Sports"}, "finish_reason": "stop"}],
+        return {"choices": [{"message": {"content": '{"label": "Sports"}'}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 40, "completion_tokens": 1}}
 
 
-def test_local_engine_constrains_the_answer_to_the_bare_names(monkeypatch):
-    pytest.importorskip("llama_cpp")  # the grammar is llama.cpp's own object
+class FakeSlots:
+    """TEST DOUBLE for the engine's per-family contexts: one fake Llama for every family."""
+
+    def __init__(self, llama):
+        self.llama, self.lock, self.families = llama, threading.Lock(), []
+
+    def get(self, family):
+        self.families.append(family)
+        return self.llama
+
+
+def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monkeypatch):
     fake = FakeLlama()
-    monkeypatch.setattr(local, "_load_llama", lambda *args: (fake, threading.Lock()))
-    lm = dspy.LM(local.MODEL_NAME, engine=local.LlamaEngine(model_path="unused.gguf"), temperature=0.0, cache=False)
+    slots = FakeSlots(fake)
+    scored = []
+
+    def fake_scores(llama, tokens, choices):  # TEST DOUBLE for llama_scoring.choice_logprobs
+        scored.append((tokens, tuple(choices)))
+        return {"World": -3.0, "Sports": -0.1, "Business": -2.9, "Sci/Tech": -4.0}, 1, 1
+
+    monkeypatch.setattr(local, "_load_llama", lambda *args: slots)
+    monkeypatch.setattr(local, "prompt_tokens", lambda llama, messages: [len(m["content"]) for m in messages])
+    monkeypatch.setattr(local, "choice_logprobs", fake_scores)
+    lm = dspy.LM(local.MODEL_NAME, engine=local.LlamaEngine(model_path="unused.gguf"), temperature=0.8, cache=False)
     # the ag_news task's labels only: its data lives in the benchmark data folder, not needed here
     task = load_task(ROOT / "datasets" / "ag_news" / "task.yaml", check_files=False)
     teacher = Teacher(task, lm)
     assert teacher.label_format == "plain"
-    assert teacher.label_vote(0, "Team wins the cup.") == "Sports"
-    (call,) = fake.calls
-    assert call["response_format"] is None and call["temperature"] == 0.0
-    assert call["grammar"] is local._choice_grammar(("World", "Sports", "Business", "Sci/Tech"))
-    assert call["messages"][-1]["content"].startswith("Text: Team wins the cup.")
+    label, probability = teacher.label_vote_scored(0, "Team wins the cup.")
+    assert label == "Sports" and probability == pytest.approx(math.exp(-0.1))
+    assert fake.calls == [] and scored[0][1] == ("World", "Sports", "Business", "Sci/Tech")
+    assert slots.families == ["label"]  # labeling runs on its own context
+    (call,) = teacher.drain_calls()
+    assert call.ok and call.prompt_tokens_cached == len(scored[0][0]) - 1  # what the context already held
+    # a second (sampled) vote on the same prompt is not scored again
+    assert teacher.label_scored(0, "Team wins the cup.", votes=2)[0] in ("Sports", None) and len(scored) == 1
 
-    fake.calls.clear()
     json_teacher = Teacher(task, lm, label_format="json")
-    fake.create_chat_completion = lambda **kw: (fake.calls.append(kw), {
-        "choices": [{"message": {"content": '{"label": "Sports"}'}, "finish_reason": "stop"}], "usage": {}})[1]
     assert json_teacher.label_vote(0, "Team wins the cup.") == "Sports"
     assert fake.calls[0]["response_format"]["type"] == "json_object" and "grammar" not in fake.calls[0]
+    assert slots.families[-1] != "label"
 
 
 def test_ner_labeling_stays_json_and_bad_formats_are_refused():

@@ -5,6 +5,7 @@ second group, marked `slow`, uses the REAL embedded model (Qwen2.5-Coder-1.5B GG
 llama-cpp-python); `make test` installs the `[local]` extra, and without it these tests fail.
 """
 
+import math
 import os
 import sys
 import time
@@ -135,8 +136,11 @@ def test_teacher_info_reports_verification(fake_parts):
 
 
 class FakeLlama:
+    """TEST DOUBLE for llama_cpp.Llama: records chat completions, holds nothing in its KV cache."""
+
     def __init__(self):
         self.calls = []
+        self.input_ids, self.n_tokens = [], 0
 
     def create_chat_completion(self, **kwargs):
         self.calls.append(kwargs)
@@ -153,7 +157,9 @@ def test_engine_sends_schema_as_grammar_and_fresh_seeds(monkeypatch):
     import dspy
 
     fake = FakeLlama()
-    monkeypatch.setattr(local, "_load_llama", lambda *args: (fake, threading.Lock()))
+    slots = type("FakeSlots", (), {"lock": threading.Lock(), "get": lambda self, family: fake})()  # TEST DOUBLE
+    monkeypatch.setattr(local, "_load_llama", lambda *args: slots)
+    monkeypatch.setattr(local, "prompt_tokens", lambda llama, messages: [1, 2, 3])
     lm = dspy.LM(local.MODEL_NAME, engine=local.LlamaEngine(model_path="unused.gguf"), temperature=0.8, cache=False)
 
     class Sentiment(dspy.Signature):
@@ -211,7 +217,7 @@ def test_real_model_labels_with_a_typed_literal(real_lm):
 
 @pytest.mark.slow
 def test_real_model_answers_the_plain_label_question_with_a_bare_name(real_lm):
-    """evokd's default labeling format on the REAL model: the grammar leaves exactly a label name."""
+    """evokd's default labeling format on the REAL model: a label name, scored among the names."""
     from pathlib import Path
 
     from evokd.task import load_task
@@ -225,9 +231,13 @@ def test_real_model_answers_the_plain_label_question_with_a_bare_name(real_lm):
 
     inputs = {"task": task.description, "labels": teacher.describe_labels(), "demonstrations": "",
               "text": "one of the year 's best films ."}
-    assert PlainLabelAdapter()(real_lm, {"temperature": 0.0, "max_tokens": 8}, teacher.label.signature, [], inputs) == [
-        {"label": "positive"}]
-    assert real_lm.history[-1]["outputs"] == ["positive"]  # the bare name, no JSON around it
+    (answer,) = PlainLabelAdapter()(real_lm, {"temperature": 0.0, "max_tokens": 8}, teacher.label.signature, [], inputs)
+    assert answer["label"] == "positive" and real_lm.history[-1]["outputs"][0]["text"] == "positive"  # the bare name
+    # scored, not decoded: every name comes back with its probability among the names
+    (entry,) = answer["logprobs"]["content"]
+    assert {top["token"] for top in entry["top_logprobs"]} == {"positive", "negative"}
+    assert sum(math.exp(top["logprob"]) for top in entry["top_logprobs"]) == pytest.approx(1.0)
+    assert math.exp(entry["logprob"]) > 0.5
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ class Candidate:
     labeler: str | None = None  # teacher | intent | seed | oracle
     query: str | None = None  # pool mode: the generated text this pool text was retrieved for
     pool_id: int | None = None
+    teacher_confidence: float | None = None  # the teacher's probability of its label, when it gave one
 
 
 class CandidateFilter:
@@ -95,7 +96,7 @@ def label_candidates(teacher, round_: int, candidates: list[Candidate], config: 
                                  on_done=lambda i, n: progress("step", round=round_, name=f"labeling {i}/{n}"))
     for c, result in zip(alive, labeled):
         c.labeler = "teacher"
-        c.teacher_label, c.label_notes, c.reject_reason = teacher.read_label(result)
+        c.teacher_label, c.label_notes, c.reject_reason, c.teacher_confidence = teacher.read_label(result)
         if (c.reject_reason is None and strategy.agreement and c.intended_label is not None
                 and c.teacher_label != c.intended_label):
             c.reject_reason = REASON_OFF_INTENT

@@ -240,4 +240,5 @@ class RoundRunner:
                          text=c.text, intended_label=c.intended_label, student_score=c.student_score,
                          label_notes=c.label_notes or None, status="accepted" if accepted else "rejected",
                          reject_reason=c.reject_reason, text_hash=c.hash or text_hash(c.text), embedding=c.embedding,
-                         labeler=c.labeler, query=c.query, pool_id=c.pool_id, **fields)
+                         labeler=c.labeler, query=c.query, pool_id=c.pool_id, teacher_confidence=c.teacher_confidence,
+                         **fields)

@@ -11,6 +11,14 @@ held-out SST-2 test sentences the labeling signature scored 61% zero-shot throug
   an assistant turn with the bare label;
 - the text to label as the last user turn, answered with one label name.
 
+The question comes before the text, so everything but the text is the same for every text: a
+local teacher keeps that prefix in its KV cache and reads only the text and the turn's end
+(about 30 tokens for an SST-2 sentence instead of about 50).
+
+The answer's probability is asked for too (`logprobs`): the embedded teacher scores every label
+name and returns all their probabilities; an OpenAI-compatible teacher returns its tokens'
+probabilities where it supports them (`evokd.teacher.gateway` stops asking one that refuses).
+
 It is still a DSPy adapter over the same signature, so the optimisers tune its demos and
 instructions as before. A local llama.cpp teacher is constrained to the label names (a grammar of
 the bare choices, see `evokd.teacher.local`); a hosted teacher is asked in words, and the answer is
@@ -25,10 +33,12 @@ from typing import Any, get_args
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from evokd.teacher.local import choice_response_format
+from evokd.teacher.local import MODEL_NAME, choice_response_format
+
+LOCAL_PREFIX = MODEL_NAME.split("/")[0] + "/"
 
 # The question's fixed wording; the scripted TEST DOUBLE recognises the question by it.
-QUESTION = "Text: {text}\n\nWhich label fits the text? Answer with one of: {labels}."
+QUESTION = "Which label fits the text? Answer with one of: {labels}.\n\nText: {text}"
 
 
 def label_names(signature) -> list[str]:
@@ -48,10 +58,15 @@ class PlainLabelAdapter(dspy.ChatAdapter):
 
     @staticmethod
     def _constrained(lm, lm_kwargs: dict, signature) -> dict:
-        """A local llama.cpp teacher gets the choice response_format (a grammar of the bare names)."""
-        if getattr(lm, "is_local", False) and "response_format" not in lm_kwargs:
-            return dict(lm_kwargs, response_format=choice_response_format(label_names(signature)))
-        return lm_kwargs
+        """Ask for the answer's probability; a local llama.cpp teacher also gets the choice
+        response_format, which makes it score the bare names instead of writing an answer."""
+        kwargs = dict(lm_kwargs)
+        if "logprobs" in getattr(lm, "supported_params", ()):
+            kwargs.setdefault("logprobs", True)
+            kwargs.setdefault("top_logprobs", min(20, len(label_names(signature))))
+        if str(getattr(lm, "model", "")).startswith(LOCAL_PREFIX) and "response_format" not in kwargs:
+            kwargs["response_format"] = choice_response_format(label_names(signature))
+        return kwargs
 
     def format(self, signature, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:
         labels = label_names(signature)
@@ -88,3 +103,21 @@ class PlainLabelAdapter(dspy.ChatAdapter):
             return {"label": found.pop()}
         raise AdapterParseError(adapter_name="PlainLabelAdapter", signature=signature, lm_response=completion,
                                 message=f"expected one of {', '.join(labels)}")
+
+
+def answer_probability(logprobs) -> float | None:
+    """The teacher's probability of its answer, from the logprobs DSPy attached to a prediction.
+
+    The embedded teacher gives one entry, the label name with its probability among the names; an
+    OpenAI-compatible teacher gives one per answer token, whose product is the answer's probability.
+    None when the teacher returned no probabilities.
+    """
+    import math
+
+    content = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    try:
+        return float(math.exp(sum(float(entry["logprob"]) for entry in content)))
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -39,12 +39,12 @@ class LabelAnswers:
         return item.label
 
     def label_one(self, teacher, round_: int, text: str, votes: int):
-        """(label, None) or (None, reject reason), after `votes` agreeing votes."""
-        return teacher.label_with_votes(round_, text, votes)
+        """(label, None, confidence) or (None, reject reason, None), after `votes` agreeing votes."""
+        return teacher.label_scored(round_, text, votes)
 
     def read(self, result) -> tuple:
-        """(answer, notes, reject reason) of a `label_one` result."""
-        return result[0], None, result[1]
+        """(answer, notes, reject reason, confidence) of a `label_one` result."""
+        return result[0], None, result[1], result[2]
 
     def example(self, row: dict) -> dspy.Example:
         """A labeled row as an `evokd optimize` example of the labeling step."""
@@ -84,7 +84,8 @@ class EntityAnswers:
         return teacher.label_entities(round_, text)
 
     def read(self, result) -> tuple:
-        return (None, None, REASON_NO_LABEL) if result is None else (result[0], result[1], None)
+        """(spans, notes, reject reason, confidence): no confidence, as a JSON answer is decoded, not scored."""
+        return (None, None, REASON_NO_LABEL, None) if result is None else (result[0], result[1], None, None)
 
     def example(self, row: dict) -> dspy.Example:
         mentions = [{"text": row["text"][s["start"]:s["end"]], "type": s["label"]} for s in row.get("entities") or []]

@@ -86,6 +86,7 @@ class Attempt:
     cached: bool = False
     error: str | None = None
     raw: str | None = None
+    cached_tokens: int | None = None  # prompt tokens the teacher already held, when it says
 
 
 # ── rate limiting ──────────────────────────────────────────────────────────
@@ -237,6 +238,7 @@ class TeacherGateway(BaseLM):
         self.spent = cache.cache_spent() if cache is not None else Spent()
         self._lock = threading.Lock()
         self._local = threading.local()
+        self.logprobs_refused = False  # the teacher refused a request for logprobs; they are no longer asked for
 
     # read-through to the inner LM (the adapter asks these) ------------------------------------
     @property
@@ -296,6 +298,8 @@ class TeacherGateway(BaseLM):
 
     # the call ---------------------------------------------------------------------------------
     def __call__(self, prompt=None, *, messages=None, **kwargs):
+        if self.logprobs_refused:
+            kwargs = _without_logprobs(kwargs)
         key = call_key(self.model, messages if messages is not None else prompt, kwargs)
         if self.cache is not None:
             with self._lock:
@@ -322,6 +326,13 @@ class TeacherGateway(BaseLM):
                 latency = time.perf_counter() - start
                 self.limiter.settle(handle, 0)
                 transient = _is_transient(exc)
+                if kwargs.get("logprobs") and not transient and "logprob" in str(exc).lower():
+                    # A served teacher that cannot return probabilities: ask again without, and never again.
+                    self.logprobs_refused = True
+                    self._record(Attempt(ok=False, latency_s=latency, error=f"{first_line(exc)} (asking without logprobs)"))
+                    kwargs = _without_logprobs(kwargs)
+                    key = call_key(self.model, messages if messages is not None else prompt, kwargs)
+                    continue
                 if not transient or retries >= self.config.max_retries:
                     self._record(Attempt(ok=False, latency_s=latency, error=first_line(exc)))
                     if _is_fatal(exc):
@@ -336,6 +347,7 @@ class TeacherGateway(BaseLM):
             entry = lm.history[-1] if lm.history else {}
             usage = entry.get("usage") or {}
             p_tok, c_tok = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            held = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
             cost = self._cost(p_tok, c_tok, entry.get("cost"))
             self.limiter.settle(handle, p_tok + c_tok)
             outputs = [o if isinstance(o, (str, dict)) else str(o) for o in outputs]
@@ -347,7 +359,7 @@ class TeacherGateway(BaseLM):
                 if self.cache is not None:
                     self.cache.cache_put(key, record)
             self._record(Attempt(ok=True, prompt_tokens=p_tok, completion_tokens=c_tok, latency_s=latency, cost=cost,
-                                 raw=_output_text(outputs)))
+                                 raw=_output_text(outputs), cached_tokens=None if held is None else int(held)))
             return outputs
 
     def _backoff(self, retry: int, exc: BaseException) -> float:
@@ -360,6 +372,10 @@ class TeacherGateway(BaseLM):
     def copy(self, **kwargs):
         return TeacherGateway(self.inner.copy(**kwargs), self.config, cache=self.cache, limiter=self.limiter,
                               sleep=self.sleep, rng=self.rng)
+
+
+def _without_logprobs(kwargs: dict) -> dict:
+    return {k: v for k, v in kwargs.items() if k not in ("logprobs", "top_logprobs")}
 
 
 def _is_fatal(exc: BaseException) -> bool:

@@ -13,10 +13,10 @@ parses.
 from __future__ import annotations
 
 import atexit
-import functools
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import random
 import threading
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from evokd.errors import EvokdError
+from evokd.teacher.llama_scoring import cached_prefix, choice_logprobs, prompt_tokens
 
 MODEL_NAME = "local/qwen2.5-coder-1.5b-instruct"
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -212,33 +213,64 @@ def _import_llama_cpp():
     return llama_cpp
 
 
-_LLAMAS: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+_LLAMAS: dict[tuple[str, int, int], "_Slots"] = {}
 _LLAMAS_LOCK = threading.Lock()
+MAX_SLOTS = 3  # prompt families kept hot at once (labeling, analysis, generation), each its own KV cache
 
 
-def _load_llama(path: Path, n_threads: int, n_ctx: int) -> tuple[Any, threading.Lock]:
-    """One Llama per (file, threads, context) per process: loading takes seconds and ~1.2 GB RAM."""
+class _Slots:
+    """The contexts of one model file: one Llama per prompt family, most recently used last.
+
+    Why several: analysis, generation and labeling prompts share nothing, so on one context each
+    step evicts the others' cached prefix and re-reads it next round. Each extra Llama maps the
+    same weights file (shared pages) and adds its own KV cache and buffers (~0.5 GB). One lock
+    serialises every call on the model: the embedded teacher runs one evaluation at a time.
+    """
+
+    def __init__(self, path: Path, n_threads: int, n_ctx: int):
+        self.path, self.n_threads, self.n_ctx = path, n_threads, n_ctx
+        self.lock = threading.Lock()
+        self.by_family: dict[str, Any] = {}
+
+    def get(self, family: str):
+        """The Llama for this prompt family (call under `lock`); the least recently used is closed past MAX_SLOTS."""
+        llama = self.by_family.pop(family, None)
+        if llama is None:
+            if len(self.by_family) >= MAX_SLOTS:
+                oldest = next(iter(self.by_family))
+                self.by_family.pop(oldest).close()
+            llama = _import_llama_cpp().Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                              n_threads_batch=self.n_threads, verbose=False)
+        self.by_family[family] = llama
+        return llama
+
+    def close(self) -> None:
+        for llama in self.by_family.values():
+            llama.close()
+        self.by_family.clear()
+
+
+def _load_llama(path: Path, n_threads: int, n_ctx: int) -> _Slots:
+    """The contexts of one (file, threads, context size) in this process; each loads on first use.
+
+    No LlamaRAMCache: each entry copies the model's whole logits buffer without counting it against
+    the cache's capacity (a long run grew to 23 GB); per-family contexts keep prefixes instead.
+    """
     key = (str(path), n_threads, n_ctx)
     with _LLAMAS_LOCK:
         if key not in _LLAMAS:
-            llama_cpp = _import_llama_cpp()
-            llama = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
-            )
-            # No LlamaRAMCache: each entry copies the model's whole logits buffer (n_ctx x vocab
-            # floats, ~2.5 GB here) without counting it against the cache's capacity; a long
-            # run grew to 23 GB. Consecutive labeling calls still reuse their shared prefix.
+            _import_llama_cpp()
             if not _LLAMAS:
                 atexit.register(_close_llamas)
-            _LLAMAS[key] = (llama, threading.Lock())
+            _LLAMAS[key] = _Slots(path, n_threads, n_ctx)
         return _LLAMAS[key]
 
 
 def _close_llamas() -> None:
     """Free models before interpreter teardown; Llama.__del__ at shutdown prints a TypeError otherwise."""
     with _LLAMAS_LOCK:
-        for llama, _ in _LLAMAS.values():
-            llama.close()
+        for slots in _LLAMAS.values():
+            slots.close()
         _LLAMAS.clear()
 
 
@@ -268,7 +300,7 @@ def _chat_messages(request) -> list[dict[str, str]]:
 
 
 # The one response_format evokd sends for a bare choice: a JSON schema whose root is a string enum.
-# evokd's llama.cpp engine turns it into a grammar of the bare names (no quotes, no JSON object).
+# evokd's llama.cpp engine scores the bare names instead of decoding (no quotes, no JSON object).
 CHOICE_SCHEMA_NAME = "evokd_choice"
 
 
@@ -299,54 +331,75 @@ def _llama_response_format(response_format: dict | None) -> dict | None:
     return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
 
 
-@functools.lru_cache(maxsize=32)
-def _choice_grammar(choices: tuple[str, ...]):
-    """A llama.cpp grammar that accepts exactly one of `choices`, unquoted."""
-    llama_cpp = _import_llama_cpp()
-    alternatives = " | ".join(json.dumps(c) for c in choices)
-    return llama_cpp.LlamaGrammar.from_string(f"root ::= {alternatives}", verbose=False)
+_SCORES: dict[tuple, tuple[dict[str, float], int, int]] = {}  # scored labeling prompts, oldest first
+_SCORES_KEPT = 256
+
+
+def _family(messages: list[dict[str, str]], choices: list[str] | None) -> str:
+    """Which context a call runs on: labeling has its own; other steps are told apart by their system prompt."""
+    if choices:
+        return "label"
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    return hashlib.sha256(system.encode()).hexdigest()[:16]
 
 
 class LlamaEngine:
     """DSPy 3.4 engine running the embedded GGUF in-process: `dspy.LM(MODEL_NAME, engine=LlamaEngine())`.
 
     Declaring `response_format` support makes `dspy.JSONAdapter` send the signature's JSON schema,
-    which llama.cpp enforces while sampling. The shared Llama object is not thread-safe, so calls
-    are serialised by a per-model lock. Each call gets a fresh seed unless the request sets one,
-    because llama-cpp-python's default seed repeats the same samples in every process.
+    which llama.cpp enforces while sampling. evokd's choice response_format (the plain labeling
+    question) is not decoded at all: every allowed name is scored (`evokd.teacher.llama_scoring`) and
+    the probabilities come back as the response's logprobs. Each prompt family runs on its own
+    context (`_Slots`), so steps do not evict each other's cached prefix; a call's usage reports the
+    prompt tokens that context already held. Llama objects are not thread-safe, so calls are
+    serialised by a per-model lock. Each call gets a fresh seed unless the request sets one, because
+    llama-cpp-python's default seed repeats the same samples in every process.
     """
 
     supports_response_schema = True
-    supported_params = {"response_format", "temperature", "max_tokens", "top_p", "seed", "stop"}
+    supported_params = {"response_format", "temperature", "max_tokens", "top_p", "seed", "stop", "logprobs", "top_logprobs"}
 
     def __init__(self, model_path: str | Path | None = None, n_threads: int | None = None, n_ctx: int = N_CTX):
         self.model_path = Path(model_path) if model_path else None
         self.n_threads = n_threads or default_threads()
         self.n_ctx = n_ctx
 
-    def _llama(self) -> tuple[Any, threading.Lock]:
+    def _slots(self) -> _Slots:
         path = self.model_path or ensure_model()
         return _load_llama(path, self.n_threads, self.n_ctx)
 
     def complete(self, request):
         from dspy.clients.engines.base import validate_request
-        from dspy.lm15 import (
-            ContextLengthError,
-            InvalidRequestError,
-            Message,
-            Response,
-            ServerError,
-            TextPart,
-            Usage,
-        )
+        from dspy.lm15 import ContextLengthError, InvalidRequestError, Message, Response, ServerError, TextPart
 
         validate_request(request)
         config = request.config
         messages = _chat_messages(request)
         choices = choice_of(config.response_format)
+        slots = self._slots()
+        try:
+            with slots.lock:
+                llama = slots.get(_family(messages, choices))
+                if choices:  # PlainLabelAdapter: the answer is one of the bare names, scored, not decoded
+                    return self._choose(llama, messages, choices, config)
+                return self._chat(llama, messages, config)
+        except ValueError as exc:
+            if "context window" in str(exc) or "exceed" in str(exc):
+                raise ContextLengthError(f"{exc} (n_ctx={self.n_ctx})", provider="local") from exc
+            raise InvalidRequestError(f"llama.cpp rejected the request: {exc}", provider="local") from exc
+        except (ContextLengthError, InvalidRequestError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any llama.cpp runtime failure becomes a provider error
+            raise ServerError(f"llama.cpp failed: {type(exc).__name__}: {exc}", provider="local") from exc
+
+    def _chat(self, llama, messages: list[dict[str, str]], config):
+        """A free-text or JSON-schema answer, decoded by llama-cpp-python's chat completion."""
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        reused = min(cached_prefix(llama, prompt_tokens(llama, messages)), llama.n_tokens)
         kwargs = {
             "messages": messages,
-            "response_format": None if choices else _llama_response_format(config.response_format),
+            "response_format": _llama_response_format(config.response_format),
             "max_tokens": config.max_tokens,
             "seed": config.seed if config.seed is not None else random.getrandbits(31),
             "stop": list(config.stop) or None,
@@ -355,18 +408,7 @@ class LlamaEngine:
             kwargs["temperature"] = config.temperature
         if config.top_p is not None:
             kwargs["top_p"] = config.top_p
-        llama, lock = self._llama()
-        if choices:  # PlainLabelAdapter: the answer is exactly one of the bare names
-            kwargs["grammar"] = _choice_grammar(tuple(choices))
-        try:
-            with lock:
-                out = llama.create_chat_completion(**kwargs)
-        except ValueError as exc:
-            if "context window" in str(exc):
-                raise ContextLengthError(f"{exc} (n_ctx={self.n_ctx})", provider="local") from exc
-            raise InvalidRequestError(f"llama.cpp rejected the request: {exc}", provider="local") from exc
-        except Exception as exc:  # noqa: BLE001 - any llama.cpp runtime failure becomes a provider error
-            raise ServerError(f"llama.cpp failed: {type(exc).__name__}: {exc}", provider="local") from exc
+        out = llama.create_chat_completion(**kwargs)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Response(
@@ -374,7 +416,48 @@ class LlamaEngine:
             model=MODEL_NAME,
             message=Message.assistant((TextPart(choice["message"].get("content") or ""),)),
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"),
+                        cache_read_tokens=reused),
+        )
+
+    def _choose(self, llama, messages: list[dict[str, str]], choices: list[str], config):
+        """One of `choices`: the most probable at temperature 0 (or unset), else sampled at that temperature.
+
+        The probabilities come back as the response's logprobs: one entry whose token is the chosen
+        name and whose alternatives are every name, each with its log probability among the names.
+        The same prompt is scored once; a second vote on it samples from the stored probabilities.
+        """
+        from dspy.lm15 import Message, Response, TextPart, TokenLogprob, TopLogprob, Usage
+
+        tokens = prompt_tokens(llama, messages)
+        if len(tokens) >= self.n_ctx:
+            raise ValueError(f"the prompt has {len(tokens)} tokens, which exceed the context window")
+        key = (id(llama), tuple(tokens), tuple(choices))
+        scored = _SCORES.get(key)
+        if scored is None:
+            scored = choice_logprobs(llama, tokens, choices)
+            _SCORES[key] = scored
+            while len(_SCORES) > _SCORES_KEPT:
+                _SCORES.pop(next(iter(_SCORES)))
+            logprob, reused, evaluated = scored
+        else:
+            logprob, reused, evaluated = scored[0], len(tokens), 0
+        temperature = config.temperature
+        if not temperature:
+            answer = max(choices, key=lambda c: logprob[c])
+        else:
+            rng = random.Random(config.seed if config.seed is not None else random.getrandbits(31))
+            weights = [math.exp(logprob[c] / temperature) for c in choices]
+            answer = rng.choices(choices, weights=weights)[0]
+        ranked = sorted(choices, key=lambda c: -logprob[c])
+        return Response(
+            id=None,
+            model=MODEL_NAME,
+            message=Message.assistant((TextPart(answer),)),
+            finish_reason="stop",
+            usage=Usage(input_tokens=len(tokens), output_tokens=1, cache_read_tokens=max(0, len(tokens) - evaluated)),
+            logprobs=(TokenLogprob(token=answer, logprob=logprob[answer],
+                                   top=tuple(TopLogprob(token=c, logprob=logprob[c]) for c in ranked)),),
         )
 
     def stream(self, request) -> Iterator:
@@ -383,7 +466,7 @@ class LlamaEngine:
 
         response = self.complete(request)
         yield StreamStartEvent(model=response.model)
-        yield StreamDeltaEvent(TextDelta(response.message.parts[0].text))
+        yield StreamDeltaEvent(TextDelta(response.message.parts[0].text, logprobs=response.logprobs or ()))
         yield StreamEndEvent(finish_reason=response.finish_reason, usage=response.usage)
 
     def close(self) -> None:

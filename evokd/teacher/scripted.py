@@ -20,7 +20,7 @@ from evokd.teacher.adapter import QUESTION
 
 _TEXT_FIELD = re.compile(r"\[\[ ## text ## \]\]\n(.*?)\n\n(?:\[\[ ## |Respond with)", re.DOTALL)
 # the plain labeling question (evokd.teacher.adapter.QUESTION): group 1 is the text
-_PLAIN_QUESTION = re.compile(re.escape(QUESTION).replace(re.escape("{text}"), "(.*?)")
+_PLAIN_QUESTION = re.compile(re.escape(QUESTION).replace(re.escape("{text}"), r"(.*?)(?=\n|\Z)")
                              .replace(re.escape("{labels}"), r"[^\n]*"), re.DOTALL)
 
 

@@ -21,7 +21,7 @@ from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generat
 from evokd.store import CallRow
 from evokd.task import TaskSpec
 from evokd.task_kinds import ErrorStats
-from evokd.teacher.adapter import PlainLabelAdapter
+from evokd.teacher.adapter import PlainLabelAdapter, answer_probability
 from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.wording import error_stats_text
 from evokd.teacher.answers import ANSWERS
@@ -54,6 +54,12 @@ def _generation_budget(n_items: int, per_item: int = 70) -> int:
 def _per_item(max_chars: int) -> int:
     """Tokens of one generated text at the length cap (~4 characters a token), plus its JSON quoting."""
     return min(70, max_chars // 4 + 8)
+
+
+def _held_tokens(answered: list) -> int | None:
+    """Prompt tokens the teacher already held over a step's answered requests; None when it never said."""
+    held = [a.cached_tokens for a in answered if a.cached_tokens is not None]
+    return sum(held) if held else None
 
 
 class Teacher(dspy.Module):
@@ -172,7 +178,7 @@ class Teacher(dspy.Module):
                 prompt_tokens=sum(a.prompt_tokens for a in answered), completion_tokens=sum(a.completion_tokens for a in answered),
                 latency_s=latency, ok=error is None, error=error, cached=bool(answered) and all(a.cached for a in answered),
                 cost=sum(costs) if costs else None, raw=answered[-1].raw if error is not None and answered else None,
-                prompt_state=self.prompt_state))
+                prompt_state=self.prompt_state, prompt_tokens_cached=_held_tokens(answered)))
         with self._calls_lock:
             self.calls.extend(rows)
 
@@ -272,50 +278,65 @@ class Teacher(dspy.Module):
         )
         return out or []
 
-    def label_vote(self, round_: int, text: str, vote: int = 0) -> str | None:
+    def label_vote_scored(self, round_: int, text: str, vote: int = 0) -> tuple[str | None, float | None]:
+        """(label, the teacher's probability of it) from one labeling call; (None, None) when it gave none.
+
+        The probability is None when the teacher returned none (a provider without logprobs).
+        """
         allowed = set(self.task.label_names)
 
         def validate(pred):
             if pred.label not in allowed:
                 return None, f"label {pred.label!r} not in the task's labels"
-            return pred.label, None
+            return (pred.label, answer_probability(pred.get("logprobs"))), None
 
-        return self._call(
+        out = self._call(
             self.label, round_=round_, step="label", key=f"{text}|{vote}" if vote else text, validate=validate,
             max_tokens=self.answers.label_max_tokens, first_temperature=self.label_temperature if vote == 0 else None,
             task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
         )
+        return out if out is not None else (None, None)
 
-    def label_with_votes(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None]:
+    def label_vote(self, round_: int, text: str, vote: int = 0) -> str | None:
+        return self.label_vote_scored(round_, text, vote)[0]
+
+    def label_scored(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None, float | None]:
         """Label `votes` times (the first at `label_temperature`, the others sampled); keep the label only if all agree.
 
-        Returns (label, None) or (None, reject reason). With a weak teacher, agreement filters
-        out many wrong labels at the price of extra calls.
+        Returns (label, None, confidence) or (None, reject reason, None); the confidence is the
+        first vote's probability of the label. With a weak teacher, agreement filters out many
+        wrong labels at the price of extra calls (none for the embedded teacher, which samples a
+        later vote from the probabilities it scored for the first).
         """
-        labels = []
+        labels, confidence = [], None
         for vote in range(votes):
-            label = self.label_vote(round_, text, vote)
+            label, probability = self.label_vote_scored(round_, text, vote)
             if label is None:
-                return None, REASON_NO_LABEL
+                return None, REASON_NO_LABEL, None
             labels.append(label)
+            confidence = probability if vote == 0 else confidence
             if len(set(labels)) > 1:
-                return None, REASON_LABEL_DISAGREES
-        return labels[0], None
+                return None, REASON_LABEL_DISAGREES, None
+        return labels[0], None, confidence
+
+    def label_with_votes(self, round_: int, text: str, votes: int = 1) -> tuple[str | None, str | None]:
+        """(label, None) or (None, reject reason): `label_scored` without the confidence."""
+        return self.label_scored(round_, text, votes)[:2]
 
     def label_one(self, round_: int, text: str, votes: int = 1):
         """One text's labeling result, as `label_many` gives it."""
         return self.answers.label_one(self, round_, text, votes)
 
     def read_label(self, result) -> tuple:
-        """(answer, notes, reject reason) of one `label_many` result."""
+        """(answer, notes, reject reason, confidence) of one `label_many` result."""
         return self.answers.read(result)
 
     def label_many(self, round_: int, texts: list[str], votes: int = 1, *, concurrency: int = 1,
                    on_done=None) -> list:
         """Label texts, `concurrency` calls at a time (hosted teachers); results keep the input order.
 
-        Classification: (label, reject reason) per text, as `label_with_votes`. NER: what
-        `label_entities` returns. The embedded teacher runs one call at a time whatever is asked.
+        Classification: (label, reject reason, confidence) per text, as `label_scored`. NER:
+        what `label_entities` returns. The embedded teacher runs one call at a time whatever is asked.
         """
         one = lambda t: self.label_one(round_, t, votes)  # noqa: E731
         workers = 1 if self.gateway.is_local else max(1, concurrency)
