@@ -20,6 +20,7 @@ REASON_LEAK = "prompt_leak"
 REASON_EXACT_DUP = "exact_duplicate"
 REASON_NEAR_DUP = "near_duplicate"
 REASON_LABEL_DISAGREES = "label_disagrees"
+REASON_LOW_CONFIDENCE = "low_confidence"  # the teacher's probability of its label was under --min-confidence
 REASON_OFF_INTENT = "label_not_intended"  # class-conditioned text the separate labeling put in another class
 REASON_POOL_EMPTY = "pool_exhausted"
 

@@ -70,7 +70,7 @@ def _from_csv(value: str, column: str):
         return None
     if column in ("id", "round"):
         return int(value)
-    if column == "student_score":
+    if column in ("student_score", "teacher_confidence"):
         return float(value)
     if column in ("entities", "student_entities", "label_notes"):
         return json.loads(value)

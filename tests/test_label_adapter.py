@@ -51,16 +51,16 @@ def test_parse_refuses_anything_but_exactly_one_label(answer):
 
 
 class FakeLlama:
-    """TEST DOUBLE for llama_cpp.Llama: records chat completions (the JSON labeling format), holds nothing."""
+    """TEST DOUBLE for llama_cpp.Llama and the engine's writer: records what the JSON labeling format asks to write."""
 
     def __init__(self):
         self.calls = []
-        self.input_ids, self.n_tokens = [], 0
 
-    def create_chat_completion(self, **kwargs):
+    def write(self, llama, tokens, **kwargs):
+        from evokd.teacher.llama_decoding import Written
+
         self.calls.append(kwargs)
-        return {"choices": [{"message": {"content": '{"label": "Sports"}'}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 40, "completion_tokens": 1}}
+        return Written(text='{"label": "Sports"}', completion_tokens=5, finish_reason="stop", reused=0, evaluated=len(tokens))
 
 
 class FakeSlots:
@@ -86,6 +86,7 @@ def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monk
     monkeypatch.setattr(local, "_load_llama", lambda *args: slots)
     monkeypatch.setattr(local, "prompt_tokens", lambda llama, messages: [len(m["content"]) for m in messages])
     monkeypatch.setattr(local, "choice_logprobs", fake_scores)
+    monkeypatch.setattr(local, "write", fake.write)
     lm = dspy.LM(local.MODEL_NAME, engine=local.LlamaEngine(model_path="unused.gguf"), temperature=0.8, cache=False)
     # the ag_news task's labels only: its data lives in the benchmark data folder, not needed here
     task = load_task(ROOT / "datasets" / "ag_news" / "task.yaml", check_files=False)
@@ -102,7 +103,7 @@ def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monk
 
     json_teacher = Teacher(task, lm, label_format="json")
     assert json_teacher.label_vote(0, "Team wins the cup.") == "Sports"
-    assert fake.calls[0]["response_format"]["type"] == "json_object" and "grammar" not in fake.calls[0]
+    assert fake.calls[0]["grammar"] is not None  # a JSON answer is written under a grammar, not scored
     assert slots.families[-1] != "label"
 
 

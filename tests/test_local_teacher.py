@@ -135,31 +135,27 @@ def test_teacher_info_reports_verification(fake_parts):
 # ── the engine contract, with a stand-in for llama.cpp ───────────────────────
 
 
-class FakeLlama:
-    """TEST DOUBLE for llama_cpp.Llama: records chat completions, holds nothing in its KV cache."""
-
-    def __init__(self):
-        self.calls = []
-        self.input_ids, self.n_tokens = [], 0
-
-    def create_chat_completion(self, **kwargs):
-        self.calls.append(kwargs)
-        return {
-            "choices": [{"message": {"content": '{"label": "positive"}'}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 5},
-        }
-
-
 def test_engine_sends_schema_as_grammar_and_fresh_seeds(monkeypatch):
+    """The engine's contract with llama.cpp, with TEST DOUBLES for the model's contexts and for the writer:
+    DSPy's schema becomes a grammar, each call gets a fresh seed, usage reaches DSPy."""
     import threading
     from typing import Literal
 
     import dspy
 
-    fake = FakeLlama()
-    slots = type("FakeSlots", (), {"lock": threading.Lock(), "get": lambda self, family: fake})()  # TEST DOUBLE
+    from evokd.teacher.llama_decoding import Written
+
+    calls = []
+
+    def fake_write(llama, tokens, **kwargs):  # TEST DOUBLE for llama_decoding.write
+        calls.append(kwargs)
+        return Written(text='{"label": "positive"}', completion_tokens=5, finish_reason="stop", reused=0, evaluated=11)
+
+    slots = type("FakeSlots", (), {"lock": threading.Lock(), "get": lambda self, family: object()})()  # TEST DOUBLE
     monkeypatch.setattr(local, "_load_llama", lambda *args: slots)
-    monkeypatch.setattr(local, "prompt_tokens", lambda llama, messages: [1, 2, 3])
+    monkeypatch.setattr(local, "prompt_tokens", lambda llama, messages: list(range(11)))
+    monkeypatch.setattr(local, "write", fake_write)
+    monkeypatch.setattr(local, "grammar_for", lambda response_format: response_format)  # what the writer is handed
     lm = dspy.LM(local.MODEL_NAME, engine=local.LlamaEngine(model_path="unused.gguf"), temperature=0.8, cache=False)
 
     class Sentiment(dspy.Signature):
@@ -169,10 +165,9 @@ def test_engine_sends_schema_as_grammar_and_fresh_seeds(monkeypatch):
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         assert dspy.Predict(Sentiment)(sentence="fine").label == "positive"
         dspy.Predict(Sentiment)(sentence="fine")
-    first, second = fake.calls
-    assert first["response_format"]["type"] == "json_object"
-    assert first["response_format"]["schema"]["properties"]["label"]["enum"] == ["positive", "negative"]
-    assert first["messages"][0]["role"] == "system" and first["messages"][-1]["role"] == "user"
+    first, second = calls
+    assert first["grammar"]["type"] == "json_object"
+    assert first["grammar"]["schema"]["properties"]["label"]["enum"] == ["positive", "negative"]
     assert first["temperature"] == 0.8 and first["seed"] != second["seed"]
     assert lm.history[-1]["usage"]["prompt_tokens"] == 11
 
@@ -278,3 +273,69 @@ def test_real_model_too_long_prompt_is_a_context_length_error(real_lm):
     request = Request(model=local.MODEL_NAME, messages=(Message.user("word " * 6000),), config=Config(max_tokens=8))
     with pytest.raises(ContextLengthError):
         engine.complete(request)
+
+
+@pytest.mark.slow
+def test_real_scoring_reuses_the_cached_prefix_and_matches_a_fresh_context():
+    """Label scoring on the REAL model: names that share first tokens (trec's ABBR/ENTY-like splits, and a
+    name that is a prefix of another) are scored through their branching points, the probabilities sum
+    to one, and a second prompt that shares the first one's beginning reads only what differs and gives
+    the answer and (within llama.cpp's batching noise) the probabilities a context reading it from
+    scratch gives."""
+    import llama_cpp
+
+    from evokd.teacher.llama_scoring import choice_logprobs, prompt_tokens
+
+    def fresh():
+        return llama_cpp.Llama(model_path=str(local.ensure_model()), n_ctx=1024, n_threads=local.default_threads(),
+                               verbose=False)
+
+    choices = ["ABBR", "ABC", "AB", "HUM", "LOC"]  # ABBR and ABC branch after "AB"; AB ends where they go on
+    system = {"role": "system", "content": "Answer with one of: " + ", ".join(choices) + "."}
+    first = [system, {"role": "user", "content": "Which one is an abbreviation? Text: What does NASA stand for?"}]
+    second = [system, {"role": "user", "content": "Which one is an abbreviation? Text: Who wrote Hamlet?"}]
+    warm, cold = fresh(), fresh()
+    try:
+        scores, reused, evaluated = choice_logprobs(warm, prompt_tokens(warm, first), choices)
+        assert reused == 0 and sum(math.exp(v) for v in scores.values()) == pytest.approx(1.0, abs=1e-6)
+        tokens = prompt_tokens(warm, second)
+        again, reused, evaluated = choice_logprobs(warm, tokens, choices)
+        assert reused > len(tokens) // 2 and evaluated < len(tokens) - reused + 8  # the shared beginning was kept
+        scratch, reused_cold, _ = choice_logprobs(cold, tokens, choices)
+        assert reused_cold == 0
+        # llama.cpp's numbers depend a little on how the tokens were batched (measured: a few hundredths of a
+        # probability), so the check is on probabilities and the answer, not on bits
+        assert max(again, key=again.get) == max(scratch, key=scratch.get)
+        assert {c: math.exp(v) for c, v in again.items()} == pytest.approx(
+            {c: math.exp(v) for c, v in scratch.items()}, abs=0.05)
+    finally:
+        warm.close()
+        cold.close()
+
+
+@pytest.mark.slow
+def test_real_writer_keeps_the_grammar_while_checking_one_token_at_a_time():
+    """The grammar-last writer on the REAL model: asked for a poem but held to a schema of one integer, it writes
+    exactly that JSON; the second call on the same prompt reads none of it again."""
+    import json as _json
+
+    import llama_cpp
+
+    from evokd.teacher.llama_decoding import grammar_for, write
+    from evokd.teacher.llama_scoring import prompt_tokens
+
+    llama = llama_cpp.Llama(model_path=str(local.ensure_model()), n_ctx=1024, n_threads=local.default_threads(),
+                            verbose=False)
+    try:
+        tokens = prompt_tokens(llama, [{"role": "user", "content": "Write a long poem about the sea."}])
+        grammar = grammar_for({"type": "json_object", "schema": {
+            "type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}})
+        out = write(llama, tokens, grammar=grammar, max_tokens=40, temperature=0.8, top_p=0.95, seed=3)
+        assert out.finish_reason == "stop" and set(_json.loads(out.text)) == {"count"}
+        assert isinstance(_json.loads(out.text)["count"], int) and out.reused == 0
+        again = write(llama, tokens, grammar=grammar, max_tokens=40, temperature=0.0, top_p=0.95, seed=3)
+        assert again.reused == len(tokens) - 1 and again.evaluated == 1
+        free = write(llama, tokens, grammar=None, max_tokens=12, temperature=0.8, top_p=0.95, seed=3)
+        assert free.completion_tokens == 12 and free.finish_reason == "length"  # a poem, cut at max_tokens
+    finally:
+        llama.close()

@@ -147,6 +147,26 @@ def test_label_votes_reject_disagreements(sst2_task, sst2_pool, tmp_path):
     assert n_label_calls > 16  # a second vote was asked for every text whose first vote came back
 
 
+def test_teacher_confidence_is_stored_exported_and_filters(sst2_task, sst2_pool, tmp_path):
+    """The teacher's probability of each label reaches the store and dataset.jsonl; --min-confidence rejects
+    the labels it was unsure of. The scripted TEST DOUBLE gives its noisy labels a lower probability."""
+    from evokd.teacher.scripted import ScriptedEngine
+
+    out = tmp_path / "run"
+    rounds, _ = run(sst2_task, out, sst2_pool, rounds=1, per_round=16, min_confidence=0.9, engine={"label_noise": 0.4})
+    assert rounds[1]["rejected_by_reason"].get("low_confidence", 0) > 0
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    by_status = dict(con.execute("SELECT status, list(teacher_confidence) FROM samples WHERE round = 1 "
+                                 "AND labeler = 'teacher' GROUP BY status").fetchall())
+    con.close()
+    gold, noise = ScriptedEngine.GOLD_PROBABILITY, ScriptedEngine.NOISE_PROBABILITY
+    assert by_status["accepted"] and all(c == pytest.approx(gold) for c in by_status["accepted"])
+    assert any(c == pytest.approx(noise) for c in by_status["rejected"])
+    rows = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    assert all(r["teacher_confidence"] == pytest.approx(gold) for r in rows if r["round"] == 1)
+    assert {r["teacher_confidence"] for r in rows if r["round"] == 0} == {None}  # seeds: no teacher label
+
+
 def test_first_label_vote_is_greedy_and_later_votes_sample(sst2_task, sst2_pool):
     """The first labeling call runs at label_temperature (0: greedy); votes and retries sample at the
     LM's temperature. The scripted TEST DOUBLE records the temperature each request carried."""

@@ -25,7 +25,7 @@ from evokd.teacher.teacher import Teacher
 from evokd.teacher.scripted import ScriptedEngine, _last_text
 
 # a few-shot demo's label: a JSON answer, or the assistant turn after a plain labeling question
-_SHOWN = re.compile(r'"label": "([^"]+)"|Answer with one of: [^\n]*\.\n([^\n]+)\n')
+_SHOWN = re.compile(r'"label": "([^"]+)"|Answer with one of: [^\n]*\.\n\nText: [^\n]*\n([^\n]+)\n')
 
 
 def _shown(prompt: str) -> set[str]:

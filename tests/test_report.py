@@ -214,8 +214,9 @@ def test_report_after_a_short_run_renders_in_chromium(sst2_task, distinct_teache
     assert facts["links"] == []
 
     imgs = {i["figure"]: i for i in facts["imgs"]}
+    # teacher_confidence: the scripted teacher gives each label a probability, as the embedded one does
     assert set(imgs) == {"plot-learning_curve", "plot-samples_per_round", "plot-label_distribution", "plot-hardness",
-                         "plot-teacher_cost", "plot-student_eval"}
+                         "plot-teacher_cost", "plot-student_eval", "plot-teacher_confidence"}
     for img in imgs.values():
         assert img["complete"] and img["naturalWidth"] > 100 and img["naturalHeight"] > 100, img
         assert img["src"] == "data:image/png;base64"
@@ -247,7 +248,7 @@ def test_report_after_a_short_run_renders_in_chromium(sst2_task, distinct_teache
 
     plots = sorted(p.name for p in (out / "report_plots").iterdir())
     assert plots == ["hardness.png", "label_distribution.png", "learning_curve.png", "samples_per_round.png",
-                     "student_eval.png", "teacher_cost.png"]
+                     "student_eval.png", "teacher_confidence.png", "teacher_cost.png"]
     assert all((out / "report_plots" / p).read_bytes().startswith(b"\x89PNG") for p in plots)
 
 

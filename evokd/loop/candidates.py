@@ -10,8 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from evokd.embed import encode
-from evokd.filters import (REASON_EXACT_DUP, REASON_NEAR_DUP, REASON_OFF_INTENT, NearDuplicateFilter,
-                           ValidityFilter, text_hash)
+from evokd.filters import (REASON_EXACT_DUP, REASON_LOW_CONFIDENCE, REASON_NEAR_DUP, REASON_OFF_INTENT,
+                           NearDuplicateFilter, ValidityFilter, text_hash)
 from evokd.loop.config import LoopConfig
 from evokd.loop.state import RunState
 from evokd.strategies import Strategy
@@ -87,7 +87,8 @@ def needs_labeling(candidates: list[Candidate], config: LoopConfig) -> list[Cand
 def label_candidates(teacher, round_: int, candidates: list[Candidate], config: LoopConfig, strategy: Strategy,
                      rules: TaskKind, progress: Callable[..., None]) -> None:
     """Labels for the texts that passed the filters (see `needs_labeling`); with the strategy's
-    agreement switch a text written for a class is kept only when the teacher names that class."""
+    agreement switch a text written for a class is kept only when the teacher names that class, and
+    with `min_confidence` only when the teacher gave its label at least that probability."""
     alive = needs_labeling(candidates, config)
     if not alive:
         return
@@ -97,6 +98,9 @@ def label_candidates(teacher, round_: int, candidates: list[Candidate], config: 
     for c, result in zip(alive, labeled):
         c.labeler = "teacher"
         c.teacher_label, c.label_notes, c.reject_reason, c.teacher_confidence = teacher.read_label(result)
+        if (c.reject_reason is None and config.min_confidence is not None and c.teacher_confidence is not None
+                and c.teacher_confidence < config.min_confidence):
+            c.reject_reason = REASON_LOW_CONFIDENCE
         if (c.reject_reason is None and strategy.agreement and c.intended_label is not None
                 and c.teacher_label != c.intended_label):
             c.reject_reason = REASON_OFF_INTENT

@@ -29,6 +29,7 @@ class LoopConfig:
     review_every: int | None = None  # paper ablation: replay earlier hard mistakes every N rounds (0 = off)
     separate_labeling: bool | None = None  # paper ablation: label in a separate call
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
+    min_confidence: float | None = None  # reject a teacher label whose probability is below this (None: off)
     label_temperature: float | None = 0.0  # first labeling vote's temperature (0 greedy; None: the teacher's)
     label_format: str = "plain"  # classification labeling put as a plain question, or "json" (DSPy's JSONAdapter)
     demonstrations_per_label: int = 2
@@ -42,6 +43,8 @@ class LoopConfig:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         if self.label_votes < 1:
             raise ValueError(f"label votes must be >= 1, got {self.label_votes}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min-confidence must be between 0 and 1, got {self.min_confidence}")
         if self.per_round < 1:
             raise ValueError(f"per-round must be >= 1, got {self.per_round}")
         if self.max_minutes is not None and not self.max_minutes > 0:

@@ -9,7 +9,8 @@ from evokd.errors import EvokdError
 from evokd.export import atomic_target
 from evokd.report.data import hardness, label_counts, latest_student_eval, load_run
 from evokd.report.page import render_html
-from evokd.report.plots import plot_hardness, plot_labels, plot_learning_curve, plot_samples, plot_student, plot_teacher
+from evokd.report.plots import (plot_confidence, plot_hardness, plot_labels, plot_learning_curve, plot_samples,
+                                plot_student, plot_teacher)
 from evokd.runs import metric_of
 
 REPORT_NAME = "report.html"
@@ -30,9 +31,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, ceiling:
     hard = hardness(run)
     plots = [plot_learning_curve(run, ceiling), plot_samples(run), plot_labels(run, counts), plot_hardness(run, hard),
              plot_teacher(run)]
-    student_plot = plot_student(run, ev)
-    if student_plot is not None:
-        plots.append(student_plot)
+    plots += [p for p in (plot_student(run, ev), plot_confidence(run)) if p is not None]
     by_name = {p.name: p for p in plots}
     page = render_html(run, by_name, ev, counts, hard, ceiling, examples)
     plots_dir = out.with_name(f"{out.stem}_plots")

@@ -111,7 +111,9 @@ def _right(s: dict, run: RunData) -> _Html:
 
 def _label_row(run: RunData, s: dict, status: str) -> list:
     label = s["label"] if s["status"] == "accepted" else s["teacher_label"]
-    return [s["intent"], s["text"], label, s["student_pred"], _right(s, run), status]
+    confidence = s.get("teacher_confidence")
+    return [s["intent"], s["text"], label, "–" if confidence is None else f"{confidence:.2f}", s["student_pred"],
+            _right(s, run), status]
 
 
 def _entities_row(run: RunData, s: dict, status: str) -> list:
@@ -124,7 +126,8 @@ def _entities_row(run: RunData, s: dict, status: str) -> list:
 # an example's row in a round's table, and the table's headers, by task kind
 _EXAMPLE_ROW = {"classification": _label_row, "ner": _entities_row}
 _EXAMPLE_HEADERS = {
-    "classification": ["intent", "text", "teacher label", "student said (before training)", "student right?", "status"],
+    "classification": ["intent", "text", "teacher label", "teacher confidence", "student said (before training)",
+                       "student right?", "status"],
     "ner": ["intent", "text with the teacher's entities", "student's entities (before training)", "student right?",
             "status"],
 }
@@ -304,6 +307,12 @@ def render_html(run: RunData, plots: dict[str, Plot], ev: dict, counts: dict[int
     out += ['<section id="teacher"><h2>Teacher tokens, calls and latency</h2>', _img(plots["teacher_cost"]),
             _table(["round", "calls", "failed", "prompt tokens", "completion tokens", "latency total (s)",
                     "latency mean (s)", "latency max (s)", "round time (s)"], cost_rows, numeric=set(range(9)))]
+    if "teacher_confidence" in plots:
+        out += ["<h3>Teacher confidence</h3>", _img(plots["teacher_confidence"]),
+                '<p class="note">The teacher\'s probability of each label it gave (the embedded teacher scores every '
+                "label name; a hosted one reports its tokens' probabilities where it can). Labels it was less sure of "
+                "are more often wrong: <code>evokd export</code> carries <code>teacher_confidence</code> for filtering or "
+                "weighting.</p>"]
     if run.failed_calls:
         shown = run.failed_calls[:20]
         out += [f"<h3>Failed calls ({len(run.failed_calls)})</h3>",

@@ -224,3 +224,36 @@ def plot_teacher(run: RunData) -> Plot:
     right.set_title("Teacher calls and latency per round", fontsize=10)
     _round_ticks(right, rounds)
     return _plot(fig, "teacher_cost", "Teacher tokens, calls and latency", "Tokens, calls and latency of the teacher per round")
+
+
+def plot_confidence(run: RunData) -> Plot | None:
+    """How sure the teacher was of the labels it gave: accepted vs rejected samples, and the student's
+    agreement (before training) by confidence. None when no sample carries a teacher confidence."""
+    scored = [s for s in run.samples if s.get("teacher_confidence") is not None]
+    if not scored:
+        return None
+    fig = _figure(9.0, 3.4)
+    left, right = fig.subplots(1, 2)
+    bins = [i / 20 for i in range(21)]
+    accepted = [s["teacher_confidence"] for s in scored if s["status"] == "accepted"]
+    rejected = [s["teacher_confidence"] for s in scored if s["status"] != "accepted"]
+    left.hist([accepted, rejected], bins=bins, stacked=True, color=[_ACCEPTED_COLOR, _PALETTE[3]],
+              label=[f"accepted ({len(accepted)})", f"rejected ({len(rejected)})"])
+    left.set_xlabel("teacher's probability of its label")
+    left.set_ylabel("samples")
+    left.set_title("Teacher confidence of the labels it gave", fontsize=10)
+    left.legend(fontsize=8, loc="upper left")
+    predicted = [s for s in scored if s["status"] == "accepted" and s[run.pred] is not None]
+    edges = [0.0, 0.6, 0.8, 0.9, 0.95, 0.99, 1.0001]
+    shares, names = [], []
+    for lo, hi in zip(edges, edges[1:]):
+        group = [s for s in predicted if lo <= s["teacher_confidence"] < hi]
+        shares.append(sum(s[run.pred] == s[run.target] for s in group) / len(group) if group else 0.0)
+        names.append(f"{lo:.2f}-{min(hi, 1.0):.2f}\n(n={len(group)})")
+    right.bar(range(len(shares)), shares, color=_PALETTE[0])
+    right.set_xticks(range(len(shares)), names, fontsize=7)
+    right.set_ylim(0, 1.05)
+    right.set_ylabel("student agreed (before training)")
+    right.set_title("Student agreement by teacher confidence", fontsize=10)
+    return _plot(fig, "teacher_confidence", "Teacher confidence",
+                 "Histogram of the teacher's probability of each label it gave, and how often the student agreed")

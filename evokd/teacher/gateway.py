@@ -326,7 +326,7 @@ class TeacherGateway(BaseLM):
                 latency = time.perf_counter() - start
                 self.limiter.settle(handle, 0)
                 transient = _is_transient(exc)
-                if kwargs.get("logprobs") and not transient and "logprob" in str(exc).lower():
+                if kwargs.get("logprobs") and "logprob" in str(exc).lower():
                     # A served teacher that cannot return probabilities: ask again without, and never again.
                     self.logprobs_refused = True
                     self._record(Attempt(ok=False, latency_s=latency, error=f"{first_line(exc)} (asking without logprobs)"))

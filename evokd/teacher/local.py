@@ -7,7 +7,9 @@ truncated or mixed-version file would otherwise load and produce garbage silentl
 
 The model is weak (see DESIGN.md): callers must validate everything it returns. Its one
 strength here is that llama.cpp turns DSPy's JSON schema into a grammar, so output always
-parses.
+parses. How the engine spends the CPU: labeling is scored, not decoded (`llama_scoring`); other
+answers are written with the grammar checked one token at a time (`llama_decoding`); each prompt
+family keeps its own context, so a step's cached prefix survives the other steps.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from evokd.errors import EvokdError
-from evokd.teacher.llama_scoring import cached_prefix, choice_logprobs, prompt_tokens
+from evokd.teacher.llama_decoding import grammar_for, write
+from evokd.teacher.llama_scoring import choice_logprobs, prompt_tokens
 
 MODEL_NAME = "local/qwen2.5-coder-1.5b-instruct"
 MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -347,7 +350,7 @@ class LlamaEngine:
     """DSPy 3.4 engine running the embedded GGUF in-process: `dspy.LM(MODEL_NAME, engine=LlamaEngine())`.
 
     Declaring `response_format` support makes `dspy.JSONAdapter` send the signature's JSON schema,
-    which llama.cpp enforces while sampling. evokd's choice response_format (the plain labeling
+    which llama.cpp enforces while sampling (`llama_decoding.write`). evokd's choice response_format (the plain labeling
     question) is not decoded at all: every allowed name is scored (`evokd.teacher.llama_scoring`) and
     the probabilities come back as the response's logprobs. Each prompt family runs on its own
     context (`_Slots`), so steps do not evict each other's cached prefix; a call's usage reports the
@@ -393,31 +396,26 @@ class LlamaEngine:
             raise ServerError(f"llama.cpp failed: {type(exc).__name__}: {exc}", provider="local") from exc
 
     def _chat(self, llama, messages: list[dict[str, str]], config):
-        """A free-text or JSON-schema answer, decoded by llama-cpp-python's chat completion."""
+        """A free-text or JSON-schema answer, written by `llama_decoding.write` (the grammar checked per token)."""
         from dspy.lm15 import Message, Response, TextPart, Usage
 
-        reused = min(cached_prefix(llama, prompt_tokens(llama, messages)), llama.n_tokens)
-        kwargs = {
-            "messages": messages,
-            "response_format": _llama_response_format(config.response_format),
-            "max_tokens": config.max_tokens,
-            "seed": config.seed if config.seed is not None else random.getrandbits(31),
-            "stop": list(config.stop) or None,
-        }
-        if config.temperature is not None:
-            kwargs["temperature"] = config.temperature
-        if config.top_p is not None:
-            kwargs["top_p"] = config.top_p
-        out = llama.create_chat_completion(**kwargs)
-        choice = out["choices"][0]
-        usage = out.get("usage") or {}
+        tokens = prompt_tokens(llama, messages)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise ValueError(f"the prompt has {len(tokens)} tokens, which exceed the context window")
+        written = write(llama, tokens, grammar=grammar_for(_llama_response_format(config.response_format)),
+                        max_tokens=min(config.max_tokens or room, room),
+                        temperature=0.8 if config.temperature is None else config.temperature,
+                        top_p=0.95 if config.top_p is None else config.top_p,
+                        seed=config.seed if config.seed is not None else random.getrandbits(31),
+                        stop=list(config.stop) or None)
         return Response(
             id=None,
             model=MODEL_NAME,
-            message=Message.assistant((TextPart(choice["message"].get("content") or ""),)),
-            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens"),
-                        cache_read_tokens=reused),
+            message=Message.assistant((TextPart(written.text),)),
+            finish_reason=written.finish_reason,
+            usage=Usage(input_tokens=len(tokens), output_tokens=written.completion_tokens,
+                        cache_read_tokens=written.reused),
         )
 
     def _choose(self, llama, messages: list[dict[str, str]], choices: list[str], config):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 
 import dspy
-from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+from dspy.lm15 import Message, Response, TextPart, TokenLogprob, Usage, response_to_events
 
 from evokd.teacher.adapter import QUESTION
 
@@ -40,7 +41,8 @@ class ScriptedEngine:
     """Deterministic stand-in for an LLM; see the module docstring."""
 
     supports_response_schema = True
-    supported_params = {"response_format", "temperature", "max_tokens", "seed"}
+    supported_params = {"response_format", "temperature", "max_tokens", "seed", "logprobs", "top_logprobs"}
+    GOLD_PROBABILITY, NOISE_PROBABILITY = 0.95, 0.55  # the plain question's answer probability: gold label, noisy one
 
     def __init__(self, pool: list[dict], labels: list[str], *, label_noise: float = 0.0, seed: int = 0,
                  fail_every: int = 0, extra_mention: str | None = None):
@@ -132,7 +134,16 @@ class ScriptedEngine:
             out = answer if isinstance(answer, str) else json.dumps(answer)
         n_in = sum(len((m.text or "").split()) for m in request.messages)
         return Response(id=None, model="scripted", message=Message.assistant((TextPart(out),)), finish_reason="stop",
-                        usage=Usage(input_tokens=n_in, output_tokens=len(out.split())))
+                        usage=Usage(input_tokens=n_in, output_tokens=len(out.split())), logprobs=self._logprobs(request, out))
+
+    def _logprobs(self, request, out: str):
+        """A plain question's answer with its probability, as the embedded teacher gives it: higher for the gold
+        label than for a noisy one. None when logprobs were not asked for or the answer is not a bare label."""
+        if request.config.logprobs is None or out not in self.labels or not request.messages:
+            return None
+        prompt = "\n".join(m.text or "" for m in request.messages)
+        p = self.GOLD_PROBABILITY if self.gold.get(_last_text(prompt)) == out else self.NOISE_PROBABILITY
+        return (TokenLogprob(token=out, logprob=math.log(p)),)
 
     def stream(self, request):
         return response_to_events(self.complete(request))

@@ -1,0 +1,284 @@
+"""Benchmark the embedded teacher's throughput against an earlier commit, in one run.
+
+    .venv/bin/python benchmarks/teacher_throughput.py --baseline 1d5a40d [--rounds 3] [--per-round 16]
+
+What it measures, all at a fixed number of llama.cpp threads (`--threads`, default 2) with one job
+at a time (run it on an otherwise idle machine):
+
+1. **The limit**: llama.cpp's own prompt-reading rate (a 512-token batch) and single-sequence
+   decoding rate (one token per evaluation) for the embedded model on this machine.
+2. **Labeling** (current code only, plus a speed sample of the baseline): the 300 held-out sst2 and
+   trec test rows `benchmarks/optimize.md` scored (sampled the same way: seed 0, after 48 dev rows),
+   labeled with the prompt the loop uses (its seed demonstrations). Accuracy, texts/s (this is the
+   pool labeling rate: a pool strategy labels its texts with exactly this call), prompt tokens
+   evaluated per second against the raw rate, and the accuracy of the most confident half.
+3. **The loop**: `evokd generate` with the default strategy on sst2 and trec (`--rounds`,
+   `--per-round`, seed 0), at the baseline commit (a `git worktree` of it) and at the current code,
+   one after the other. Accepted texts per second of round time (teacher, filters, student training
+   and evaluation), each step's seconds and tokens (`calls` table), the texts' length and the
+   student's eval accuracy after the last round.
+
+Writes benchmarks/teacher_throughput.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from evokd import datadir  # noqa: E402  (the benchmark data folder: --data-dir or EVOKD_DATA)
+
+DATA = datadir.for_script(__file__)
+
+DATASETS = ("sst2", "trec")
+HELDOUT_N, DEV_N, SPLIT_SEED = 300, 48, 0  # as benchmarks/optimize.py sampled them (evokd optimize's defaults)
+OPTIMIZE_MD_ACCURACY = {"sst2": 0.890, "trec": 0.637}  # greedy plain labeling before scoring (benchmarks/optimize.md)
+
+# Runs in a child process on either commit: label texts with the loop's own teacher and prompt.
+LABEL_CHILD = r"""
+import json, sys, time
+import evokd
+from evokd.loop.teacher_setup import build_teacher
+from evokd.task import load_task
+from evokd.teacher.local import make_local_lm
+spec = json.loads(sys.argv[1])
+task = load_task(spec["task"])
+teacher = build_teacher(task, task.seed_rows(), make_local_lm(temperature=0.8, max_tokens=256), {})
+teacher.label_many(0, ["a warm-up text to load the model ."])
+teacher.drain_calls()
+start = time.perf_counter()
+out = teacher.label_many(0, spec["texts"])
+seconds = time.perf_counter() - start
+calls = teacher.drain_calls()
+print(json.dumps({"seconds": seconds, "labels": [r[0] for r in out],
+                  "confidence": [r[2] if len(r) > 2 else None for r in out],
+                  "prompt_tokens": sum(c.prompt_tokens for c in calls),
+                  "prompt_tokens_cached": sum(getattr(c, "prompt_tokens_cached", None) or 0 for c in calls)}))
+"""
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}"
+
+
+def env_for(root: Path, threads: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(root), EVOKD_LOCAL_THREADS=str(threads))
+    env.pop("EVOKD_DATA", None)  # the runs read the shipped task files only
+    return env
+
+
+def raw_rates(threads: int) -> dict:
+    """llama.cpp's prompt-reading and one-sequence decoding rates for the embedded model (the limit)."""
+    import llama_cpp
+
+    from evokd.teacher.local import ensure_model
+
+    llama = llama_cpp.Llama(model_path=str(ensure_model()), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
+                            verbose=False)
+    tokens = llama.tokenize(("The film is a warm and funny story about a family. " * 60).encode(), add_bos=False)
+    llama.eval(tokens[:64])  # warm-up
+    reads, decodes = [], []
+    for _ in range(3):
+        llama.n_tokens = 0
+        start = time.perf_counter()
+        llama.eval(tokens[:512])
+        reads.append(512 / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for token in tokens[512:544]:
+            llama.eval([token])
+        decodes.append(32 / (time.perf_counter() - start))
+    llama.close()
+    return {"prompt_tok_s": statistics.median(reads), "decode_tok_s": statistics.median(decodes), "threads": threads}
+
+
+def heldout(dataset: str) -> list[dict]:
+    """The held-out rows benchmarks/optimize.py scored: test rows minus seeds and the 48 dev rows, seed 0."""
+    from evokd.task import load_task
+
+    task = load_task(ROOT / "datasets" / dataset / "task.yaml")
+    seen = {r["text"] for r in task.seed_rows()}
+
+    def rows(path: Path, n: int, exclude: set[str]) -> list[dict]:
+        data = [r for r in task.read_rows(path, unique=False) if r["text"] not in exclude]
+        return random.Random(SPLIT_SEED).sample(data, n) if n < len(data) else data
+
+    dev = rows(datadir.split_file(DATA / dataset, "train"), DEV_N, seen)
+    return rows(datadir.split_file(DATA / dataset, "test"), HELDOUT_N, seen | {r["text"] for r in dev})
+
+
+def label_side(root: Path, dataset: str, texts: list[str], threads: int) -> dict:
+    spec = json.dumps({"task": str(root / "datasets" / dataset / "task.yaml"), "texts": texts})
+    done = subprocess.run([sys.executable, "-c", LABEL_CHILD, spec], cwd=root, env=env_for(root, threads),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"labeling at {root} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def labeling(dataset: str, base_root: Path, threads: int, baseline_n: int, raw: dict, n: int) -> dict:
+    rows = heldout(dataset)[:n]
+    gold = [r["label"] for r in rows]
+    now = label_side(ROOT, dataset, [r["text"] for r in rows], threads)
+    right = [a == g for a, g in zip(now["labels"], gold)]
+    by_confidence = sorted(range(len(rows)), key=lambda i: -(now["confidence"][i] or 0.0))
+    half = len(rows) // 2
+    top, rest = by_confidence[:half], by_confidence[half:]
+    evaluated = now["prompt_tokens"] - now["prompt_tokens_cached"]
+    base = label_side(base_root, dataset, [r["text"] for r in rows[:baseline_n]], threads)
+    base_right = [a == g for a, g in zip(base["labels"], gold[:baseline_n])]
+    now_first = [a == g for a, g in zip(now["labels"][:baseline_n], gold[:baseline_n])]
+    return {
+        "n": len(rows), "accuracy": sum(right) / len(rows), "reference_accuracy": OPTIMIZE_MD_ACCURACY[dataset],
+        "texts_per_s": len(rows) / now["seconds"], "seconds": now["seconds"],
+        "evaluated_tokens": evaluated, "evaluated_tok_s": evaluated / now["seconds"],
+        "reading_share_of_raw": evaluated / now["seconds"] / raw["prompt_tok_s"],
+        "confident_half_accuracy": sum(right[i] for i in top) / len(top),
+        "rest_accuracy": sum(right[i] for i in rest) / len(rest),
+        "baseline": {"n": baseline_n, "texts_per_s": baseline_n / base["seconds"], "accuracy": sum(base_right) / baseline_n,
+                     "current_accuracy_same_rows": sum(now_first) / baseline_n},
+    }
+
+
+def loop_side(root: Path, dataset: str, rounds: int, per_round: int, threads: int, work: Path) -> dict:
+    import duckdb
+
+    out = work / f"{root.name}-{dataset}"
+    cmd = [sys.executable, "-m", "evokd.cli", "generate", str(root / "datasets" / dataset / "task.yaml"),
+           "--rounds", str(rounds), "--per-round", str(per_round), "--seed", "0", "--out", str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=root, env=env_for(root, threads), capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    columns = {r[0] for r in con.sql("DESCRIBE calls").fetchall()}
+    cached = "sum(coalesce(prompt_tokens_cached, 0))" if "prompt_tokens_cached" in columns else "NULL"
+    steps = {step: {"calls": n, "seconds": s, "prompt_tokens": p, "completion_tokens": c, "cached_tokens": k}
+             for step, n, s, p, c, k in con.sql(
+                 f"SELECT step, count(*), sum(latency_s), sum(prompt_tokens), sum(completion_tokens), {cached} "
+                 "FROM calls WHERE round > 0 GROUP BY step ORDER BY step").fetchall()}
+    round_rows = con.sql("SELECT round, seconds, n_accepted, eval_accuracy FROM rounds ORDER BY round").fetchall()
+    lengths = [len(t) for (t,) in con.sql("SELECT text FROM samples WHERE round > 0 AND status = 'accepted'").fetchall()]
+    rejected = dict(con.sql("SELECT reject_reason, count(*) FROM samples WHERE round > 0 AND status = 'rejected' "
+                            "GROUP BY 1").fetchall())
+    con.close()
+    accepted = sum(r[2] for r in round_rows if r[0] > 0)
+    round_s = sum(r[1] for r in round_rows if r[0] > 0)
+    return {"wall_s": wall, "round_s": round_s, "accepted": accepted, "texts_per_s": accepted / round_s if round_s else 0,
+            "s_per_text": round_s / accepted if accepted else None, "steps": steps, "rejected": rejected,
+            "mean_chars": statistics.mean(lengths) if lengths else None,
+            "eval_accuracy": [r[3] for r in round_rows], "command": " ".join(cmd[1:]).replace(str(root) + "/", "")}
+
+
+def render(result: dict) -> str:
+    raw = result["raw"]
+    lines = ["# Teacher throughput: the embedded teacher against the commit before", "",
+             f"- Machine: {result['machine']}; {raw['threads']} llama.cpp threads; one job at a time.",
+             f"- Date: {result['date']}. Current code: `{result['commit']}`; baseline: `{result['baseline']}` "
+             "(a `git worktree` of it, measured in the same run).",
+             f"- Command: `{result['command']}`", "",
+             "## The limit: llama.cpp on this machine", "",
+             f"Prompt reading **{raw['prompt_tok_s']:.1f} tokens/s** (a 512-token batch); one-sequence decoding "
+             f"**{raw['decode_tok_s']:.1f} tokens/s** (one token per evaluation). Medians of 3.", "",
+             "## Labeling: 300 held-out test rows, the loop's prompt (seed demonstrations)", "",
+             "| dataset | accuracy | before (optimize.md) | texts/s | baseline texts/s (first N rows) | speed-up | "
+             "tokens read/s | share of raw rate | confident half | other half |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["labeling"].items():
+        b = r["baseline"]
+        lines.append(f"| {name} | {r['accuracy']:.1%} | {r['reference_accuracy']:.1%} | {r['texts_per_s']:.2f} | "
+                     f"{b['texts_per_s']:.2f} (n={b['n']}; accuracy {b['accuracy']:.1%} vs {b['current_accuracy_same_rows']:.1%} now) | "
+                     f"{r['texts_per_s'] / b['texts_per_s']:.1f}× | {r['evaluated_tok_s']:.1f} | {r['reading_share_of_raw']:.0%} | "
+                     f"{r['confident_half_accuracy']:.1%} | {r['rest_accuracy']:.1%} |")
+    lines += ["", "Labeling a pool text is this same call, so *texts/s* is the pool labeling rate.", "",
+              "## The loop: `evokd generate`, default strategy", "",
+              "| dataset | commit | accepted | round seconds | texts/s | s/text | speed-up | mean chars | "
+              "eval accuracy by round | rejected |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, sides in result["loop"].items():
+        for side in ("baseline", "current"):
+            r = sides[side]
+            speed = r["texts_per_s"] / sides["baseline"]["texts_per_s"] if sides["baseline"]["texts_per_s"] else 0
+            lines.append(f"| {name} | {side} | {r['accepted']} | {r['round_s']:.0f} | {r['texts_per_s']:.3f} | "
+                         f"{r['s_per_text']:.1f} | {speed:.2f}× | {r['mean_chars']:.0f} | "
+                         f"{' / '.join(f'{a:.3f}' for a in r['eval_accuracy'])} | "
+                         f"{', '.join(f'{k} {v}' for k, v in sorted(r['rejected'].items())) or 'none'} |")
+    lines += ["", "Teacher time by step (rounds 1 on; *read* = prompt tokens the teacher evaluated, the rest it "
+                  "already held; the baseline does not record what it held):", "",
+              "| dataset | commit | step | calls | seconds | prompt tokens | read | completion tokens |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, sides in result["loop"].items():
+        for side in ("baseline", "current"):
+            for step, s in sides[side]["steps"].items():
+                read = "–" if s["cached_tokens"] is None else f"{s['prompt_tokens'] - s['cached_tokens']:,}"
+                lines.append(f"| {name} | {side} | {step} | {s['calls']} | {s['seconds']:.0f} | {s['prompt_tokens']:,} | "
+                             f"{read} | {s['completion_tokens']:,} |")
+    lines += ["", *result.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="The data folder comes from --data-dir DIR or EVOKD_DATA.")
+    parser.add_argument("--baseline", required=True, help="the commit to compare with (e.g. the one before the change)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-round", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label-n", type=int, default=HELDOUT_N, help="held-out rows labeled (the first N of the 300)")
+    parser.add_argument("--baseline-label-n", type=int, default=60, help="held-out rows the baseline labels (speed)")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    args = parser.parse_args()
+    datasets = [d for d in args.datasets.split(",") if d]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="evokd-throughput-") as tmp:
+        work = Path(tmp)
+        base_root = work / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base_root), args.baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            raw = raw_rates(args.threads)
+            print(f"raw: {raw}", file=sys.stderr)
+            result = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit + ("+dirty" if dirty else ""),
+                      "baseline": args.baseline, "command": "benchmarks/teacher_throughput.py " + " ".join(sys.argv[1:]),
+                      "raw": raw, "labeling": {}, "loop": {}}
+            for dataset in datasets:
+                result["labeling"][dataset] = labeling(dataset, base_root, args.threads, min(args.baseline_label_n, args.label_n), raw, args.label_n)
+                print(f"labeling {dataset}: {result['labeling'][dataset]}", file=sys.stderr)
+            for dataset in datasets:
+                result["loop"][dataset] = {
+                    side: loop_side(root, dataset, args.rounds, args.per_round, args.threads, work)
+                    for side, root in (("baseline", base_root), ("current", ROOT))}
+                print(f"loop {dataset}: {result['loop'][dataset]}", file=sys.stderr)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_root)], cwd=ROOT, capture_output=True)
+    result["wall_s"] = time.perf_counter() - started
+    (OUT / "teacher_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / "teacher_throughput.md").write_text(render(result))
+    print(render(result))
+
+
+if __name__ == "__main__":
+    main()
