@@ -13,7 +13,7 @@ at a time (run it on an otherwise idle machine):
    pool labeling rate: a pool strategy labels its texts with exactly this call), prompt tokens
    evaluated per second against the raw rate, and the accuracy of the most confident half.
 3. **The loop**: `evokd generate` with the default strategy on sst2 and trec (`--rounds`,
-   `--per-round`, seed 0), at the baseline commit (a `git worktree` of it) and at the current code,
+   `--per-round`, `--seeds`), at the baseline commit (a `git worktree` of it) and at the current code,
    one after the other. Accepted texts per second of round time (teacher, filters, student training
    and evaluation), each step's seconds and tokens (`calls` table), the texts' length and the
    student's eval accuracy after the last round.
@@ -160,12 +160,12 @@ def labeling(dataset: str, base_root: Path, threads: int, baseline_n: int, raw: 
     }
 
 
-def loop_side(root: Path, dataset: str, rounds: int, per_round: int, threads: int, work: Path) -> dict:
+def loop_side(root: Path, dataset: str, rounds: int, per_round: int, threads: int, work: Path, seed: int) -> dict:
     import duckdb
 
-    out = work / f"{root.name}-{dataset}"
+    out = work / f"{root.name}-{dataset}-{seed}"
     cmd = [sys.executable, "-m", "evokd.cli", "generate", str(root / "datasets" / dataset / "task.yaml"),
-           "--rounds", str(rounds), "--per-round", str(per_round), "--seed", "0", "--out", str(out)]
+           "--rounds", str(rounds), "--per-round", str(per_round), "--seed", str(seed), "--out", str(out)]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=root, env=env_for(root, threads), capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -185,10 +185,30 @@ def loop_side(root: Path, dataset: str, rounds: int, per_round: int, threads: in
     con.close()
     accepted = sum(r[2] for r in round_rows if r[0] > 0)
     round_s = sum(r[1] for r in round_rows if r[0] > 0)
-    return {"wall_s": wall, "round_s": round_s, "accepted": accepted, "texts_per_s": accepted / round_s if round_s else 0,
+    return {"seed": seed, "wall_s": wall, "round_s": round_s, "accepted": accepted, "texts_per_s": accepted / round_s if round_s else 0,
             "s_per_text": round_s / accepted if accepted else None, "steps": steps, "rejected": rejected,
             "mean_chars": statistics.mean(lengths) if lengths else None,
             "eval_accuracy": [r[3] for r in round_rows], "command": " ".join(cmd[1:]).replace(str(root) + "/", "")}
+
+
+def pooled(runs: list[dict]) -> dict:
+    """One side's runs over seeds: accepted texts per second of round time, pooled; steps summed."""
+    accepted, seconds = sum(r["accepted"] for r in runs), sum(r["round_s"] for r in runs)
+    steps: dict[str, dict] = {}
+    for r in runs:
+        for step, v in r["steps"].items():
+            into = steps.setdefault(step, {"calls": 0, "seconds": 0.0, "prompt_tokens": 0, "completion_tokens": 0,
+                                           "cached_tokens": None if v["cached_tokens"] is None else 0})
+            for key in ("calls", "seconds", "prompt_tokens", "completion_tokens"):
+                into[key] += v[key]
+            if v["cached_tokens"] is not None:
+                into["cached_tokens"] = (into["cached_tokens"] or 0) + v["cached_tokens"]
+    chars = [r["mean_chars"] for r in runs if r["mean_chars"] is not None]
+    return {"accepted": accepted, "round_s": seconds, "texts_per_s": accepted / seconds if seconds else 0.0,
+            "s_per_text": seconds / accepted if accepted else None, "steps": steps,
+            "mean_chars": statistics.mean(chars) if chars else None,
+            "final_accuracy": statistics.mean(r["eval_accuracy"][-1] for r in runs),
+            "rejected": {k: sum(r["rejected"].get(k, 0) for r in runs) for r in runs for k in r["rejected"]}}
 
 
 def render(result: dict) -> str:
@@ -213,26 +233,30 @@ def render(result: dict) -> str:
                      f"{r['confident_half_accuracy']:.1%} | {r['rest_accuracy']:.1%} |")
     lines += ["", "Labeling a pool text is this same call, so *texts/s* is the pool labeling rate.", "",
               "## The loop: `evokd generate`, default strategy", "",
-              "| dataset | commit | accepted | round seconds | texts/s | s/text | speed-up | mean chars | "
-              "eval accuracy by round | rejected |", "|---|---|---|---|---|---|---|---|---|---|"]
+              f"Seeds {', '.join(str(s) for s in result['seeds'])}; each seed runs at both commits. *texts/s*: accepted "
+              "texts per second of round time (teacher, filters, student training and evaluation), pooled over seeds; "
+              "*per seed*: the speed-up of each seed's pair.", "",
+              "| dataset | commit | accepted | round seconds | texts/s | s/text | speed-up (per seed) | mean chars | "
+              "final eval accuracy (mean) | rejected |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, sides in result["loop"].items():
-        for side in ("baseline", "current"):
-            r = sides[side]
-            speed = r["texts_per_s"] / sides["baseline"]["texts_per_s"] if sides["baseline"]["texts_per_s"] else 0
+        base, now = pooled(sides["baseline"]), pooled(sides["current"])
+        per_seed = [c["texts_per_s"] / b["texts_per_s"] for b, c in zip(sides["baseline"], sides["current"]) if b["texts_per_s"]]
+        for side, r in (("baseline", base), ("current", now)):
+            speed = r["texts_per_s"] / base["texts_per_s"] if base["texts_per_s"] else 0.0
+            spread = f" ({', '.join(f'{x:.2f}' for x in per_seed)})" if side == "current" else ""
             lines.append(f"| {name} | {side} | {r['accepted']} | {r['round_s']:.0f} | {r['texts_per_s']:.3f} | "
-                         f"{r['s_per_text']:.1f} | {speed:.2f}× | {r['mean_chars']:.0f} | "
-                         f"{' / '.join(f'{a:.3f}' for a in r['eval_accuracy'])} | "
+                         f"{r['s_per_text']:.1f} | {speed:.2f}×{spread} | {r['mean_chars']:.0f} | {r['final_accuracy']:.3f} | "
                          f"{', '.join(f'{k} {v}' for k, v in sorted(r['rejected'].items())) or 'none'} |")
-    lines += ["", "Teacher time by step (rounds 1 on; *read* = prompt tokens the teacher evaluated, the rest it "
-                  "already held; the baseline does not record what it held):", "",
-              "| dataset | commit | step | calls | seconds | prompt tokens | read | completion tokens |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "Teacher time by step, all seeds (rounds 1 on; *read* = prompt tokens the teacher evaluated, the rest "
+                  "it already held; the baseline does not record what it held):", "",
+              "| dataset | commit | step | calls | seconds | prompt tokens | read | completion tokens | completion tokens/s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, sides in result["loop"].items():
         for side in ("baseline", "current"):
-            for step, s in sides[side]["steps"].items():
-                read = "–" if s["cached_tokens"] is None else f"{s['prompt_tokens'] - s['cached_tokens']:,}"
-                lines.append(f"| {name} | {side} | {step} | {s['calls']} | {s['seconds']:.0f} | {s['prompt_tokens']:,} | "
-                             f"{read} | {s['completion_tokens']:,} |")
+            for step, st in pooled(sides[side])["steps"].items():
+                read = "–" if st["cached_tokens"] is None else f"{st['prompt_tokens'] - st['cached_tokens']:,}"
+                lines.append(f"| {name} | {side} | {step} | {st['calls']} | {st['seconds']:.0f} | {st['prompt_tokens']:,} | "
+                             f"{read} | {st['completion_tokens']:,} | {st['completion_tokens'] / st['seconds']:.1f} |")
     lines += ["", *result.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -244,11 +268,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-round", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", default="0,1", help="loop seeds, each run at both commits")
     parser.add_argument("--label-n", type=int, default=HELDOUT_N, help="held-out rows labeled (the first N of the 300)")
     parser.add_argument("--baseline-label-n", type=int, default=60, help="held-out rows the baseline labels (speed)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     args = parser.parse_args()
     datasets = [d for d in args.datasets.split(",") if d]
+    seeds = [int(x) for x in args.seeds.split(",") if x]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
@@ -263,14 +289,16 @@ def main() -> None:
             print(f"raw: {raw}", file=sys.stderr)
             result = {"machine": machine(), "date": dt.date.today().isoformat(), "commit": commit + ("+dirty" if dirty else ""),
                       "baseline": args.baseline, "command": "benchmarks/teacher_throughput.py " + " ".join(sys.argv[1:]),
-                      "raw": raw, "labeling": {}, "loop": {}}
+                      "raw": raw, "labeling": {}, "loop": {}, "seeds": seeds}
             for dataset in datasets:
                 result["labeling"][dataset] = labeling(dataset, base_root, args.threads, min(args.baseline_label_n, args.label_n), raw, args.label_n)
                 print(f"labeling {dataset}: {result['labeling'][dataset]}", file=sys.stderr)
             for dataset in datasets:
-                result["loop"][dataset] = {
-                    side: loop_side(root, dataset, args.rounds, args.per_round, args.threads, work)
-                    for side, root in (("baseline", base_root), ("current", ROOT))}
+                result["loop"][dataset] = {"baseline": [], "current": []}
+                for seed in seeds:  # the two commits one after the other, seed by seed: drift hits both alike
+                    for side, root in (("baseline", base_root), ("current", ROOT)):
+                        result["loop"][dataset][side].append(
+                            loop_side(root, dataset, args.rounds, args.per_round, args.threads, work, seed))
                 print(f"loop {dataset}: {result['loop'][dataset]}", file=sys.stderr)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_root)], cwd=ROOT, capture_output=True)

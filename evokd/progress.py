@@ -136,17 +136,19 @@ def print_runs(rows: list[list[str]], columns: list[str], root) -> None:
 
 
 def print_calls(calls: list[dict], run_dir) -> None:
-    """The `evokd calls` table and a one-line total."""
+    """The `evokd calls` table and a one-line total. *held*: prompt tokens the teacher already had in its
+    cache (the embedded teacher's KV cache, a provider's prompt cache), so did not read again."""
     table = Table(title=f"teacher calls of {run_dir}")
-    for col in ("id", "round", "step", "try", "model", "prompt tok", "completion tok", "latency s", "outcome"):
-        table.add_column(col, justify="right" if col in ("id", "round", "try", "prompt tok", "completion tok", "latency s")
-                         else "left", overflow="fold")
+    numbers = ("id", "round", "try", "prompt tok", "held", "completion tok", "latency s")
+    for col in ("id", "round", "step", "try", "model", "prompt tok", "held", "completion tok", "latency s", "outcome"):
+        table.add_column(col, justify="right" if col in numbers else "left", overflow="fold")
     for c in calls:
         outcome = Text("ok") if c["ok"] else Text.assemble(("failed", "red"), ": " + (c["error"] or "")[:160])
         if c.get("cached"):
             outcome.append(" (from the run's call cache)")
+        held = "–" if c.get("prompt_tokens_cached") is None else c["prompt_tokens_cached"]  # the teacher did not say
         table.add_row(*(Text(str(v)) for v in (c["id"], c["round"], c["step"] or "", c["attempt"], c["model"] or "",
-                                               c["prompt_tokens"] or 0, c["completion_tokens"] or 0)),
+                                               c["prompt_tokens"] or 0, held, c["completion_tokens"] or 0)),
                       Text(f"{c['latency_s'] or 0:.2f}"), outcome)
     console = _console()
     console.print(table)

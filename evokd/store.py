@@ -501,7 +501,7 @@ class Store:
 
     # calls ------------------------------------------------------------------
     _CALL_COLS = ["id", "round", "step", "attempt", "model", "prompt_tokens", "completion_tokens", "latency_s", "ok",
-                  "error", "created_at", "cached", "cost", "raw", "prompt_state"]
+                  "error", "created_at", "cached", "cost", "raw", "prompt_state", "prompt_tokens_cached"]
 
     def calls(self, *, round: int | None = None, step: str | None = None, failed: bool | None = None) -> list[dict]:
         """The teacher call log in call order, optionally only one round, one step, failed (or ok) calls."""

@@ -171,7 +171,8 @@ def runs_cmd(root, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the calls as a JSON list.")
 @friendly_errors
 def calls(run_dir, round_, step, failed, last, as_json):
-    """Show a run's teacher call log: step, attempt, model, tokens, latency, ok or the error.
+    """Show a run's teacher call log: step, attempt, model, tokens (and the prompt tokens the teacher already
+    held in its cache), latency, ok or the error.
 
     \b
     Example:
