@@ -110,3 +110,27 @@ def test_call_key_depends_on_messages_params_and_rollout():
     assert base != call_key("m", [{"role": "user", "content": "hi"}], {"temperature": 0.8, "rollout_id": 2})
     assert base != call_key("m", [{"role": "user", "content": "ho"}], {"temperature": 0.8, "rollout_id": 1})
     assert base != call_key("m2", [{"role": "user", "content": "hi"}], {"temperature": 0.8, "rollout_id": 1})
+
+
+def test_a_teacher_that_refuses_logprobs_is_asked_again_without_them_and_never_again():
+    """TEST DOUBLE: an OpenAI-compatible server that rejects the logprobs parameter (as a server built without
+    them does). The labeling answer still comes back, without a probability, and later calls do not ask."""
+    from dspy.utils.exceptions import LMInvalidRequestError
+
+    seen = []
+
+    class NoLogprobs(DummyLM):
+        def __call__(self, *args, **kwargs):
+            seen.append(bool(kwargs.get("logprobs")))
+            if kwargs.get("logprobs"):
+                raise LMInvalidRequestError("logprobs is not supported by this server", model="dummy")
+            return super().__call__(*args, **kwargs)
+
+    gw = TeacherGateway(NoLogprobs([{"answer": "ok"}] * 3))
+    with dspy.context(lm=gw):
+        first = dspy.Predict("question -> answer")(question="q", config={"logprobs": True, "top_logprobs": 2})
+        second = dspy.Predict("question -> answer")(question="r", config={"logprobs": True, "top_logprobs": 2})
+    assert first.answer == second.answer == "ok" and first.get("logprobs") is None
+    assert seen == [True, False, False] and gw.logprobs_refused
+    attempts = gw.take_attempts()
+    assert [a.ok for a in attempts] == [False, True, True] and "asking without logprobs" in attempts[0].error

@@ -74,6 +74,8 @@ def test_generate_through_a_served_model(sst2_task, server_url, tmp_path):
         teacher, api_base = con.execute("SELECT teacher, api_base FROM runs").fetchall()[0]
         calls = con.execute("SELECT step, ok, prompt_tokens, completion_tokens, model FROM calls").fetchall()
         generated = con.execute("SELECT count(*) FROM samples WHERE round >= 1 AND source = 'generated'").fetchall()[0][0]
+        confidences = [c for (c,) in con.execute("SELECT teacher_confidence FROM samples WHERE labeler = 'teacher' "
+                                                  "AND teacher_label IS NOT NULL").fetchall()]
     finally:
         con.close()
     assert teacher == f"openai/{ALIAS}" and api_base == server_url
@@ -82,5 +84,7 @@ def test_generate_through_a_served_model(sst2_task, server_url, tmp_path):
     # the server's own usage counts reach the call log
     assert all(p > 0 and c > 0 for _, ok, p, c, _ in calls if ok) and any(ok for _, ok, *_ in calls)
     assert generated >= 1
+    # the server returns token logprobs, so every label the teacher gave carries its probability
+    assert confidences and all(c is not None and 0 < c <= 1 for c in confidences), confidences
     rounds = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["eval_accuracy"] is not None
