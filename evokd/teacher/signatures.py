@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import functools
+from typing import Literal
 
 import dspy
 import pydantic
+from pydantic_core import core_schema
 
 
 class AnalyzeWeaknesses(dspy.Signature):
@@ -31,11 +33,31 @@ it should get right. Cover all labels. Each text must be an actual input as the 
 themselves: no labels, no numbering, no notes about the student."""
 
 
-def _capped_text(max_chars: int):
-    # The cap is JSON-schema maxLength only, which llama.cpp enforces as a grammar: a weak local
-    # model cannot write an essay per item. It is not a validator: a hosted model that writes one
-    # text past it must not lose the whole batch to a parse error (the filters judge each text).
-    return Annotated[str, pydantic.WithJsonSchema({"type": "string", "maxLength": max_chars})]
+class Text(str):
+    """A generated text, capped at `max_chars` characters in the JSON schema only.
+
+    The cap is JSON-schema maxLength, which llama.cpp enforces as a grammar: a weak local model
+    cannot write an essay per item. It is not a validator: a hosted model that writes one text past
+    it must not lose the whole batch to a parse error (the filters judge each text). A class and not
+    `Annotated[str, ...]` because DSPy writes the type's name into every call's closing instruction:
+    "list[Text]" is 4 tokens, the annotated form ~45, and a local teacher re-reads them per call.
+    """
+
+    max_chars = 300
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        return core_schema.no_info_after_validator_function(str, core_schema.str_schema())
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema, handler):
+        return {"type": "string", "maxLength": cls.max_chars}
+
+
+@functools.lru_cache(maxsize=None)
+def _capped_text(max_chars: int) -> type[Text]:
+    """`Text` capped at `max_chars` (one class per cap, all named Text)."""
+    return type("Text", (Text,), {"max_chars": max_chars, "__doc__": Text.__doc__})
 
 
 def _texts(max_chars: int):
@@ -158,8 +180,9 @@ _CLASS_GENERATE_DOC = """Write new inputs for the task below, all of the given l
 self-contained text in the task's domain and style, all different from each other. `kind` says what
 to write: hard texts target the student's weaknesses so that
 it will probably get them wrong, while still clearly belonging to the label; easy texts are clear,
-typical cases of the label; varied texts are natural, diverse examples of the label. Write only the
-texts themselves: no labels, no numbering, no notes."""
+typical cases of the label; varied texts are natural, diverse examples of the label. When `kind` asks
+for hard and easy texts, write the hard ones first, and no easy text may repeat a hard one. Write only
+the texts themselves: no labels, no numbering, no notes."""
 
 
 def class_generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
@@ -171,7 +194,7 @@ def class_generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
             "task": (str, dspy.InputField(desc="what the classifier does")),
             "labels": (str, dspy.InputField(desc="the label names with their meaning")),
             "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
-            "kind": (str, dspy.InputField(desc="hard, easy or varied")),
+            "kind": (str, dspy.InputField(desc="hard, easy or varied, or how many of each (hard first)")),
             "label": (str, dspy.InputField(desc="the label every text must have, with its meaning")),
             "n": (int, dspy.InputField(desc="how many texts to write")),
             "texts": (_texts(max_chars), dspy.OutputField(desc="the texts, all of the given label")),

@@ -23,7 +23,7 @@ from evokd.task import TaskSpec
 from evokd.task_kinds import ErrorStats
 from evokd.teacher.adapter import PlainLabelAdapter, answer_probability
 from evokd.teacher.gateway import TeacherGateway, first_line
-from evokd.teacher.wording import error_stats_text
+from evokd.teacher.wording import error_stats_text, without_quoted_examples
 from evokd.teacher.answers import ANSWERS
 from evokd.teacher.signatures import AnalyzeWeaknesses, class_generate_signature, generate_signature, paraphrase_signature
 
@@ -190,7 +190,8 @@ class Teacher(dspy.Module):
     # steps -------------------------------------------------------------------------
     def analyze_weaknesses(self, round_: int, feedback: Feedback, *, use_correct: bool = True) -> str | None:
         def validate(pred):
-            text = (pred.weaknesses or "").strip()
+            # quoted example inputs are cut: the generation step would copy them (exact duplicates)
+            text = without_quoted_examples((pred.weaknesses or "").strip())
             if len(text) < 10:
                 return None, "empty or too short weakness analysis"
             return text, None
