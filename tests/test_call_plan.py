@@ -35,6 +35,16 @@ def _logged(out) -> list[dict[str, int]]:
     return [dict(c) for c in by_round]
 
 
+def _filtered_before_labeling(out) -> list[int]:
+    """Per round, the texts the duplicate filters rejected (they never reach the labeling step)."""
+    with open_run(out) as store:
+        rows = store.con.execute(
+            "SELECT round, count(*) FROM samples WHERE reject_reason IN ('exact_duplicate', 'near_duplicate') "
+            "GROUP BY round").fetchall()
+    by_round = dict(rows)
+    return [by_round.get(r, 0) for r in range(1, ROUNDS + 1)]
+
+
 def _check(task_path, out, pool_rows, labels, strategy: str, **cfg) -> dict:
     task = load_task(task_path)
     config = LoopConfig(rounds=ROUNDS, per_round=4, strategy=strategy, student=cfg.pop("student", "tfidf"),
@@ -45,7 +55,11 @@ def _check(task_path, out, pool_rows, labels, strategy: str, **cfg) -> dict:
     if not config.strategy_spec.adds_samples:
         assert planned == [] and _logged(out) == [{}] * ROUNDS
         return estimate
-    assert planned == _logged(out), (strategy, planned, _logged(out))
+    # the plan assumes every text reaches the labeling step; one the dedup filter dropped first (the
+    # scripted teacher can pick a text it gave in an earlier round) is one labeling call fewer
+    dropped = _filtered_before_labeling(out)
+    expected = [{**r, "label": r["label"] - dropped[i]} if r.get("label") else r for i, r in enumerate(planned)]
+    assert expected == _logged(out), (strategy, planned, dropped, _logged(out))
     # the totals the dry run prints are the same plan summed
     assert estimate["calls"] == sum(sum(r.values()) for r in planned)
     return estimate

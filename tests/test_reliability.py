@@ -144,9 +144,9 @@ def test_dry_run_estimates_and_sends_nothing(tmp_path, sst2_task, sst2_pool, api
         result = _generate(sst2_task, tmp_path / "run", server.url, "--dry-run")
         assert not server.sent
     assert result.exit_code == 0, result.output
-    # default strategy, 2 rounds x 6 texts: warm-up (2 class calls + 6 labels), then analysis + hard/easy
-    # calls for both classes + 6 labels
-    assert "calls: 19 expected" in result.output
+    # default strategy, 2 rounds x 6 texts: warm-up (2 class calls + 6 labels), then analysis + one
+    # hard-then-easy call per class + 6 labels
+    assert "calls: 17 expected" in result.output
     assert "prompt tokens" in result.output and not (tmp_path / "run").exists()
 
 

@@ -11,7 +11,8 @@ from evokd.cli import main
 from evokd.loop import LoopConfig, RoundRunner, needs_teacher
 from evokd.loop.sources import Context
 from evokd.loop.sources import pool as pool_sources
-from evokd.loop.sources.class_conditioned import ClassSource, class_budget
+from evokd.loop.sources.base import Round
+from evokd.loop.sources.class_conditioned import ClassSource, class_budget, kind_request
 from evokd.loop.state import RunState
 from evokd.strategies import STRATEGIES
 from evokd.task import load_task
@@ -66,8 +67,9 @@ def test_default_evokd_warmup_then_class_conditioned_with_agreement(sst2_task, s
     off = query(out, "SELECT count(*) FROM samples WHERE reject_reason = 'label_not_intended'")[0][0]
     assert off > 0  # the noisy labeler disagreed sometimes, and those texts were dropped, not kept
     # top-up calls ask again for what was rejected, so rounds stay close to the budget (at most 2 top-ups)
-    topups = query(out, "SELECT count(*) FROM calls WHERE step = 'generate' AND round = 1")[0][0]
-    assert topups > 2  # warm-up: one call per label, then top-ups
+    # (first attempts: one call per label and round, 3 x 2; the rejections above made the rest)
+    generate_calls = query(out, "SELECT count(*) FROM calls WHERE step = 'generate'")[0][0]
+    assert generate_calls > 3 * 2
     accepted = [r["n_accepted"] for r in rounds[1:]]
     assert max(accepted) <= 8 and sum(accepted) >= 20, (accepted, [r["rejected_by_reason"] for r in rounds])
 
@@ -88,6 +90,49 @@ def test_class_budget_follows_student_errors_with_a_floor(sst2_task, sst2_pool, 
     # the class source asks for the weighted split from round 2 on, the even one in its warm-up round
     source = ClassSource(Context(task, loop.plan, [], None, None, None, lambda *a, **k: None))
     assert source.budget(2, RunState(accepted=rows)) == budget and source.budget(1, RunState(accepted=rows)) == even
+
+
+class _RecordingTeacher:
+    """TEST DOUBLE: records class-generation requests and answers each with numbered texts."""
+
+    def __init__(self, short_by: int = 0):
+        self.requests: list[tuple[str, str, int]] = []
+        self.short_by = short_by  # write this many texts fewer than asked
+
+    def generate_for_label(self, round_, weaknesses, kind, label, n, *, attempt_key=""):
+        self.requests.append((kind, label.split(" (")[0], n))
+        return [f"{label} text {i}" for i in range(n - self.short_by)]
+
+
+def test_class_source_asks_hard_then_easy_in_one_call_per_label(sst2_task, tmp_path):
+    task = load_task(sst2_task)
+    loop = RoundRunner(task, tmp_path / "r", LoopConfig(per_round=8), teacher_lm=None)
+    teacher = _RecordingTeacher()
+    source = ClassSource(Context(task, loop.plan, [], teacher, None, None, lambda *a, **k: None))
+    rnd = Round(number=2, state=RunState(), feedback=None, aim="- misses negation", student=None)
+    batch = source.batch(rnd, {"negative": 3, "positive": 1}, attempt=0)
+    # one call per label: hard and easy in one list (hard first), a single text asked as hard
+    assert teacher.requests == [("2 hard, then 1 easy", "negative", 3), ("hard", "positive", 1)]
+    assert [(c.intended_label, c.intent) for c in batch] == [
+        ("negative", "hard"), ("negative", "hard"), ("negative", "easy"), ("positive", "hard")]
+    assert source.plan_calls(2, {"negative": 3, "positive": 1}) == {"generate": 2}
+    # top-ups ask one kind for what is missing, hard then easy in turn
+    teacher.requests.clear()
+    source.batch(rnd, {"negative": 2, "positive": 0}, attempt=1)
+    source.batch(rnd, {"negative": 2, "positive": 0}, attempt=2)
+    assert teacher.requests == [("hard", "negative", 2), ("easy", "negative", 2)]
+    # the warm-up round asks for varied texts; a short answer keeps the kinds of the positions it filled
+    short = _RecordingTeacher(short_by=1)
+    source = ClassSource(Context(task, loop.plan, [], short, None, None, lambda *a, **k: None))
+    assert [c.intent for c in source.batch(rnd, {"negative": 3}, attempt=0)] == ["hard", "hard"]
+    warm = Round(number=1, state=RunState(), feedback=None, aim=None, student=None)
+    source.batch(warm, {"negative": 3}, attempt=0)
+    assert short.requests[-1] == ("varied", "negative", 3)
+
+
+def test_kind_request_names_the_counts_hard_first():
+    assert kind_request(["hard", "hard", "easy"]) == "2 hard, then 1 easy"
+    assert kind_request(["varied"] * 4) == "varied"
 
 
 def test_static_labels_by_intent_without_feedback(sst2_task, sst2_pool, tmp_path):

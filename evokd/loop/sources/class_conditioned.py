@@ -48,6 +48,15 @@ def described_labels(task) -> dict[str, str]:
             for lab in task.labels}
 
 
+def kind_request(kinds: list[str]) -> str:
+    """What the `kind` field asks for a call whose texts have these kinds, in order: "hard", or
+    "2 hard, then 1 easy" (the class-generation instructions say hard ones come first)."""
+    distinct = list(dict.fromkeys(kinds))
+    if len(distinct) == 1:
+        return distinct[0]
+    return ", then ".join(f"{kinds.count(k)} {k}" for k in distinct)
+
+
 @source("class")
 class ClassSource(Source):
     """Per label, hard and easy texts (varied ones in the warm-up round). The label goes to the teacher
@@ -68,33 +77,36 @@ class ClassSource(Source):
         recent = [r for r in state.accepted if r["round"] >= round_ - 2 and r["student_pred"] is not None]
         return class_budget(labels, n, round_, recent)
 
-    def kinds(self, round_: int, n: int, attempt: int) -> list[tuple[str, int]]:
-        """(kind, how many) per call for one label: varied; hard only; hard and easy halves; or, for one
-        text or a top-up, one call (each call costs a prompt read), hard then easy in turn."""
+    def kinds(self, round_: int, n: int, attempt: int) -> list[str]:
+        """The kind of each of one label's `n` texts, in the order one call asks for them: varied; hard
+        only; hard then easy halves (in one list the teacher sees its hard texts and does not repeat
+        them as easy ones, and the prompt is read once, not twice); or, for a top-up, one kind, hard
+        then easy in turn."""
         if self.varied(round_):
-            return [("varied", n)]
+            return ["varied"] * n
         if not self.ctx.config.use_easy:
-            return [("hard", n)]
+            return ["hard"] * n
         if attempt == 0 and n > 1:
-            return [("hard", math.ceil(n / 2)), ("easy", n - math.ceil(n / 2))]
-        return [("easy" if attempt and attempt % 2 == 0 else "hard", n)]
+            return ["hard"] * math.ceil(n / 2) + ["easy"] * (n - math.ceil(n / 2))
+        return ["easy" if attempt and attempt % 2 == 0 else "hard"] * n
 
     def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
+        """One generation call per label that still needs texts."""
         described = described_labels(self.ctx.task)
-        aim = None if self.varied(rnd.number) else rnd.aim
+        weaknesses = (None if self.varied(rnd.number) else rnd.aim) or "(not used: write natural, varied examples)"
         out: list[Candidate] = []
         for label, n in need.items():
             if n <= 0:
                 continue
-            for kind, k in self.kinds(rnd.number, n, attempt):
-                weaknesses = aim or "(not used: write natural, varied examples)"
-                for t in self.ctx.teacher.generate_for_label(rnd.number, weaknesses, kind, described[label], k,
-                                                             attempt_key=str(attempt)):
-                    out.append(Candidate(t, kind, intended_label=label))
+            kinds = self.kinds(rnd.number, n, attempt)
+            texts = self.ctx.teacher.generate_for_label(rnd.number, weaknesses, kind_request(kinds), described[label], n,
+                                                        attempt_key=str(attempt))
+            # a text's kind is the one asked at its position; a short answer lost the last ones (easy)
+            out += [Candidate(t, kind, intended_label=label) for t, kind in zip(texts, kinds)]
         return out
 
     def plan_calls(self, round_: int, need) -> dict[str, int]:
-        return {"generate": sum(len(self.kinds(round_, n, 0)) for n in need.values() if n > 0)}
+        return {"generate": sum(1 for n in need.values() if n > 0)}
 
 
 @source("static")
