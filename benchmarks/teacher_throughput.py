@@ -268,12 +268,11 @@ def pooled(runs: list[dict]) -> dict:
 def targets(result: dict) -> list[str]:
     """The issue's checks, each computed from this run's numbers."""
     rows = []
-    loop = {name: (pooled(s["baseline"]), pooled(s["current"])) for name, s in result["loop"].items()}
-    for name, (base, now) in loop.items():
+    for name, sides in result["loop"].items():
+        base, now = pooled(sides["baseline"]), pooled(sides["current"])
         ratio = now["texts_per_s"] / base["texts_per_s"] if base["texts_per_s"] else 0.0
         rows.append(f"| {name}: default strategy accepts >= 4x more texts per second | {ratio:.2f}x | "
                     f"{'yes' if ratio >= 4 else '**no**'} |")
-        sides = result["loop"][name]
         paired = [(c["eval_accuracy"][-1] - b["eval_accuracy"][-1]) * 100 for b, c in zip(sides["baseline"], sides["current"])]
         rows.append(f"| {name}: same length, student no worse (within 1 point) | {base['mean_chars']:.0f} -> {now['mean_chars']:.0f} chars; "
                     f"final eval accuracy {base['final_accuracy']:.3f} -> {now['final_accuracy']:.3f} (mean of {len(paired)} "
@@ -321,12 +320,11 @@ def render(result: dict) -> str:
              "tokens read/s | share of raw rate (512-token batch; same-size batch) | confident half | other half |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["labeling"].items():
-        b = r["baseline"]
+        b, same_size = r["baseline"], _same_size_share(raw, r)
         lines.append(f"| {name} | {r['accuracy']:.1%} | {r['reference_accuracy']:.1%} | {r['texts_per_s']:.2f} | "
                      f"{b['texts_per_s']:.2f} (n={b['n']}; accuracy {b['accuracy']:.1%} vs {b['current_accuracy_same_rows']:.1%} now) | "
                      f"{r['texts_per_s'] / b['texts_per_s']:.1f}× | {r['evaluated_tok_s']:.1f} | {r['reading_share_of_raw']:.0%}"
-                     + (f"; {_same_size_share(raw, r):.0%} ({r['evaluated_per_text']:.0f} tokens a call)"
-                        if _same_size_share(raw, r) else "")
+                     + (f"; {same_size:.0%} ({r['evaluated_per_text']:.0f} tokens a call)" if same_size else "")
                      + f" | {r['confident_half_accuracy']:.1%} | {r['rest_accuracy']:.1%} |")
     lines += ["", "Labeling a pool text is this same call, so *texts/s* is the pool labeling rate.", "",
               "## The loop: `evokd generate`, default strategy", "",
