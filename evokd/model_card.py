@@ -17,7 +17,7 @@ _RUNTIME_TEXT = {
                              "the wheel and `spacy.load` the package)."),
     "tokens": ("A CPU named-entity tagger", "It runs with onnxruntime plus spaCy's rule-based English tokenizer "
             "(`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
-    "token_ids": ("A CPU text classifier (MiniLM encoder + logistic-regression head in one ONNX graph)",
+    "token_ids": ("A CPU text classifier (a sentence encoder and its classification head in one ONNX graph)",
                   "It runs with onnxruntime and the `tokenizers` package (`tokenizer.json` in this folder), no "
                   "torch (`evokd predict DIR TEXT` or `evokd.runtime.load_student(DIR)`)."),
     "text": ("A CPU text classifier", "It runs with onnxruntime alone (`evokd predict DIR TEXT` or "
@@ -50,6 +50,37 @@ def _data_lines(data: dict) -> list[str]:
     return lines
 
 
+def _learning_lines(train: dict) -> list[str]:
+    """How the student learned: its encoder and fine-tuning (encoder students), and how it weighed the teacher's labels."""
+    lines = []
+    if train.get("encoder"):
+        tuning = train.get("fine_tuning")
+        if not tuning:
+            how = "adapted with SetFit's contrastive pairs" if train.get("fine_tuned") else "frozen"
+        elif not tuning.get("held_out_texts"):
+            how = f"fine-tuned with its head for {tuning['best_epoch']} epochs"
+        elif tuning["best_epoch"]:
+            how = (f"fine-tuned with its head, keeping epoch {tuning['best_epoch']} by accuracy on "
+                   f"{tuning['held_out_texts']} held-out training texts")
+        else:
+            how = "kept frozen: no fine-tuning epoch beat the frozen head on the held-out training texts"
+        lines += [f"Encoder: {train['encoder']}, {how}.", ""]
+    noise = train.get("noise") or {}
+    if noise.get("mode", "none").startswith("none"):
+        lines += [f"Every training label was trusted alike (`--noise {noise.get('mode', 'none')}`).", ""]
+    else:
+        parts = []
+        if "mean_weight" in noise:
+            parts.append(f"texts weighted by the teacher's confidence beyond chance (mean weight {noise['mean_weight']:.2f}; "
+                         "rows without a confidence weigh 1)")
+        if "dropped" in noise:
+            parts.append(f"{noise['dropped']} texts that cross-validation flagged as mislabeled left out")
+        if "clean_skipped" in noise:
+            parts.append(f"no cleaning ({noise['clean_skipped']})")
+        lines += [f"Teacher labels (`--noise {noise['mode']}`): {'; '.join(parts)}.", ""]
+    return lines
+
+
 def model_card(task: TaskSpec, m: dict) -> str:
     train = m["train"]
     what, how = _runtime_text(task, m)
@@ -72,6 +103,7 @@ def model_card(task: TaskSpec, m: dict) -> str:
         + (f" The head also learned from each label's description in the table above, as one example of that label "
            f"weighted {train['label_anchors']['weight']:g} (label anchors)." if train.get("label_anchors") else ""),
         "",
+        *_learning_lines(train),
         *_data_lines(m.get("data") or {}),
         "| by source | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_source"].items()], "",
         "| by round | n |", "|---|---|", *[f"| {k} | {v} |" for k, v in train["by_round"].items()], "",
@@ -86,14 +118,16 @@ def model_card(task: TaskSpec, m: dict) -> str:
                       f"held-out `{sel['data']}` ({sel['n']} examples; {sel['why']}). The "
                       "metrics below are measured on the same data, so they flatter the chosen student")
         metric = "entity F1" if sel["metric"] == "entity_f1" else "macro-F1"
-        accuracy = all("accuracy" in c for c in sel["candidates"])  # classification candidates report it too
+        accuracy = all("accuracy" in c for c in sel["candidates"] if "score" in c)  # classification candidates report it too
         lines += ["## Student selection", "",
                   f"`--student auto` trained every candidate and chose **{sel['chosen']}** by {metric} on {how_scored}.", "",
                   f"| candidate | {metric} |" + (" accuracy |" if accuracy else "") + " seconds |",
                   "|---|---|---|" + ("---|" if accuracy else ""),
                   *[f"| {c['student']}{' (chosen)' if c['student'] == sel['chosen'] else ''} | {c['score']:.4f} |"
-                    + (f" {c['accuracy']:.4f} |" if accuracy else "") + f" {c['seconds']} |" for c in sel["candidates"]],
-                  ""]
+                    + (f" {c['accuracy']:.4f} |" if accuracy else "") + f" {c['seconds']} |"
+                    if "score" in c else f"| {c['student']} | not scored: {c['skipped']} |" + (" |" if accuracy else "")
+                    + " |" for c in sel["candidates"]],
+                  "", sel.get("why_chosen", "") + ".", ""]
     lines += ["## Metrics", ""]
     if "eval" in m and "f1" in m["eval"]:  # entity level (NER)
         ev = m["eval"]

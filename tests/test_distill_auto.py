@@ -67,19 +67,28 @@ def test_auto_cross_validates_every_candidate_and_records_the_scores(trec_task, 
     metrics = json.loads((out / "metrics.json").read_text())
     sel = metrics["selection"]
     assert sel["method"] == "cross-validation" and sel["folds"] == 5 and sel["stratified"] and sel["n"] == 30
-    assert [c["student"] for c in sel["candidates"]] == ["tfidf", "minilm", "spacy-textcat"]
-    best = max(sel["candidates"], key=lambda c: c["score"])
+    assert [c["student"] for c in sel["candidates"]] == ["tfidf", "minilm", "spacy-textcat", "minilm-tuned", "mpnet",
+                                                         "mpnet-tuned"]
+    scored = [c for c in sel["candidates"] if "score" in c]
+    assert [c["student"] for c in scored] == ["tfidf", "minilm", "spacy-textcat", "mpnet"]
+    best = max(scored, key=lambda c: c["score"])
     assert sel["chosen"] == best["student"] == metrics["student"] and metrics["requested_student"] == "auto"
     assert json.loads((out / "student.json").read_text())["student"] == sel["chosen"]
-    for c in sel["candidates"]:
+    for c in scored:
         assert 0.0 <= c["score"] <= 1.0 and 0.0 <= c["accuracy"] <= 1.0 and c["seconds"] > 0
+    for c in sel["candidates"][3::2]:  # the fine-tuned students wait for more data
+        assert c["skipped"].startswith("30 training rows; auto tries it from 200")
+    assert sel["why_chosen"].startswith(f"{best['student']} had the best macro_f1 ({best['score']:.4f}) of the 4 "
+                                        "candidates scored by cross-validation; not scored: minilm-tuned (30 training")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["candidates"] == {c["student"]: round(c["score"], 4) for c in sel["candidates"]}
+    assert summary["candidates"] == {c["student"]: round(c["score"], 4) if "score" in c else "not scored"
+                                     for c in sel["candidates"]}
     card = (out / "MODEL_CARD.md").read_text()
-    assert "## Student selection" in card and "5-fold cross-validation" in card
-    for c in sel["candidates"]:
+    assert "## Student selection" in card and "5-fold cross-validation" in card and sel["why_chosen"] in card
+    for c in scored:
         chosen = " (chosen)" if c["student"] == sel["chosen"] else ""
         assert f"| {c['student']}{chosen} | {c['score']:.4f} | {c['accuracy']:.4f} |" in card
+    assert "| mpnet-tuned | not scored: 30 training rows; auto tries it from 200" in card
 
     # the recorded tfidf score is the macro-F1 of pooled out-of-fold predictions, recomputed here
     from sklearn.metrics import f1_score
@@ -109,7 +118,7 @@ def test_auto_with_eval_compares_on_held_out_data(trec_task, trec_data, tmp_path
     assert sel["method"] == "held-out data" and sel["data"] == "held.jsonl" and sel["n"] == 100
     assert sel["why"] == "given with --eval"
     chosen = next(c for c in sel["candidates"] if c["student"] == sel["chosen"])
-    assert chosen["score"] == max(c["score"] for c in sel["candidates"])
+    assert chosen["score"] == max(c["score"] for c in sel["candidates"] if "score" in c)
     # the shipped student is the one that was scored: same data, same macro-F1
     assert metrics["eval"]["data"] == "held.jsonl" and metrics["eval"]["macro_f1"] == pytest.approx(chosen["score"])
     assert "given with --eval" in (out / "MODEL_CARD.md").read_text()
@@ -121,7 +130,7 @@ def test_auto_on_one_seed_per_label_falls_back_to_the_tasks_eval_data(trec_task,
     assert result.exit_code == 0, result.output
     sel = json.loads((tmp_path / "s" / "metrics.json").read_text())["selection"]
     assert sel["method"] == "held-out data" and sel["data"] == "eval.jsonl" and "has 1" in sel["why"]
-    assert len(sel["candidates"]) == 3
+    assert [c["student"] for c in sel["candidates"] if "score" in c] == ["tfidf", "minilm", "spacy-textcat", "mpnet"]
 
     no_eval = tmp_path / "noeval.yaml"
     no_eval.write_text(trec_task.read_text().replace("eval: eval.jsonl\n", ""), encoding="utf-8")
@@ -136,7 +145,8 @@ def test_auto_with_int8_compares_onnx_students_and_ships_a_checked_int8_graph(tr
                   "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [c["student"] for c in metrics["selection"]["candidates"]] == ["tfidf", "minilm"]
+    assert [c["student"] for c in metrics["selection"]["candidates"]] == ["tfidf", "minilm", "minilm-tuned", "mpnet",
+                                                                          "mpnet-tuned"]
     q = metrics["quantization"]
     assert q["data"] == "eval.jsonl" and q["n"] == 150 and q["max_loss_points"] == 1.0
     assert q["accuracy_loss_points"] <= 1.0
@@ -224,7 +234,7 @@ def test_param_sets_a_hyper_parameter(trec_task, trec_data, tmp_path):
         (["--student", "auto", "--param", "C=1"], ["--param applies to one student"]),
         (["--student", "minilm", "--param", "fine_tune=lora"], ["--student minilm: expected fine_tune to be one of none, setfit"]),
         (["--student", "minilm", "--param", "fine_tune=setfit", "--seeds"], ["needs at least 2 texts of every label"]),
-        (["--student", "bert"], ["--student 'bert': expected one of: tfidf, minilm, spacy-textcat, tagger, spacy-ner, auto"]),
+        (["--student", "bert"], ["--student 'bert': expected one of: tfidf, minilm, minilm-tuned, mpnet, mpnet-tuned, spacy-textcat, tagger, spacy-ner, auto"]),
         (["--student", "tfidf", "--quantize", "int4"], ["Invalid value for '--quantize'"]),
     ],
 )

@@ -220,3 +220,37 @@ def test_a_round_reads_the_run_state_once(sst2_task, sst2_pool, tmp_path, monkey
     per_round = {name: (calls[name] - one[name]) / 2 for name in one}
     # each round: RunState.read (samples, rounds, hashes, vectors), commit, dataset.jsonl + rounds.jsonl
     assert per_round == {"samples": 2, "rounds": 2, "accepted_hashes": 1, "accepted_vectors": 1, "commit_round": 1}
+
+
+def test_the_student_trains_with_the_teachers_confidence_as_weights(sst2_task, sst2_pool, tmp_path, monkeypatch):
+    """--noise confidence (the default): every student fit weighs a teacher label by the teacher's confidence
+    beyond chance and a seed by 1; --noise none trains unweighted. The scripted TEST DOUBLE labels with
+    probability 0.95 (gold) or 0.55 (noise). The real fit runs; only its arguments are recorded."""
+    import evokd.loop.runner as runner
+    from evokd.noise import confidence_weights
+
+    fits = []
+    real = runner.fit_student
+
+    def recording(student, texts, targets, task, sample_weight=None):
+        fits.append((list(texts), None if sample_weight is None else list(sample_weight)))
+        return real(student, texts, targets, task, sample_weight=sample_weight)
+
+    monkeypatch.setattr(runner, "fit_student", recording)
+    run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, engine={"label_noise": 0.4})
+    rows = [json.loads(line) for line in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
+    confidence = {r["text"]: r["teacher_confidence"] for r in rows}
+    texts, weights = fits[-1]  # the fit that made round 1's student: seeds and round 1's accepted texts
+    assert set(texts) == set(confidence) and weights is not None
+    expected = confidence_weights([confidence[t] for t in texts], 2)
+    assert weights == pytest.approx(list(expected))
+    assert {w for t, w in zip(texts, weights) if confidence[t] is None} == {1.0}  # seeds
+    assert any(w < 1.0 for w in weights)
+    from evokd.store import Store
+
+    with Store.open_read_only(tmp_path / "run" / "evokd.duckdb") as store:
+        assert store.run_info()["config"]["noise"] == "confidence"
+
+    fits.clear()
+    run(sst2_task, tmp_path / "plain", sst2_pool, rounds=1, per_round=8, noise="none")
+    assert fits and all(weights is None for _, weights in fits)

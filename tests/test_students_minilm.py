@@ -179,7 +179,7 @@ def test_setfit_pairs_and_fine_tuning_changes_the_encoder_and_still_exports(tmp_
 @pytest.mark.parametrize(
     "params, texts, labels, message",
     [
-        ({"fine_tune": "lora"}, ["a", "b"], ["x", "y"], "fine_tune to be one of none, setfit, got 'lora'"),
+        ({"fine_tune": "lora"}, ["a", "b"], ["x", "y"], "fine_tune to be one of none, setfit, full, got 'lora'"),
         ({"fine_tune": "setfit"}, ["a", "b", "c"], ["x", "x", "y"], "at least 2 texts of every label.*got 1 of 'y'"),
         ({}, ["a", "b"], ["x", "x"], "at least 2 distinct labels"),
     ],

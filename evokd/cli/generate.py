@@ -9,6 +9,7 @@ import click
 
 from evokd.cli.common import friendly_errors
 from evokd.errors import EvokdError
+from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 
 
 @click.command()
@@ -47,6 +48,10 @@ from evokd.errors import EvokdError
 @click.option("--min-confidence", default=None, type=click.FloatRange(0.0, 1.0),
               help="Reject a teacher label whose probability (teacher_confidence) is below this; labels without a "
                    "probability (a provider that returns none) are kept. [default: off]")
+@click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
+              help="How the student trains on the teacher's labels: confidence (each text weighted by the teacher's "
+                   "confidence beyond chance), clean (texts that cross-validation flags as mislabeled dropped), both, "
+                   "or none (every label trusted alike). Seeds are always trusted.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
@@ -80,7 +85,7 @@ from evokd.errors import EvokdError
 @friendly_errors
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
-             review_every, separate_labeling, label_votes, min_confidence, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
+             review_every, separate_labeling, label_votes, min_confidence, noise, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
              max_tokens, max_cost, max_calls, max_minutes, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
@@ -123,7 +128,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
         config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
                             pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
-                            separate_labeling=separate_labeling, label_votes=label_votes, min_confidence=min_confidence,
+                            separate_labeling=separate_labeling, label_votes=label_votes, min_confidence=min_confidence, noise=noise,
                             label_temperature=label_temperature, label_format=label_format, gateway=gateway,
                             prompts=str(prompts_path) if prompts_path else None, max_minutes=max_minutes)
     except ValueError as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from evokd import strategies
 from evokd.errors import RunError
+from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 from evokd.teacher.gateway import GatewayConfig
 
 
@@ -30,6 +31,7 @@ class LoopConfig:
     separate_labeling: bool | None = None  # paper ablation: label in a separate call
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
     min_confidence: float | None = None  # reject a teacher label whose probability is below this (None: off)
+    noise: str = DEFAULT_NOISE  # how the student trains on teacher labels (evokd.noise.NOISE_MODES)
     label_temperature: float | None = 0.0  # first labeling vote's temperature (0 greedy; None: the teacher's)
     label_format: str = "plain"  # classification labeling put as a plain question, or "json" (DSPy's JSONAdapter)
     demonstrations_per_label: int = 2
@@ -45,6 +47,8 @@ class LoopConfig:
             raise ValueError(f"label votes must be >= 1, got {self.label_votes}")
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min-confidence must be between 0 and 1, got {self.min_confidence}")
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         if self.per_round < 1:
             raise ValueError(f"per-round must be >= 1, got {self.per_round}")
         if self.max_minutes is not None and not self.max_minutes > 0:

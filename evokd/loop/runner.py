@@ -36,6 +36,7 @@ from evokd.loop.teacher_setup import build_teacher
 from evokd.run_dir import STORE_NAME, write_outputs
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
 from evokd.students import fit_student, make_student, run_student
+from evokd.noise import training_weights
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, TeacherGateway
 from evokd.teacher.wording import statistics_aim
@@ -72,8 +73,11 @@ class RoundRunner:
 
     # students ------------------------------------------------------------------------
     def _train(self, rows: list[dict]):
-        return fit_student(make_student(self.plan.student), [r["text"] for r in rows],
-                           [r[self.rules.target_key] for r in rows], self.task)
+        """A fresh student fitted on `rows`, trusting each teacher label as `--noise` says (`training_weights`)."""
+        student = make_student(self.plan.student)
+        weights, _ = training_weights(student, rows, self.task, self.config.noise, self.config.seed)
+        return fit_student(student, [r["text"] for r in rows], [r[self.rules.target_key] for r in rows], self.task,
+                           sample_weight=weights)
 
     def _evaluate(self, student) -> dict | None:
         if not self.eval_rows:
@@ -212,7 +216,8 @@ class RoundRunner:
         for c, (pred, score) in zip(accepted, self.rules.predict(student, [c.text for c in accepted])):
             c.student_pred, c.student_score = pred, score
         self.progress("step", round=round_, name="training the student")
-        train_rows = state.accepted + [{"text": c.text, self.rules.target_key: c.teacher_label} for c in accepted]
+        train_rows = state.accepted + [{"text": c.text, self.rules.target_key: c.teacher_label,
+                                        "teacher_confidence": c.teacher_confidence} for c in accepted]
         new_student = self._train(train_rows)
         report = self._evaluate(new_student)
         calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []

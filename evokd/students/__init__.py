@@ -7,7 +7,7 @@ kind, the students `evokd distill --student auto` trains and compares.
 """
 
 from evokd.students.base import ClassifierStudent, NerStudent, ParityError, Student
-from evokd.students.minilm import MiniLMStudent  # torch and sentence-transformers load only when it trains
+from evokd.students.minilm import MiniLMStudent, MiniLMTunedStudent, MpnetStudent, MpnetTunedStudent  # torch and sentence-transformers load only when it trains
 from evokd.students.spacy_ner import SpacyNerStudent
 from evokd.students.spacy_textcat import SpacyTextcatStudent
 from evokd.students.tagger import TaggerStudent  # torch is imported only when it trains
@@ -18,12 +18,15 @@ from evokd.task_kinds import kind_rules
 STUDENTS: dict[str, type] = {
     "tfidf": TfidfStudent,
     "minilm": MiniLMStudent,
+    "minilm-tuned": MiniLMTunedStudent,
+    "mpnet": MpnetStudent,
+    "mpnet-tuned": MpnetTunedStudent,
     "spacy-textcat": SpacyTextcatStudent,
     "tagger": TaggerStudent,
     "spacy-ner": SpacyNerStudent,
 }
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "classification": ("tfidf", "minilm", "spacy-textcat"),
+    "classification": ("tfidf", "minilm", "spacy-textcat", "minilm-tuned", "mpnet", "mpnet-tuned"),  # cheapest first
     "ner": ("tagger", "spacy-ner"),
 }
 
@@ -51,13 +54,16 @@ def make_student(name: str, **params) -> Student:
     return cls(**params)
 
 
-def fit_student(student: Student, texts: list[str], targets: list, task) -> Student:
+def fit_student(student: Student, texts: list[str], targets: list, task, sample_weight=None) -> Student:
     """Fit `student` on a task's rows; classification students also get the task's label
-    descriptions (`TaskSpec.label_descriptions`), which minilm learns from (its label anchors)."""
-    return student.fit_task(texts, targets, task)
+    descriptions (`TaskSpec.label_descriptions`), which minilm learns from (its label anchors), and
+    `sample_weight` when given (`evokd.noise.training_weights`)."""
+    if sample_weight is None:
+        return student.fit_task(texts, targets, task)
+    return student.fit_task(texts, targets, task, sample_weight=sample_weight)
 
 
 __all__ = [
-    "CANDIDATES", "STUDENTS", "ClassifierStudent", "MiniLMStudent", "NerStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
+    "CANDIDATES", "STUDENTS", "ClassifierStudent", "MiniLMStudent", "MiniLMTunedStudent", "MpnetStudent", "MpnetTunedStudent", "NerStudent", "ParityError", "Student", "SpacyNerStudent", "SpacyTextcatStudent",
     "TaggerStudent", "TfidfStudent", "default_student", "fit_student", "make_student", "run_student",
 ]

@@ -53,6 +53,7 @@ class Student(ABC):
     runtime: str = ONNX_RUNTIME  # what runs the saved student: "onnxruntime" (model.onnx) or "spacy" (a pipeline)
     output_names: tuple[str, ...] = ("label", "probabilities")
     gives_confidence: bool = False  # True: the class implements confidence(texts) -> np.ndarray
+    auto_min_rows: int = 0  # `--student auto` tries it only on at least this many training rows
     targets_name: str = "labels"  # what `fit` takes beside the texts, as errors name it
     _fitted_attribute: str = "labels_"  # set by fit; predict and save refuse to run without it
 
@@ -106,16 +107,21 @@ class ClassifierStudent(Student):
     onnxruntime against the framework model (spacy-textcat, which spaCy runs, overrides `save`).
     """
 
-    def fit_task(self, texts: list[str], targets: list, task) -> "ClassifierStudent":
+    takes_sample_weight: bool = False  # True: fit accepts sample_weight (one weight per text)
+
+    def fit_task(self, texts: list[str], targets: list, task, sample_weight=None) -> "ClassifierStudent":
         """Fit with the task's label descriptions (`TaskSpec.label_descriptions`), which minilm learns from
         (its label anchors); the other classifiers take and ignore them."""
-        return self.fit(texts, targets, label_texts=task.label_descriptions)
+        return self.fit(texts, targets, label_texts=task.label_descriptions, sample_weight=sample_weight)
 
     # -- training and prediction --------------------------------------------------
-    def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None) -> "ClassifierStudent":
+    def fit(self, texts: list[str], labels: list[str], label_texts: dict[str, str] | None = None,
+            sample_weight=None) -> "ClassifierStudent":
         """Fit on labelled texts. `label_texts` (label -> its description, e.g. a task's
         `label_descriptions`) is there for students that can learn from what a label means (minilm);
-        the others ignore it. Only the labels present in `labels` are kept."""
+        the others ignore it. Only the labels present in `labels` are kept. `sample_weight`: one
+        number >= 0 per text (e.g. the teacher's confidence in its label), for the students whose
+        `takes_sample_weight` is True; the others refuse it rather than ignore it."""
         texts = _check_texts(texts)
         labels = _check_texts(labels, what="labels")
         if not texts:
@@ -129,10 +135,23 @@ class ClassifierStudent(Student):
             raise ValueError(
                 f"expected at least 2 distinct labels, got {len(distinct)}: {distinct}"
             )
+        weights = self._check_weights(sample_weight, len(texts))
         self.labels_ = distinct
         self.label_texts_ = _check_label_texts(label_texts, distinct)
-        self._fit(texts, labels)
+        self._fit(texts, labels, weights)
         return self
+
+    def _check_weights(self, sample_weight, n: int) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        if not self.takes_sample_weight:
+            raise ValueError(f"the {self.name} student does not train with sample weights; expected sample_weight=None")
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (n,):
+            raise ValueError(f"expected one sample weight per text ({n}), got shape {weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("expected sample weights to be finite numbers >= 0 that are not all 0")
+        return weights
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities, one row per text, columns in `self.labels_` order."""
@@ -230,7 +249,8 @@ class ClassifierStudent(Student):
 
     # -- what each student implements ---------------------------------------------
     @abstractmethod
-    def _fit(self, texts: list[str], labels: list[str]) -> None: ...
+    def _fit(self, texts: list[str], labels: list[str], weights: np.ndarray | None) -> None:
+        """Train on the checked rows; `weights` is None unless `takes_sample_weight` (one per text)."""
 
     @abstractmethod
     def _predict_proba(self, texts: list[str]) -> np.ndarray: ...

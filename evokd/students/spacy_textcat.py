@@ -114,7 +114,7 @@ class SpacyTextcatStudent(ClassifierStudent):
         self.verbose = verbose
 
     # -- training -------------------------------------------------------------------
-    def _fit(self, texts: list[str], labels: list[str]) -> None:
+    def _fit(self, texts: list[str], labels: list[str], weights=None) -> None:
         import spacy
         from spacy.training import Example
 

@@ -25,6 +25,8 @@ ONNX_OPSET = 21
 class TfidfStudent(ClassifierStudent):
     """Word n-gram TF-IDF + LogisticRegression (scikit-learn), exported to a raw-text ONNX graph."""
 
+    takes_sample_weight = True
+
     name = "tfidf"
 
     def __init__(
@@ -43,7 +45,7 @@ class TfidfStudent(ClassifierStudent):
         self.class_weight = class_weight
         self.random_state = random_state
 
-    def _fit(self, texts: list[str], labels: list[str]) -> None:
+    def _fit(self, texts: list[str], labels: list[str], weights) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
@@ -74,7 +76,7 @@ class TfidfStudent(ClassifierStudent):
                 ),
             ]
         )
-        self.pipeline_.fit(texts, labels)
+        self.pipeline_.fit(texts, labels, lr__sample_weight=weights)
         if list(self.pipeline_.classes_) != self.labels_:
             raise RuntimeError(f"classifier classes {list(self.pipeline_.classes_)} != {self.labels_}")
 

@@ -1,0 +1,108 @@
+"""Training on teacher labels without trusting all of them (`evokd.noise`), and the sample
+weights the students take: real MiniLM and TF-IDF students on real sst2 sentences, no doubles."""
+
+import numpy as np
+import pytest
+
+from conftest import data_rows
+from evokd.students import MiniLMStudent, SpacyTextcatStudent, TfidfStudent
+from evokd.noise import (MIN_WEIGHT, confidence_weights, mislabeled, noise_weights,
+                                  out_of_fold_probabilities, training_weights)
+
+LABELS = ["negative", "positive"]
+
+
+@pytest.fixture(scope="module")
+def sentences():
+    """80 real sst2 sentences of 6+ words, 40 of each label."""
+    rows = [r for r in data_rows("sst2", "train", 3000) if len(r["text"].split()) >= 6]
+    out = []
+    for label in LABELS:
+        out += [r for r in rows if r["label"] == label][:40]
+    return [r["text"] for r in out], [r["label"] for r in out]
+
+
+def test_confidence_weights_measure_certainty_beyond_chance():
+    w = confidence_weights([1.0, 0.75, 0.5, 0.3, None], 2)
+    assert list(w) == pytest.approx([1.0, 0.25, MIN_WEIGHT, MIN_WEIGHT, 1.0])  # squared: 0.5 ** 2
+    assert confidence_weights([1 / 6, 0.5, 1.0], 6) == pytest.approx([MIN_WEIGHT, 0.16, 1.0])
+
+
+def test_confident_learning_flags_flipped_labels_far_more_often_and_never_a_trusted_row(sentences, sst2_task):
+    """Every 8th label flipped. With 80 sentences the frozen head is itself wrong on ~1 in 4 rows, so
+    cleaning flags correct rows too; what it must do is flag a flipped row far more often."""
+    texts, gold = sentences
+    flipped = list(range(0, 80, 8))
+    labels = [("positive" if g == "negative" else "negative") if i in flipped else g for i, g in enumerate(gold)]
+    proba = out_of_fold_probabilities(texts, labels, LABELS, label_texts=sst2_task.label_descriptions)
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    flags = mislabeled(labels, proba, LABELS)
+    caught = np.mean([flags[i] for i in flipped])
+    false_alarms = np.mean([flags[i] for i in range(80) if i not in flipped])
+    assert caught >= 2 * false_alarms and caught >= 0.5, (caught, false_alarms)  # measured: 0.6 against 0.2
+
+    confidence = [None if i == flipped[0] else 0.9 for i in range(80)]  # row 0 is trusted: a seed, say
+    weights, record = noise_weights(texts, labels, confidence, LABELS, "clean",
+                                    label_texts=sst2_task.label_descriptions)
+    assert weights[flipped[0]] == 1.0 and record["dropped"] == int(flags.sum()) - int(flags[flipped[0]])
+    assert all(weights[i] == 0.0 for i in np.flatnonzero(flags) if i != flipped[0])
+
+
+def test_noise_modes_and_their_edges(sentences):
+    texts, labels = sentences
+    confidence = [0.75] * len(texts)
+    weights, record = noise_weights(texts, labels, confidence, LABELS, "confidence")
+    assert weights == pytest.approx([0.25] * 80) and record == {"mode": "confidence", "mean_weight": 0.25}
+    both, record = noise_weights(texts, labels, confidence, LABELS, "confidence+clean")
+    assert set(np.round(both, 6)) <= {0.0, 0.25} and record["dropped"] == int((both == 0).sum())
+    assert noise_weights(texts, labels, confidence, LABELS, "none")[0] == pytest.approx([1.0] * 80)
+    # cleaning needs 2 texts of every label for its cross-validation: skipped, and said so
+    few, record = noise_weights(texts[:3] + texts[-1:], labels[:3] + labels[-1:], [0.9] * 4, LABELS, "clean")
+    assert list(few) == [1.0] * 4 and "2+ texts of every label" in record["clean_skipped"]
+    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, got 'all'"):
+        noise_weights(texts, labels, confidence, LABELS, "all")
+
+
+@pytest.fixture(scope="module")
+def sst2_task():
+    from pathlib import Path
+
+    from evokd.task import load_task
+
+    return load_task(Path(__file__).resolve().parents[1] / "datasets" / "sst2" / "task.yaml")
+
+
+def test_training_weights_only_for_students_that_take_them(sentences, sst2_task):
+    task = sst2_task
+    texts, labels = sentences
+    rows = [{"text": t, "label": lab, "teacher_confidence": 0.75} for t, lab in zip(texts, labels)]
+    weights, record = training_weights(MiniLMStudent(), rows, task, "confidence")
+    assert weights == pytest.approx([0.25] * 80)
+    weights, record = training_weights(SpacyTextcatStudent(), rows, task, "confidence")
+    assert weights is None and "spacy-textcat trains without weights" in record["mode"]
+    assert training_weights(MiniLMStudent(), rows, task, "none")[0] is None
+
+
+@pytest.mark.parametrize("make", [TfidfStudent, MiniLMStudent])
+def test_sample_weights_decide_between_conflicting_labels(make):
+    """The same text labeled both ways: the heavier label wins, whichever it is."""
+    texts = ["the film was fine", "the film was fine", "a gorgeous , witty film", "a dull , tedious mess"]
+    for heavy in LABELS:
+        labels = [heavy, next(x for x in LABELS if x != heavy), "positive", "negative"]
+        student = make(class_weight=None).fit(texts, labels, sample_weight=[20.0, 1.0, 1.0, 1.0])
+        assert student.predict(["the film was fine"]) == [heavy]
+
+
+@pytest.mark.parametrize(
+    "make, weights, message",
+    [
+        (SpacyTextcatStudent, [1.0, 1.0], "spacy-textcat student does not train with sample weights"),
+        (TfidfStudent, [1.0], "one sample weight per text \\(2\\)"),
+        (TfidfStudent, [1.0, -1.0], "finite numbers >= 0 that are not all 0"),
+        (MiniLMStudent, [0.0, 0.0], "finite numbers >= 0 that are not all 0"),
+        (MiniLMStudent, [1.0, float("nan")], "finite numbers >= 0"),
+    ],
+)
+def test_bad_sample_weights_are_refused(make, weights, message):
+    with pytest.raises(ValueError, match=message):
+        make().fit(["a good film", "a bad film"], LABELS[::-1], sample_weight=weights)
