@@ -52,7 +52,8 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     """
     from evokd.loop import build_teacher
     from evokd.report import load_run
-    from evokd.students import fit_student, make_student, run_student
+    from evokd.noise import fit_on_rows, run_noise
+    from evokd.students import run_student
     from evokd.task import TaskSpec
 
     run = load_run(run_dir)
@@ -77,7 +78,7 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     for key, train in (("seed_only", seeds), ("final", accepted)):
         progress("step", name=f"training the {key.replace('_', '-')} student ({name}) on {len(train)} rows")
         started = time.perf_counter()
-        student = fit_student(make_student(name), [s["text"] for s in train], [s[target] for s in train], task)
+        student = fit_on_rows(name, train, task, run_noise(config), config.get("seed", 0))
         students[key] = {"student": name, "train_rows": len(train), "pred": list(student.predict(texts)),
                          "seconds": round(time.perf_counter() - started, 2)}
 

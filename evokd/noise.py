@@ -112,3 +112,19 @@ def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) 
     return noise_weights([r["text"] for r in rows], [r[task.target_key] for r in rows],
                          [r.get("teacher_confidence") for r in rows], task.label_names, mode,
                          label_texts=task.label_descriptions, seed=seed)
+
+
+def run_noise(config: dict) -> str:
+    """The noise handling a run trained with, from its stored config (runs before `--noise` trained plainly)."""
+    return (config or {}).get("noise", "none")
+
+
+def fit_on_rows(name: str, rows: list[dict], task, mode: str, seed: int = 0):
+    """A fresh `name` student fitted on a task's rows, weighing teacher labels as `mode` says: how the
+    loop trains each round's student, and how `evokd compare` and the report train a run's again."""
+    from evokd.students import fit_student, make_student
+
+    student = make_student(name)
+    weights, _ = training_weights(student, rows, task, mode, seed)
+    return fit_student(student, [r["text"] for r in rows], [r[task.target_key] for r in rows], task,
+                       sample_weight=weights)

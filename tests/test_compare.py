@@ -35,6 +35,11 @@ def test_compare_scores_both_students_and_the_teacher_on_the_same_rows(run_dir, 
     dataset = [json.loads(x) for x in (run_dir / "dataset.jsonl").read_text().splitlines()]
     assert out["seed_only"]["train_rows"] == 6 and out["final"]["train_rows"] == len(dataset) > 6
     assert out["seed_only"]["student"] == out["final"]["student"] == "tfidf"
+    # trained as the run trained its students (--noise: the teacher's confidences as weights), so the final
+    # and seed-only students are the run's last and first: the same accuracy on the task's eval rows
+    rounds = [json.loads(x) for x in (run_dir / "rounds.jsonl").read_text().splitlines()]
+    assert out["final"]["eval"]["accuracy"] == pytest.approx(rounds[-1]["eval_accuracy"])
+    assert out["seed_only"]["eval"]["accuracy"] == pytest.approx(rounds[0]["eval_accuracy"])
     for key in ("seed_only", "final"):
         assert out[key]["eval"]["n"] == 200 and out[key]["on_teacher_rows"]["n"] == 30
     teacher = out["teacher"]

@@ -226,17 +226,17 @@ def test_the_student_trains_with_the_teachers_confidence_as_weights(sst2_task, s
     """--noise confidence (the default): every student fit weighs a teacher label by the teacher's confidence
     beyond chance and a seed by 1; --noise none trains unweighted. The scripted TEST DOUBLE labels with
     probability 0.95 (gold) or 0.55 (noise). The real fit runs; only its arguments are recorded."""
-    import evokd.loop.runner as runner
+    import evokd.students
     from evokd.noise import confidence_weights
 
     fits = []
-    real = runner.fit_student
+    real = evokd.students.fit_student
 
     def recording(student, texts, targets, task, sample_weight=None):
         fits.append((list(texts), None if sample_weight is None else list(sample_weight)))
         return real(student, texts, targets, task, sample_weight=sample_weight)
 
-    monkeypatch.setattr(runner, "fit_student", recording)
+    monkeypatch.setattr(evokd.students, "fit_student", recording)
     run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, engine={"label_noise": 0.4})
     rows = [json.loads(line) for line in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
     confidence = {r["text"]: r["teacher_confidence"] for r in rows}

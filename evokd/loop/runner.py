@@ -35,8 +35,8 @@ from evokd.loop.state import RunState, round_rng
 from evokd.loop.teacher_setup import build_teacher
 from evokd.run_dir import STORE_NAME, write_outputs
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
-from evokd.students import fit_student, make_student, run_student
-from evokd.noise import training_weights
+from evokd.noise import fit_on_rows
+from evokd.students import run_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, TeacherGateway
 from evokd.teacher.wording import statistics_aim
@@ -73,11 +73,8 @@ class RoundRunner:
 
     # students ------------------------------------------------------------------------
     def _train(self, rows: list[dict]):
-        """A fresh student fitted on `rows`, trusting each teacher label as `--noise` says (`training_weights`)."""
-        student = make_student(self.plan.student)
-        weights, _ = training_weights(student, rows, self.task, self.config.noise, self.config.seed)
-        return fit_student(student, [r["text"] for r in rows], [r[self.rules.target_key] for r in rows], self.task,
-                           sample_weight=weights)
+        """A fresh student fitted on `rows`, trusting each teacher label as `--noise` says."""
+        return fit_on_rows(self.plan.student, rows, self.task, self.config.noise, self.config.seed)
 
     def _evaluate(self, student) -> dict | None:
         if not self.eval_rows:

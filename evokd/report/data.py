@@ -79,11 +79,12 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
             name = run_student(run.info["config"], run.info["task_kind"])
             progress(f"training the latest student ({name}) on {len(accepted)} accepted rows")
             try:
-                from evokd.students import fit_student, make_student
+                from evokd.noise import fit_on_rows, run_noise
                 from evokd.task import TaskSpec
 
-                student = fit_student(make_student(name), [s["text"] for s in accepted],
-                                      [s[run.target] for s in accepted], TaskSpec.model_validate(run.info["task"]))
+                config = run.info["config"]
+                student = fit_on_rows(name, accepted, TaskSpec.model_validate(run.info["task"]), run_noise(config),
+                                      config.get("seed", 0))
                 pred = list(student.predict([r["text"] for r in rows]))
             except (ValueError, RuntimeError, ImportError) as exc:
                 note = f"retraining the {name} student failed ({str(exc).splitlines()[0]})"

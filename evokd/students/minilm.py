@@ -1,4 +1,4 @@
-"""MiniLM student: all-MiniLM-L6-v2 sentence embeddings + logistic regression, shipped as ONE ONNX graph.
+"""Encoder students: all-MiniLM-L6-v2 (or all-mpnet-base-v2) sentence embeddings + a linear head, shipped as ONE ONNX graph.
 
 With a few dozen labelled texts a pretrained encoder knows what word counts cannot: on four
 seeds per label, with its label anchors, it beats TF-IDF by 20-38 accuracy points
@@ -23,6 +23,12 @@ sentence-transformers pipeline (`SentenceTransformer.encode` + `predict_proba`).
 `fine_tune="setfit"` first adapts the encoder with SetFit's contrastive pairs (Tunstall et al.,
 2022). It needs at least two texts of every label and, measured on the benchmark tasks, did not
 beat the frozen encoder at four seeds per label while costing minutes of CPU, so it is off by default.
+`fine_tune="full"` (the `minilm-tuned` student) trains every encoder layer with the head
+(`evokd.students.finetune`); it pays from hundreds of texts (benchmarks/students.md). The head is
+then a `LinearHead`, and the graph is the same.
+
+The same class on another encoder (`base_encoder`, `evokd.students.encoders`) is the `mpnet` and
+`mpnet-tuned` student. All of them take sample weights (`evokd.noise`: the teacher's confidence).
 torch and sentence-transformers are imported inside functions: importing `evokd.students` stays light.
 """
 
