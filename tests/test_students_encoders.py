@@ -179,3 +179,20 @@ def test_auto_stops_scoring_candidates_at_its_time_limit(tmp_path):
     assert [c.get("skipped", "scored")[:3] for c in selection["candidates"]] == ["sco", "the"]
     assert selection["chosen"] == "tfidf" and student.name == "tfidf"
     assert "1e-09-minute limit of --auto-minutes" in selection["candidates"][1]["skipped"]
+
+
+def test_generate_with_an_uninstalled_encoder_stops_before_the_run(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from evokd import model_parts
+    from evokd.cli import main
+
+    monkeypatch.setenv("EVOKD_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(model_parts, "discover", lambda *args: {})
+    task = Path(__file__).resolve().parents[1] / "datasets" / "sst2" / "task.yaml"
+    result = CliRunner().invoke(main, ["generate", str(task), "--student", "mpnet", "--strategy", "seed-only",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--student mpnet: the mpnet encoder's packages are missing" in result.stderr
+    assert "\n" not in result.stderr.strip() and not (tmp_path / "run").exists()

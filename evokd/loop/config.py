@@ -100,7 +100,7 @@ class Plan:
 def settle(config: LoopConfig, task, student: str | None = None) -> Plan:
     """The plan of a run: the strategy's generation mode on this task kind (NER has no class to
     condition on) and the student (`student`, else the config's, else the kind's default). Raises
-    RunError for a strategy the task kind or the student cannot run."""
+    RunError for a strategy the task kind or the student cannot run, or a student that cannot train here."""
     from evokd.students import STUDENTS
 
     strategy = config.strategy_spec
@@ -110,6 +110,9 @@ def settle(config: LoopConfig, task, student: str | None = None) -> Plan:
         raise RunError(f"strategy '{strategy.name}' ranks by the student's confidence, which the "
                        f"'{name}' student does not give; expected --student tagger (or use "
                        "pool-random, pool-errors or pool-evokd)")
+    problem = STUDENTS[name]().unavailable() if hasattr(STUDENTS.get(name), "unavailable") else None
+    if problem:  # an encoder that is not installed: said before the run starts, not at its first fit
+        raise RunError(f"--student {name}: {problem}")
     return Plan(config, strategy, mode, name, config.rounds if strategy.adds_samples else 0)
 
 
