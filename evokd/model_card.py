@@ -66,8 +66,9 @@ def _learning_lines(train: dict) -> list[str]:
             how = "kept frozen: no fine-tuning epoch beat the frozen head on the held-out training texts"
         lines += [f"Encoder: {train['encoder']}, {how}.", ""]
     noise = train.get("noise") or {}
-    if noise.get("mode", "none").startswith("none"):
-        lines += [f"Every training label was trusted alike (`--noise {noise.get('mode', 'none')}`).", ""]
+    if noise.get("mode", "none") == "none":
+        lines += ["Every training label was trusted alike" + (f": {noise['why']}." if "why" in noise else " (`--noise none`)."),
+                  ""]
     else:
         parts = []
         if "mean_weight" in noise:

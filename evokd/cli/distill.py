@@ -44,7 +44,7 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     """Train a CPU student on a dataset and ship it as a self-contained folder.
 
     DATASET is a run directory from `evokd generate` or a JSONL file of {"text", "label"} rows.
-    Writes model.onnx (minilm: + tokenizer.json; spaCy students: pipeline/ and a wheel instead),
+    Writes model.onnx (encoder students: + tokenizer.json; spaCy students: pipeline/ and a wheel instead),
     student.json, labels.json, metrics.json and MODEL_CARD.md into --out.
 
     The data is taken as users have it: a repeated text is trained on once (where its labels
