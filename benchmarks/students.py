@@ -522,6 +522,10 @@ def render_markdown(r: dict) -> str:
                          f"thread{'s' * (threads > 1)} | {a['value']:.2f}× | {yes(a['met'])} |")
     a = t["int8_loss_sst2_test_points"]
     lines += [f"| int8 loses ≤ 1 accuracy point against fp32 on sst2 test | {a['value']:+.2f} points | {yes(a['met'])} |", ""]
+    if (HERE / "students_teacher.json").is_file():  # benchmarks/students_teacher.py's part, rendered by it
+        from students_teacher import render_section
+
+        lines += render_section(json.loads((HERE / "students_teacher.json").read_text()))
 
     lines += ["## (a) Few shot: seeds drawn from the train split", "",
               f"k seeds per label drawn {len(s['draws'])} times (random seeds {s['draws'][0]}–{s['draws'][-1]}; texts of "
