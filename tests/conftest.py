@@ -52,6 +52,34 @@ def data_rows(dataset: str, split: str, limit: int | None = None, skip: int = 0)
     return read_jsonl(data_file(dataset, split), limit=limit, skip=skip)
 
 
+HEAVY_LIBRARIES = ("torch", "sklearn", "transformers", "sentence_transformers", "scipy", "spacy", "onnx", "evokd.students")
+
+
+def predict_with_heavy_libraries_blocked(student_dir: Path, texts: list[str]) -> list[dict]:
+    """`evokd predict STUDENT_DIR TEXT...` in a fresh interpreter where HEAVY_LIBRARIES cannot be
+    imported (what a deployed classifier must not need): its JSON lines, or the test fails with stderr."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys
+        BLOCKED = {HEAVY_LIBRARIES!r}
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name in BLOCKED or name.startswith(tuple(b + "." for b in BLOCKED)):
+                    raise ImportError("blocked import: " + name)
+        sys.meta_path.insert(0, Block())
+        from evokd.cli import main
+        main(["predict", {str(student_dir)!r}, *{list(texts)!r}])
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

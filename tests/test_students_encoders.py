@@ -3,14 +3,11 @@ frozen fallback, one-graph ONNX export with parity, mpnet joined from its PyPI p
 and `evokd predict` on every ONNX student with the training libraries made unimportable."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-from conftest import data_rows
+from conftest import data_rows, predict_with_heavy_libraries_blocked
 from evokd.students import MiniLMStudent, make_student
 from evokd.students.minilm import LinearHead, frozen_vectors
 
@@ -98,23 +95,7 @@ def test_cli_predict_with_heavy_libraries_blocked(which, request):
     sentence-transformers, scipy, spaCy, onnx and evokd.students made unimportable."""
     student, out, _ = request.getfixturevalue(which)
     texts = ["a gorgeous , witty film", "a dull , tedious mess"]
-    script = textwrap.dedent(
-        f"""
-        import sys
-        BLOCKED = ("torch", "sklearn", "transformers", "sentence_transformers", "scipy", "spacy", "onnx", "evokd.students")
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name in BLOCKED or name.startswith(tuple(b + "." for b in BLOCKED)):
-                    raise ImportError("blocked import: " + name)
-        sys.meta_path.insert(0, Block())
-        from evokd.cli import main
-        main(["predict", {str(out)!r}, *{texts!r}])
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["label"] for r in lines] == student.predict(texts)
+    assert [r["label"] for r in predict_with_heavy_libraries_blocked(out, texts)] == student.predict(texts)
 
 
 def test_mpnet_is_joined_from_its_installed_parts_and_verified(tmp_path, monkeypatch):

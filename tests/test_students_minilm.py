@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import data_rows
+from conftest import data_rows, predict_with_heavy_libraries_blocked
 from evokd import runtime
 from evokd.runtime import StudentLoadError, TokenIdFeeds, load_student
 from evokd.students import STUDENTS, MiniLMStudent, make_student
@@ -258,23 +258,9 @@ def test_runtime_needs_only_onnxruntime_tokenizers_and_numpy(sst2_dir, sst2_stud
 def test_cli_predict_with_heavy_libraries_blocked(sst2_dir, sst2_student):
     """`evokd predict` itself (click + the runtime) with torch, scikit-learn, transformers,
     sentence-transformers, scipy, spaCy and onnx made unimportable."""
-    script = textwrap.dedent(
-        f"""
-        import sys
-        BLOCKED = ("torch", "sklearn", "transformers", "sentence_transformers", "scipy", "spacy", "onnx", "evokd.students")
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name in BLOCKED or name.startswith(tuple(b + "." for b in BLOCKED)):
-                    raise ImportError("blocked import: " + name)
-        sys.meta_path.insert(0, Block())
-        from evokd.cli import main
-        main(["predict", {str(sst2_dir)!r}, "a gorgeous , witty film", "a dull , tedious mess"])
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["label"] for r in lines] == sst2_student.predict(["a gorgeous , witty film", "a dull , tedious mess"])
+    texts = ["a gorgeous , witty film", "a dull , tedious mess"]
+    lines = predict_with_heavy_libraries_blocked(sst2_dir, texts)
+    assert [r["label"] for r in lines] == sst2_student.predict(texts)
     assert all(0.5 <= r["score"] <= 1.0 for r in lines)
 
 
