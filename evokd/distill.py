@@ -143,7 +143,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
     cross-validation (more stable than averaging per-fold scores when folds hold a handful of
     texts); the winner is then refitted on everything. With held-out rows each candidate is
     fitted once and scored on them. Ties go to the earlier (cheaper) candidate. Every fit trains
-    as `noise` says (`evokd.noise.training_weights`, weighed once on all rows). Candidates
+    as `noise` says (`evokd.noise.training_weights` on all rows; a fold trains on its share). Candidates
     run cheapest first; once `max_minutes` have passed, the candidate in progress and those after
     it are recorded as skipped, and the choice is among those scored.
     """
@@ -156,6 +156,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
 
     def out_of_time() -> bool:  # the first candidate is always scored, so there is something to choose
         return any("score" in r for r in records) and time.perf_counter() > deadline
+
     if eval_rows:
         method = {"method": "held-out data", "data": Path(eval_name).name, "n": len(eval_rows)}
         gold = [r[task.target_key] for r in eval_rows]
