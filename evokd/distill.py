@@ -24,7 +24,7 @@ from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
 from evokd.run_dir import dataset_file
-from evokd.noise import DEFAULT_NOISE, training_weights
+from evokd.noise import DEFAULT_NOISE, weights_once
 from evokd.task_kinds import kind_rules
 
 PARITY_LIMIT = 2000
@@ -136,20 +136,23 @@ def _folds(task: TaskSpec, targets: list, n_folds: int) -> tuple[list, dict]:
 
 def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
                    eval_rows: list[dict] | None = None, eval_name: str | None = None, n_folds: int = CV_FOLDS,
-                   noise: str = "none", max_minutes: float | None = AUTO_MINUTES, progress=lambda msg: None):
+                   noise: str = "none", max_minutes: float | None = AUTO_MINUTES, progress=lambda msg: None,
+                   weigh=None):
     """Train every candidate and return (the best one fitted on all rows, the selection record, seconds).
 
     Without held-out rows each candidate is scored on pooled out-of-fold predictions of a k-fold
     cross-validation (more stable than averaging per-fold scores when folds hold a handful of
     texts); the winner is then refitted on everything. With held-out rows each candidate is
     fitted once and scored on them. Ties go to the earlier (cheaper) candidate. Every fit trains
-    as `noise` says (`evokd.noise.training_weights` on all rows; a fold trains on its share). Candidates
+    as `noise` says (`evokd.noise.training_weights` on all rows, computed once: `weigh`, from
+    `evokd.noise.weights_once`, when the caller has one; a fold trains on its share). Candidates
     run cheapest first; once `max_minutes` have passed, the candidate in progress and those after
     it are recorded as skipped, and the choice is among those scored.
     """
     from evokd.students import fit_student
 
     texts, targets = [r["text"] for r in rows], [r[task.target_key] for r in rows]
+    weigh = weigh or weights_once(rows, task, noise)
     metric = task.rules.selection_metric
     records, fitted = [], {}
     deadline = time.perf_counter() + 60 * max_minutes if max_minutes else float("inf")
@@ -174,7 +177,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
                 f"{len(rows)} training rows; auto tries it from {student.auto_min_rows} (fine-tuning paid only from "
                 "hundreds of texts, benchmarks/students.md)")})
             continue
-        weights, _ = training_weights(student, rows, task, noise)
+        weights, _ = weigh(student)
         start = time.perf_counter()
         if eval_rows:
             progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
@@ -213,7 +216,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
     else:
         progress(f"auto: {best} scored best; training it on all {len(texts)} examples")
         student = _build_student(best, task, None)
-        seconds = _fit(student, best, texts, targets, task, training_weights(student, rows, task, noise)[0])
+        seconds = _fit(student, best, texts, targets, task, weigh(student)[0])
     skipped = [f"{r['student']} ({r['skipped']})" for r in records if "skipped" in r]
     why = (f"{best} had the best {metric} ({best_record['score']:.4f}) of the {len(scored)} candidates scored by "
            f"{method['method']}" + (f"; not scored: {'; '.join(skipped)}" if skipped else ""))
@@ -267,17 +270,18 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     for read in (train_report, eval_report):
         if read is not None:
             progress(f"read {read.describe()}")
+    weigh = weights_once(rows, task, noise)
     if student is None:
         student, selection, fit_seconds = select_student(
             task, rows, candidates, eval_rows=select_on, eval_name=eval_name, n_folds=n_folds, noise=noise,
-            max_minutes=auto_minutes, progress=progress)
+            max_minutes=auto_minutes, progress=progress, weigh=weigh)
         if reason:
             selection["why"] = reason
         student_name = selection["chosen"]
-        noise_record = training_weights(student, rows, task, noise)[1]  # what the chosen student's last fit did
+        noise_record = weigh(student)[1]  # what the chosen student's last fit did
     else:
         progress(f"training {student_name} on {len(rows)} examples")
-        weights, noise_record = training_weights(student, rows, task, noise)
+        weights, noise_record = weigh(student)
         fit_seconds = _fit(student, student_name, texts, targets, task, weights)
     runtime_name = getattr(student, "runtime", "onnxruntime")
 

@@ -115,6 +115,21 @@ def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) 
                          label_texts=task.label_descriptions, seed=seed)
 
 
+def weights_once(rows: list[dict], task, mode: str, seed: int = 0):
+    """`training_weights` for these rows as a function of the student, computed once for all the
+    students that take weights (they get the same weights; "clean" cross-validates only once)."""
+    memo: dict = {}
+
+    def weigh(student) -> tuple[np.ndarray | None, dict]:
+        takes = bool(getattr(student, "takes_sample_weight", False))
+        key = True if takes else student.name
+        if key not in memo:
+            memo[key] = training_weights(student, rows, task, mode, seed)
+        return memo[key]
+
+    return weigh
+
+
 def run_noise(config: dict) -> str:
     """The noise handling a run trained with, from its stored config (runs before `--noise` trained plainly)."""
     return (config or {}).get("noise", "none")

@@ -7,7 +7,7 @@ import pytest
 from conftest import data_rows
 from evokd.students import MiniLMStudent, SpacyTextcatStudent, TfidfStudent
 from evokd.noise import (MIN_WEIGHT, confidence_weights, mislabeled, noise_weights,
-                                  out_of_fold_probabilities, training_weights)
+                                  out_of_fold_probabilities, training_weights, weights_once)
 
 LABELS = ["negative", "positive"]
 
@@ -81,6 +81,21 @@ def test_training_weights_only_for_students_that_take_them(sentences, sst2_task)
     weights, record = training_weights(SpacyTextcatStudent(), rows, task, "confidence")
     assert weights is None and record == {"mode": "none", "why": "spacy-textcat trains without weights"}
     assert training_weights(MiniLMStudent(), rows, task, "none")[0] is None
+
+
+def test_weights_are_computed_once_for_every_student_that_takes_them(sentences, sst2_task, monkeypatch):
+    """distill's candidates share one cleaning pass: the cross-validation behind `clean` runs once."""
+    import evokd.noise as noise
+
+    texts, labels = sentences
+    rows = [{"text": t, "label": lab, "teacher_confidence": 0.75} for t, lab in zip(texts, labels)]
+    calls = []
+    real = noise.out_of_fold_probabilities
+    monkeypatch.setattr(noise, "out_of_fold_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    weigh = weights_once(rows, sst2_task, "confidence+clean")
+    first, second = weigh(TfidfStudent()), weigh(MiniLMStudent())
+    assert len(calls) == 1 and second[0] is first[0] and first[1]["dropped"] >= 0
+    assert weigh(SpacyTextcatStudent()) == (None, {"mode": "none", "why": "spacy-textcat trains without weights"})
 
 
 @pytest.mark.parametrize("make", [TfidfStudent, MiniLMStudent])
