@@ -94,7 +94,7 @@ def cached_vectors(name: str, split: str, texts: list[str]) -> None:
         vectors = minilm.frozen_vectors(texts)
         np.save(path, vectors)
         log(f"embedded {name}/{split} ({len(texts)} texts) in {time.perf_counter() - start:.0f} s")
-    minilm._frozen_vectors.update(zip(texts, vectors))  # the memo MiniLMStudent reads
+    minilm.remember_frozen_vectors(texts, vectors)  # the memo MiniLMStudent reads
 
 
 def scores(gold: list[str], pred: list[str], labels: list[str]) -> dict:

@@ -163,7 +163,7 @@ def cached_vectors(vectors_dir: Path, texts: list[str]) -> None:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         np.save(tmp, vectors)
         os.replace(tmp, path)
-    minilm._frozen_vectors.update(zip(texts, vectors))  # the memo MiniLMStudent reads
+    minilm.remember_frozen_vectors(texts, vectors)  # the memo MiniLMStudent reads
 
 
 def pool_vectors(vectors_dir: Path, texts: list[str]) -> np.ndarray:

@@ -60,8 +60,7 @@ DEFAULT_LEARNING_RATE = {"setfit": 2e-5, "full": 5e-5}  # the encoder's, when le
 _CACHE_LIMIT = 200_000
 
 _lock = threading.Lock()
-_frozen_vectors: dict[str, np.ndarray] = {}  # text -> vector of the frozen MiniLM (CV refits reuse them)
-_other_frozen: dict[str, dict[str, np.ndarray]] = {}  # the same for other encoders, by EncoderSpec.key
+_frozen_memo: dict[str, dict[str, np.ndarray]] = {}  # EncoderSpec.key -> text -> vector (CV refits reuse them)
 
 
 def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
@@ -71,7 +70,7 @@ def _encode(model, texts: list[str], batch_size: int) -> np.ndarray:
 
 def frozen_vectors(texts: list[str], batch_size: int = 32, spec: EncoderSpec = MINILM) -> np.ndarray:
     """Vectors of the pretrained encoder `spec`, memoised per text (cross-validation refits see the same texts)."""
-    memo = _frozen_vectors if spec is MINILM else _other_frozen.setdefault(spec.key, {})
+    memo = _frozen_memo.setdefault(spec.key, {})
     with _lock:
         missing = list(dict.fromkeys(t for t in texts if t not in memo))
         if missing:
@@ -79,6 +78,13 @@ def frozen_vectors(texts: list[str], batch_size: int = 32, spec: EncoderSpec = M
                 memo.clear()
             memo.update(zip(missing, spec.encode(missing, batch_size)))
         return np.stack([memo[t] for t in texts]) if texts else np.zeros((0, spec.dim), dtype=np.float32)
+
+
+def remember_frozen_vectors(texts: list[str], vectors: np.ndarray, spec: EncoderSpec = MINILM) -> None:
+    """Put vectors of `spec`'s pretrained encoder computed elsewhere (a benchmark's cache on disk) into
+    the memo that `frozen_vectors` reads."""
+    with _lock:
+        _frozen_memo.setdefault(spec.key, {}).update(zip(texts, vectors))
 
 
 def _graph_module(encoder, coef: np.ndarray, intercept: np.ndarray):
