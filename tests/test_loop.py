@@ -254,3 +254,33 @@ def test_the_student_trains_with_the_teachers_confidence_as_weights(sst2_task, s
     fits.clear()
     run(sst2_task, tmp_path / "plain", sst2_pool, rounds=1, per_round=8, noise="none")
     assert fits and all(weights is None for _, weights in fits)
+
+
+def test_pool_texts_are_not_judged_by_the_filters_for_invented_texts(sst2_task, sst2_pool, tmp_path, monkeypatch):
+    """A user's pool texts are real data: a 3,000-character one, a two-character one and one that reads
+    like a prompt leak ("label: ...") are labeled and kept, not rejected as too_long / too_short /
+    prompt_leak. The teacher's labeling prompt gets the long one cut to TEACHER_TEXT_CHARS; the stored
+    sample keeps it whole (the student's encoder reads what it can)."""
+    from evokd.io import cut_text
+    from evokd.loop.candidates import TEACHER_TEXT_CHARS
+    from evokd.teacher.teacher import Teacher
+
+    long = " ".join(r["text"] for r in sst2_pool[100:200])[:3000]
+    odd = [long, "ok", "record label: sony. a warm, funny album"]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in odd + [r["text"] for r in sst2_pool[:10]]))
+    asked = []
+    real = Teacher.label_many
+    monkeypatch.setattr(Teacher, "label_many", lambda self, round_, texts, *a, **k: asked.extend(texts) or real(
+        self, round_, texts, *a, **k))
+    out = tmp_path / "run"
+    task = load_task(sst2_task)
+    rounds = RoundRunner(task, out, LoopConfig(rounds=1, per_round=13, strategy="pool-random", pool=str(pool),
+                                               student="tfidf"),
+                         teacher_lm=scripted_lm(sst2_pool, task.label_names, seed=1), teacher_name="scripted").run()
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    status = dict(con.execute("SELECT text, status FROM samples WHERE round = 1").fetchall())
+    con.close()
+    assert rounds[1]["rejected_by_reason"] == {} and all(status[t] == "accepted" for t in odd)
+    assert len(asked) == 13 and max(map(len, asked)) <= TEACHER_TEXT_CHARS < len(long)
+    assert cut_text(long, TEACHER_TEXT_CHARS) in asked

@@ -125,6 +125,29 @@ def test_ner_pool_errors_takes_pool_texts_labeled_by_the_teacher(ner_task, ner_p
     assert steps == {"label"}  # no analysis or generation: the student's mistakes pick the texts
 
 
+def test_ner_long_pool_text_becomes_its_cut_so_the_teachers_spans_cover_it(ner_task, ner_pool, tmp_path):
+    """A pool sentence over TEACHER_TEXT_CHARS is not refused: the (scripted TEST DOUBLE) teacher labels
+    its cut, and the stored sample is that cut, every span inside it."""
+    from evokd.io import cut_text
+    from evokd.loop.candidates import TEACHER_TEXT_CHARS
+
+    long = " ".join(r["text"] for r in ner_pool[200:300])
+    assert len(long) > TEACHER_TEXT_CHARS
+    cut = cut_text(long, TEACHER_TEXT_CHARS)
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in [long] + [r["text"] for r in ner_pool[:5]]))
+    answers = ner_pool + [{"text": cut, "entities": [{"start": 0, "end": len(cut.split()[0]), "label": TYPES[0]}]}]
+    out = tmp_path / "run"
+    rounds = RoundRunner(load_task(ner_task), out, LoopConfig(rounds=1, per_round=6, strategy="pool-errors", pool=str(pool)),
+                         teacher_lm=scripted_lm(answers, TYPES, seed=4), teacher_name="scripted").run()
+    con = duckdb.connect(str(out / "evokd.duckdb"), read_only=True)
+    rows = con.execute("SELECT text, entities, status FROM samples WHERE round = 1").fetchall()
+    con.close()
+    assert rounds[1]["rejected_by_reason"] == {} and len(rows) == 6
+    stored = [(text, json.loads(label)) for text, label, status in rows if len(text) > 1000]
+    assert len(stored) == 1 and stored[0][0] == cut and stored[0][1][0]["end"] <= len(cut)
+
+
 def oracle_pool(tmp_path: Path, keep, n: int = 150) -> tuple[Path, dict]:
     """A pool file of the first `n` WNUT-17 train rows of 6+ tokens that `keep(line_no, row)` accepts,
     in the pool's own tokens + tags, and each sentence's gold spans by its text."""

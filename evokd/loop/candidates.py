@@ -1,6 +1,10 @@
 """Steps 4-5 of a round: the filters every candidate text passes (validity, exact and near
 duplicates) and the labels it gets (the teacher's separate labeling call, the intended class, or
-a label it already carries: a seed's, the pool's own with --oracle, or one generated with it)."""
+a label it already carries: a seed's, the pool's own with --oracle, or one generated with it).
+
+Pool texts are the user's real data, read with the checks of training data (`evokd.io`): the
+validity filter, written for what a teacher invents (length bounds, prompt leaks), does not judge
+them, and a long one is cut for the teacher's labeling prompt (`TEACHER_TEXT_CHARS`), not refused."""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ from typing import Any, Callable
 import numpy as np
 
 from evokd.embed import encode
+from evokd.io import cut_text
 from evokd.filters import (REASON_EXACT_DUP, REASON_LOW_CONFIDENCE, REASON_NEAR_DUP, REASON_OFF_INTENT,
                            NearDuplicateFilter, ValidityFilter, text_hash)
 from evokd.loop.config import LoopConfig
 from evokd.loop.state import RunState
 from evokd.strategies import Strategy
 from evokd.task_kinds import TaskKind
+
+TEACHER_TEXT_CHARS = 2_000  # a longer text (a pool text) is cut to this for the teacher's labeling prompt
 
 
 @dataclass
@@ -52,7 +59,7 @@ class CandidateFilter:
             if c.reject_reason is not None:
                 continue
             c.hash = text_hash(c.text)
-            c.reject_reason = self.validity.reason(c.text)
+            c.reject_reason = self.validity.reason(c.text) if c.pool_id is None else None
             if c.reject_reason is None and c.hash in seen:
                 c.reject_reason = REASON_EXACT_DUP
             if c.reject_reason is None:
@@ -88,12 +95,20 @@ def label_candidates(teacher, round_: int, candidates: list[Candidate], config: 
                      rules: TaskKind, progress: Callable[..., None]) -> None:
     """Labels for the texts that passed the filters (see `needs_labeling`); with the strategy's
     agreement switch a text written for a class is kept only when the teacher names that class, and
-    with `min_confidence` only when the teacher gave its label at least that probability."""
+    with `min_confidence` only when the teacher gave its label at least that probability. A text over
+    TEACHER_TEXT_CHARS is labeled by its cut (`evokd.io.cut_text`); a classification sample keeps the
+    whole text (the student's encoder reads as much as it can), a NER sample becomes the cut text,
+    so that its spans cover all of it."""
     alive = needs_labeling(candidates, config)
     if not alive:
         return
+    for c in alive:
+        if rules.target_key != "label" and len(c.text) > TEACHER_TEXT_CHARS:
+            c.text = cut_text(c.text, TEACHER_TEXT_CHARS)
+            c.hash = text_hash(c.text)
     progress("step", round=round_, name=f"labeling 0/{len(alive)}")
-    labeled = teacher.label_many(round_, [c.text for c in alive], config.label_votes, concurrency=config.gateway.concurrency,
+    labeled = teacher.label_many(round_, [cut_text(c.text, TEACHER_TEXT_CHARS) for c in alive], config.label_votes,
+                                 concurrency=config.gateway.concurrency,
                                  on_done=lambda i, n: progress("step", round=round_, name=f"labeling {i}/{n}"))
     for c, result in zip(alive, labeled):
         c.labeler = "teacher"
