@@ -11,7 +11,8 @@ Two parts, one process, one machine; every student fitted with the example task'
    set's test rows, which the teacher labeled with the same prompt, so the teacher's accuracy on those
    rows is the row beside the students. Students: the seed-only minilm (the example task's seeds);
    minilm (frozen head) with each noise handling of `evokd.noise`; minilm-tuned and mpnet (frozen head),
-   each plain and with the noise handling named by `--tuned-noise`.
+   each plain and with the noise handling named by `--tuned-noise`; on the datasets named by
+   `--mpnet-tuned-on`, mpnet-tuned with that noise handling only.
 2. **Gold sst2 rows**: `--gold-n` random sst2 train rows of 6+ words with their gold labels (random
    seed = the draw); minilm, minilm-tuned and mpnet on the same test rows, and mpnet-tuned on the draws
    `--mpnet-tuned-draws` (it costs ~6x minilm-tuned's time).
@@ -120,7 +121,8 @@ def fit_and_score(name: str, texts, labels, task, test_texts, test_gold, *, weig
     return out
 
 
-def teacher_cells(name: str, draw: int, train_n: int, tuned_noise: str, cache: dict, students: tuple[str, ...]) -> dict:
+def teacher_cells(name: str, draw: int, train_n: int, tuned_noise: str, cache: dict, students: tuple[str, ...],
+                  tuned_noise_only: tuple[str, ...] = ()) -> dict:
     from evokd.noise import noise_weights
     from evokd.task import load_task
 
@@ -159,6 +161,9 @@ def teacher_cells(name: str, draw: int, train_n: int, tuned_noise: str, cache: d
                                                             weights=weights[mode]))
     for student in students:
         cell(f"{student}, noise none", lambda: fit_and_score(student, texts, labels, task, test_texts, test_gold))
+        cell(f"{student}, noise {tuned_noise}", lambda: fit_and_score(
+            student, texts, labels, task, test_texts, test_gold, weights=weights[tuned_noise]))
+    for student in tuned_noise_only:
         cell(f"{student}, noise {tuned_noise}", lambda: fit_and_score(
             student, texts, labels, task, test_texts, test_gold, weights=weights[tuned_noise]))
     return cells
@@ -269,6 +274,8 @@ def main() -> None:
                         "(~6x minilm-tuned's time)")
     parser.add_argument("--skip-tuned", default="", help="datasets (comma-separated) whose teacher-labeled part leaves "
                         "out minilm-tuned (its fits dominate the time)")
+    parser.add_argument("--mpnet-tuned-on", default="", help="datasets (comma-separated) whose teacher-labeled part "
+                        "also fits mpnet-tuned, with --tuned-noise only (~10 min a fit on 2 threads)")
     parser.add_argument("--skip-gold", action="store_true")
     parser.add_argument("--skip-footprint", action="store_true")
     args = parser.parse_args()
@@ -282,7 +289,8 @@ def main() -> None:
 
     for name in [d for d in args.datasets.split(",") if d]:
         students = ("mpnet",) if name in args.skip_tuned.split(",") else ("minilm-tuned", "mpnet")
-        per_draw = [teacher_cells(name, d, args.train_n, args.tuned_noise, cache, students) for d in draws]
+        extra = ("mpnet-tuned",) if name in args.mpnet_tuned_on.split(",") else ()
+        per_draw = [teacher_cells(name, d, args.train_n, args.tuned_noise, cache, students, extra) for d in draws]
         rows = [k for k, v in per_draw[0].items() if isinstance(v, dict) and "accuracy" in v]
         result["teacher_labeled"][name] = {
             "n_train": per_draw[0]["n_train"], "n_test": per_draw[0]["n_test"],
@@ -359,12 +367,17 @@ def targets(t: dict) -> list[dict]:
                                 + ", ".join(f"{x:+.1f}" for x in gain["per_draw_points"]) + ")",
                     "met": gain["mean_points"] >= 4})
     default = t.get("default_noise", "confidence")
-    gains = {name: d["paired"][f"minilm, noise {default} - minilm, noise none"]["mean_points"]
-             for name, d in t["teacher_labeled"].items()}
-    out.append({"target": f"noise-aware training (`--noise {default}`, the default student minilm) beats plain training "
-                          "by ≥ 1 point on ≥ 2 of the 3 datasets and loses nowhere by more than 0.5",
-                "measured": ", ".join(f"{n} {g:+.1f}" for n, g in gains.items()),
-                "met": sum(g >= 1 for g in gains.values()) >= 2 and min(gains.values()) >= -0.5})
+    for student in ("minilm", "minilm-tuned", "mpnet"):
+        key = f"{student}, noise {default} - " + ("minilm, noise none" if student == "minilm" else f"{student}, noise none")
+        gains = {name: d["paired"][key]["mean_points"] for name, d in t["teacher_labeled"].items() if key in d["paired"]}
+        if not gains:
+            continue
+        out.append({"target": f"{student}: noise-aware training (`--noise {default}`) beats plain training by ≥ 1 point "
+                              "on ≥ 2 of the 3 datasets and loses nowhere by more than 0.5"
+                              + (" (the default student)" if student == "minilm" else ""),
+                    "measured": ", ".join(f"{n} {g:+.1f}" for n, g in gains.items())
+                                + ("" if len(gains) == len(DATASETS) else " (not measured on the others)"),
+                    "met": sum(g >= 1 for g in gains.values()) >= 2 and min(gains.values()) >= -0.5})
     return out
 
 
