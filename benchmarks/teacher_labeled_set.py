@@ -11,7 +11,7 @@ prompt the loop labels with (`evokd.loop.teacher_setup.build_teacher` on the exa
 Writes `benchmarks/data/teacher_labels/NAME.jsonl`, one row per labeled text:
 `{"split": "train"|"test", "row": LINE, "label": ..., "confidence": ...}`, where LINE is the 0-based line
 of the text in `EVOKD_DATA/NAME/SPLIT.jsonl`. No texts are stored (AG News may not be redistributed): a
-reader joins the rows back to the data folder (`benchmarks/students.py --teacher-labeled`). The teacher's
+reader joins the rows back to the data folder (`benchmarks/students_teacher.py`). The teacher's
 accuracy on both draws and the command are in `benchmarks/data/teacher_labels/README.md`.
 
 Labeling is appended to `NAME.partial.jsonl` in chunks; an interrupted run resumes where it stopped.
@@ -115,11 +115,12 @@ def render(result: dict) -> str:
         "",
         "The embedded teacher's labels and confidences for random rows of the benchmark data folder's train and test",
         "splits, made once so that students can be measured on the teacher's real label noise without running it",
-        "(`benchmarks/students.py --teacher-labeled`). One file per dataset, one row per labeled text:",
+        "(`benchmarks/students_teacher.py`). One file per dataset, one row per labeled text:",
         '`{"split": "train"|"test", "row": LINE, "label": ..., "confidence": ...}`; LINE is the 0-based line of the',
         "text in `$EVOKD_DATA/NAME/SPLIT.jsonl` (texts are not stored: AG News may not be redistributed).",
         "",
-        f"- Command: `{result['command']}`",
+        "- Commands (a dataset's row is made by the last command that names it):",
+        *[f"  - {name}: `{d.get('command', result.get('command'))}`" for name, d in result["datasets"].items()],
         f"- Date: {result['date']}; machine: {result['machine']}",
         "- Teacher: the embedded teacher (Qwen2.5-Coder-1.5B-Instruct Q4_K_M through llama.cpp), labeling with the",
         "  prompt the loop uses on the example task `datasets/NAME/task.yaml` (its seeds as demonstrations), greedy;",
@@ -151,10 +152,11 @@ def main() -> None:
     result = json.loads(summary_path.read_text()) if summary_path.exists() else {"datasets": {}}
     if not args.render:
         for dataset in args.datasets.split(","):
-            result["datasets"][dataset] = label_dataset(dataset, args.train_n, args.test_n, args.seed, args.threads)
-            result.update(command=" ".join(["python benchmarks/teacher_labeled_set.py --data-dir $EVOKD_DATA",
-                                             *sys.argv[1:]]),
-                date=dt.date.today().isoformat(), machine=machine())
+            command = " ".join(["python benchmarks/teacher_labeled_set.py --data-dir $EVOKD_DATA", *sys.argv[1:]])
+            result["datasets"][dataset] = {**label_dataset(dataset, args.train_n, args.test_n, args.seed, args.threads),
+                                           "command": command}
+            result.pop("command", None)  # once for all datasets, before each dataset kept its own
+            result.update(date=dt.date.today().isoformat(), machine=machine())
             summary_path.write_text(json.dumps(result, indent=2) + "\n")
     (OUT / "README.md").write_text(render(result))
 
