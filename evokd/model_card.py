@@ -78,6 +78,11 @@ def _learning_lines(train: dict) -> list[str]:
             parts.append(f"{noise['dropped']} texts that cross-validation flagged as mislabeled left out")
         if "clean_skipped" in noise:
             parts.append(f"no cleaning ({noise['clean_skipped']})")
+        if "disagreed" in noise:
+            parts.append(f"{noise['disagreed']} texts that the anchored student (fitted on the trusted rows and the label "
+                         "descriptions) labels otherwise weighted a tenth")
+        if "agree_skipped" in noise:
+            parts.append(f"no agreement check ({noise['agree_skipped']})")
         lines += [f"Teacher labels (`--noise {noise['mode']}`): {'; '.join(parts)}.", ""]
     return lines
 

@@ -11,6 +11,11 @@ its confidence says where: its most confident half is 18-30 points more accurate
   MiniLM head (k-fold cross-validation over the texts): a text whose out-of-fold probability of its
   given label is below that label's average self-confidence, while another label's is above its own
   average and highest, is taken to be mislabeled and weighs 0.
+- "agree": the anchored student (the frozen MiniLM head fitted on the trusted rows, such as the
+  seeds, and the labels' descriptions) predicts every teacher-labeled text; a text where it names
+  another label than the teacher weighs AGREE_FLOOR times as much. Measured on the teacher-labeled
+  sets (one draw of 1,000, frozen minilm): where the two agree the teacher was right on 79-93% of
+  the texts, where they disagree on 32-90% (trec 38%, ag_news 32%, sst2 90%).
 
 `noise_weights` returns the weights and what it did; the students that take sample weights
 (`ClassifierStudent.takes_sample_weight`) train with them. Which mode is the default is decided in
@@ -23,7 +28,7 @@ from collections import Counter
 
 import numpy as np
 
-NOISE_MODES = ("none", "confidence", "clean", "confidence+clean")
+NOISE_MODES = ("none", "confidence", "clean", "confidence+clean", "agree", "confidence+agree")
 DEFAULT_NOISE = "confidence"  # what `evokd generate` and `evokd distill` use without --noise (students.md)
 MIN_WEIGHT = 0.05  # a text the teacher gave at chance still counts a little
 # Squared: on trec's teacher-labeled rows (46% wrong; frozen minilm, 3 draws of 1,000) the powers 1, 2, 3, 4, 8
@@ -31,6 +36,7 @@ MIN_WEIGHT = 0.05  # a text the teacher gave at chance still counts a little
 # head by more than half a point either way (76.0-76.7 against 76.5).
 CONFIDENCE_POWER = 2
 CLEAN_FOLDS = 5
+AGREE_FLOOR = 0.1  # the weight factor of a text the anchored student labels otherwise (0.3: 3.8 points less on trec)
 
 
 def confidence_weights(confidence: list[float | None], n_labels: int) -> np.ndarray:
@@ -72,6 +78,24 @@ def mislabeled(labels: list[str], proba: np.ndarray, label_names: list[str]) -> 
     return confident_other & (proba[np.arange(len(labels)), given] < thresholds[given])
 
 
+def anchored_disagreement(texts: list[str], labels: list[str], trusted: np.ndarray, *,
+                          label_texts: dict[str, str] | None = None, seed: int = 0) -> np.ndarray | None:
+    """True where the frozen MiniLM head fitted on the trusted rows and the label descriptions (the
+    anchored student) predicts another label than the given one; None when they hold fewer than 2
+    labels."""
+    from evokd.students.minilm import MiniLMStudent
+
+    student = MiniLMStudent(random_state=seed)
+    known = [i for i in range(len(texts)) if trusted[i]]
+    anchors = dict(label_texts or {})  # each description one more example of its label, as the student weighs it
+    fit_labels = [labels[i] for i in known] + list(anchors)
+    if len(set(fit_labels)) < 2:
+        return None
+    head = student.fit([texts[i] for i in known] + list(anchors.values()), fit_labels,
+                       sample_weight=[1.0] * len(known) + [float(student.anchor_weight)] * len(anchors))
+    return np.array([p != label for p, label in zip(head.predict(texts), labels)]) & ~trusted
+
+
 def noise_weights(texts: list[str], labels: list[str], confidence: list[float | None], label_names: list[str],
                   mode: str, *, label_texts: dict[str, str] | None = None, seed: int = 0) -> tuple[np.ndarray, dict]:
     """(one weight per text, what was done) for `mode` (one of NOISE_MODES).
@@ -96,6 +120,13 @@ def noise_weights(texts: list[str], labels: list[str], confidence: list[float | 
             flagged = mislabeled(labels, proba, label_names) & ~trusted
             weights = np.where(flagged, 0.0, weights)
             record["dropped"] = int(flagged.sum())
+    if "agree" in mode and not trusted.all():
+        disagree = anchored_disagreement(texts, labels, trusted, label_texts=label_texts, seed=seed)
+        if disagree is None:
+            record["agree_skipped"] = "the trusted rows and label descriptions hold fewer than 2 labels"
+        else:
+            weights = np.where(disagree, weights * AGREE_FLOOR, weights)
+            record["disagreed"] = int(disagree.sum())
     if not weights.sum() > 0:  # nothing left to learn from: train plainly rather than fail
         weights = np.ones(len(texts))
         record["fallback"] = "every text was weighted 0; trained on all of them unweighted"

@@ -307,3 +307,11 @@ def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(tre
         "mode": "none", "why": "spacy-textcat trains without weights"}
     assert "Every training label was trusted alike: spacy-textcat trains without weights." in (
         tmp_path / "t" / "MODEL_CARD.md").read_text()
+
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "minilm", "--noise", "confidence+agree",
+                  "--out", str(tmp_path / "a"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    noise = json.loads((tmp_path / "a" / "metrics.json").read_text())["train"]["noise"]
+    assert noise["mode"] == "confidence+agree" and 0 < noise["disagreed"] < len(rows)
+    assert (f"; {noise['disagreed']} texts that the anchored student (fitted on the trusted rows and the label "
+            "descriptions) labels otherwise weighted a tenth.") in (tmp_path / "a" / "MODEL_CARD.md").read_text()

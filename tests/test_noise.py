@@ -59,8 +59,33 @@ def test_noise_modes_and_their_edges(sentences):
     # cleaning needs 2 texts of every label for its cross-validation: skipped, and said so
     few, record = noise_weights(texts[:3] + texts[-1:], labels[:3] + labels[-1:], [0.9] * 4, LABELS, "clean")
     assert list(few) == [1.0] * 4 and "2+ texts of every label" in record["clean_skipped"]
-    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, got 'all'"):
+    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, agree, confidence\\+agree, got 'all'"):
         noise_weights(texts, labels, confidence, LABELS, "all")
+
+
+def test_agree_down_weighs_the_labels_the_anchored_student_contradicts(sentences, sst2_task):
+    """The first 10 sentences of each label are trusted (seeds); of the other 60, every 4th label is
+    flipped. The anchored student (frozen MiniLM head on the seeds and the label descriptions) names
+    the gold label of most of them, so a flipped label weighs AGREE_FLOOR far more often than a kept one."""
+    from evokd.noise import AGREE_FLOOR, anchored_disagreement
+
+    texts, gold = sentences
+    trusted = [i % 40 < 10 for i in range(80)]
+    flipped = [i for i in range(80) if not trusted[i] and i % 4 == 0]
+    labels = [("positive" if g == "negative" else "negative") if i in flipped else g for i, g in enumerate(gold)]
+    confidence = [None if t else 0.75 for t in trusted]
+    weights, record = noise_weights(texts, labels, confidence, LABELS, "confidence+agree",
+                                    label_texts=sst2_task.label_descriptions)
+    low = np.isclose(weights, 0.25 * AGREE_FLOOR)
+    assert record["disagreed"] == int(low.sum()) and not low[np.array(trusted)].any()
+    assert all(weights[i] == 1.0 for i in range(80) if trusted[i])
+    kept = [i for i in range(80) if not trusted[i] and i not in flipped]
+    assert np.mean([low[i] for i in flipped]) > np.mean([low[i] for i in kept]) + 0.3
+    # without trusted rows the descriptions alone make the anchored student; without either it is skipped
+    alone = anchored_disagreement(texts, labels, np.zeros(80, dtype=bool), label_texts=sst2_task.label_descriptions)
+    assert alone is not None and alone.shape == (80,)
+    weights, record = noise_weights(texts, labels, [0.75] * 80, LABELS, "agree")
+    assert weights == pytest.approx([1.0] * 80) and "fewer than 2 labels" in record["agree_skipped"]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
               help="How the student trains on the teacher's labels (rows with a teacher_confidence): confidence "
                    "(weighted by the teacher's confidence beyond chance), clean (rows cross-validation flags as "
-                   "mislabeled dropped), both, or none. Rows without a confidence are always trusted.")
+                   "mislabeled dropped), agree (rows the anchored student, fitted on the trusted rows and the label "
+                   "descriptions, labels otherwise weigh a tenth), confidence+clean, confidence+agree, or none. Rows "
+                   "without a confidence are always trusted.")
 @click.option("--auto-minutes", default=20.0, show_default=True, type=click.FloatRange(0.0, min_open=True),
               help="With --student auto: stop scoring candidates (cheapest first) after this many minutes and "
                    "choose among those scored.")

@@ -50,8 +50,10 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
                    "probability (a provider that returns none) are kept. [default: off]")
 @click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
               help="How the student trains on the teacher's labels: confidence (each text weighted by the teacher's "
-                   "confidence beyond chance), clean (texts that cross-validation flags as mislabeled dropped), both, "
-                   "or none (every label trusted alike). Seeds are always trusted.")
+                   "confidence beyond chance), clean (texts that cross-validation flags as mislabeled dropped), agree "
+                   "(texts the anchored student, fitted on the seeds and the label descriptions, labels otherwise weigh "
+                   "a tenth), confidence+clean, confidence+agree, or none (every label trusted alike). Seeds are always "
+                   "trusted.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
