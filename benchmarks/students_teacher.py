@@ -470,7 +470,8 @@ def render_section(t: dict) -> list[str]:
     if t.get("gold"):
         g = t["gold"]
         lines += [f"### Gold labels: {g['n_train']} sst2 train texts (6+ words), {g['n_test']} sst2 test texts", "",
-                  *accuracy_table(g["rows"], g["fit_seconds"]), *paired_table(g["paired"])]
+                  *accuracy_table(g["rows"], g["fit_seconds"]), *paired_table(g["paired"]), "",
+                  "Other fine-tuning recipes of minilm-tuned on these rows: `benchmarks/finetune_recipes.md`."]
         for draw, cells in g["mpnet_tuned"]["per_draw"].items():
             lines += ["", f"mpnet-tuned beside its frozen head (draw {draw} only: ~6x minilm-tuned's time): "
                           f"mpnet {cells['mpnet']['accuracy']:.3f}, mpnet-tuned {cells['mpnet-tuned']['accuracy']:.3f} "
