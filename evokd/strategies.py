@@ -47,6 +47,11 @@ class Strategy:
         """Whether a run calls the LLM: to generate, or to label pool texts without --oracle."""
         return self.needs_teacher or (self.needs_pool and not oracle)
 
+    def labels_by_teacher(self, oracle: bool) -> bool:
+        """Whether the samples a run adds carry the teacher's labels (generated texts, or pool texts
+        without --oracle), which --noise weighs; pool texts with --oracle carry their own."""
+        return self.adds_samples and not (self.needs_pool and oracle)
+
     @property
     def adds_samples(self) -> bool:
         return self.generation != "none" or self.pool_select is not None

@@ -129,6 +129,8 @@ GOOD = (f"name: t\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml
     (GOOD + "round: 3\n", "round", "unknown field; expected name, datasets, seeds"),
     (GOOD.replace("    data:", "    shot: 2\n    data:"), "datasets.0.shot", "unknown field; expected task, data, shots"),
     (GOOD + "per_round: 0\n", "per_round", "greater than or equal to 1"),
+    (GOOD + "noise: [confidence, loud]\n", "noise", "unknown noise handling 'loud'"),
+    (GOOD + "max_minutes: 0\n", "max_minutes", "greater than 0"),
     (GOOD.replace("seeds: [1]\n", ""), "seeds", "missing; required"),
     (GOOD.replace("trec\n", "nowhere\n"), "datasets.0.data", "nowhere not found; expected a path relative to the config file"),
     (GOOD.replace("/trec\n", "\n"), "datasets.0.data", "has no train.jsonl"),  # tests/data: a folder, no splits
@@ -213,9 +215,9 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     from evokd.bench.jobs import _finished
     from evokd.errors import EvokdError
 
-    def cell(strategy, temp, fmt="json"):
+    def cell(strategy, temp, fmt="json", noise="none"):  # an old cell: it trained on teacher labels plainly
         return bench.Cell("trec", 1, "tfidf", strategy, tmp_path / "task", tmp_path / strategy, 2, 4, "local", True,
-                          tmp_path / "vectors", temp, fmt)
+                          tmp_path / "vectors", temp, fmt, noise)
 
     teacher, oracle = cell("static", 0.8), cell("pool-random", 0.8)
     assert teacher.settings()["label_temperature"] == 0.8 and "--label-temperature 0.8" in teacher.command()
@@ -238,6 +240,62 @@ def test_label_temperature_is_a_cell_setting_and_old_cells_count_as_sampled(tmp_
     assert bench.BenchConfig.model_fields["label_format"].default == "plain"
     pool_evokd = cell("pool-evokd", 0.8, "plain")  # oracle labels: the labeling format is no setting of its
     assert "label_temperature" in pool_evokd.settings() and "label_format" not in pool_evokd.settings()
+    assert "noise" not in pool_evokd.settings()  # nor the noise handling: no teacher label to weigh
+    # and --noise: a cell from before it trained on the teacher's labels plainly
+    weighed = cell("static", 0.8, noise="confidence")
+    assert weighed.settings()["noise"] == "confidence" and "--noise confidence" in weighed.command()
+    assert teacher.settings()["noise"] == "none" and "--noise none" in teacher.command()
+    with pytest.raises(EvokdError, match="finished with noise='none', but the config now gives 'confidence'"):
+        _finished(weighed)  # (its result file above has no noise)
+
+
+def test_a_cell_that_runs_out_of_time_ends_with_its_committed_rounds(tmp_path):
+    """max_minutes: the cell stops starting rounds once its committed ones took that long, and is finished
+    (cell.json written, rendered), not failed. TEST DOUBLE teacher, real loop, tfidf and DuckDB."""
+    config = _config(tmp_path, GOOD.replace("[pool-random]", "[static]")
+                     + "students: [tfidf]\nrounds: 3\nper_round: 4\neval_n: 100\npool_size: 200\nceiling: false\n"
+                       "max_minutes: 0.0001\n")
+    result = invoke(config, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "r" / "t.json").read_text())["cells"][0]
+    assert [r["round"] for r in cell["rounds"]] == [0]  # round 0 alone took longer than 0.006 s
+    assert cell["settings"]["max_minutes"] == 0.0001 and "--max-minutes 0.0001" in cell["command"]
+    assert "as many as finish in 0.0001 minutes" in (tmp_path / "r" / "t.md").read_text()
+
+
+def test_noise_modes_and_a_time_budget_make_their_own_cells_and_rows(tmp_path):
+    """Every noise mode listed gets cells of its own for strategies that train on teacher labels, in a
+    folder and a table row of their own; --max-minutes reaches the loop and the command."""
+    from evokd.bench.jobs import plan
+
+    config = bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1], teacher="local",
+                               strategies=["seed-only", "evokd", "pool-random"], noise=["confidence", "agree"],
+                               max_minutes=30, ceiling=False)
+    assert config.row_names() == ["seed-only", "evokd", "evokd --noise agree", "pool-random"]  # oracle pool: no teacher label
+    cells = plan(config, {"a": None}, {("a", 1): tmp_path / "task"}, tmp_path / "work")
+    by_row = {c.row: c for c in cells}
+    assert set(by_row) == set(config.row_names())
+    agree, default = by_row["evokd --noise agree"], by_row["evokd"]
+    assert agree.out_dir.name == "evokd+noise-agree" and default.out_dir.name == "evokd"  # older cells keep their folder
+    assert agree.loop_config().noise == "agree" and agree.loop_config().max_minutes == 30
+    assert "--noise agree --max-minutes 30" in agree.command() and agree.settings()["max_minutes"] == 30
+    assert agree.key == "a-s1 tfidf evokd --noise agree"
+    assert "max_minutes" not in by_row["seed-only"].settings() and by_row["seed-only"].loop_config().noise == "confidence"
+
+    def made_up(row, strategy, f1):
+        return {"dataset": "a", "seed": 1, "student": "tfidf", "strategy": strategy, "row": row, "accuracy": f1,
+                "macro_f1": f1, "tokens": 1, "seconds": 1.0, "wall_s": 1.0,
+                "rounds": [{"added": 0, "eval_macro_f1": 0.5, "eval_accuracy": 0.5},
+                           {"added": 8, "eval_macro_f1": f1, "eval_accuracy": f1}]}
+
+    summary = bench.summarize(config, {"a": "classification"},
+                              [made_up("seed-only", "seed-only", 0.5), made_up("evokd", "evokd", 0.6),
+                               made_up("evokd --noise agree", "evokd", 0.7)], [])
+    rows = summary["a"]["tfidf"]["strategies"]
+    assert rows["evokd"]["gain_macro_f1_points"] == pytest.approx(10.0)
+    assert rows["evokd --noise agree"]["gain_macro_f1_points"] == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="unknown noise handling 'loud'"):
+        bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1], strategies=["evokd"], noise=["loud"])
 
 
 def test_smoke_without_the_data_folder_is_one_line_naming_the_variable(tmp_path, monkeypatch):

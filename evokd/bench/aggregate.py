@@ -22,17 +22,17 @@ def cell_scores(cell: dict) -> str:
 
 
 def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict]) -> dict:
-    """Per dataset (name -> task kind) and student: strategy rows (mean and sd over seeds of each of the
-    kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or
+    """Per dataset (name -> task kind) and student: a row per strategy and noise mode (BenchConfig.row_names:
+    mean and sd over seeds of each of the kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or
     entity F1 on NER."""
     out: dict = {}
     for name, kind in datasets.items():
         scores = metrics_of(kind)
         for student in config.students:
             rows: dict = {}
-            for strategy in config.strategies:
-                found = sorted((c for c in cells if (c["dataset"], c["student"], c["strategy"]) == (name, student, strategy)),
-                               key=lambda c: c["seed"])
+            for strategy in config.row_names():
+                found = sorted((c for c in cells if (c["dataset"], c["student"], c.get("row", c["strategy"]))
+                                == (name, student, strategy)), key=lambda c: c["seed"])
                 if not found:
                     continue
                 depth = max(len(c["rounds"]) for c in found)

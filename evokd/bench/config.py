@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from evokd import datadir
 from evokd.errors import InputError
+from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 from evokd.task import TaskSpec, _format_error, load_task, read_yaml_mapping
 from evokd.task_kinds import kind_rules
 
@@ -79,9 +80,15 @@ class BenchConfig(BaseModel):
     ceiling: bool = True
     label_temperature: float = Field(default=0.0, ge=0.0, le=2.0)  # as `evokd generate --label-temperature`
     label_format: Literal["plain", "json"] = "plain"  # as `evokd generate --label-format`
+    # How cells that train on teacher labels weigh them (`evokd generate --noise`); every mode listed
+    # gets its own cells, and the first is the unsuffixed row the targets compare.
+    noise: list[str] = Field(default=[DEFAULT_NOISE], min_length=1)
+    # Time budget of every cell that calls a teacher (`evokd generate --max-minutes`): no new round once
+    # the committed rounds took this long, so `rounds` becomes a cap and the cells compare at equal time.
+    max_minutes: Optional[float] = Field(default=None, gt=0)
     path: Optional[Path] = Field(default=None, exclude=True)
 
-    @field_validator("seeds", "strategies", "students")
+    @field_validator("seeds", "strategies", "students", "noise")
     @classmethod
     def _unique(cls, value: list):
         dupes = sorted({str(v) for v in value if value.count(v) > 1})
@@ -103,6 +110,11 @@ class BenchConfig(BaseModel):
 
         return _all_known(value, [name for names in CANDIDATES.values() for name in names], "student")
 
+    @field_validator("noise")
+    @classmethod
+    def _known_noise(cls, value: list[str]):
+        return _all_known(value, list(NOISE_MODES), "noise handling")
+
     @field_validator("teacher")
     @classmethod
     def _teacher_string(cls, value: str):
@@ -115,6 +127,19 @@ class BenchConfig(BaseModel):
     @property
     def test_double(self) -> bool:
         return self.teacher == SCRIPTED
+
+    def row_name(self, strategy: str, noise: str) -> str:
+        """The table row of `strategy`'s cells trained with `noise`: the strategy's name for the first
+        noise mode listed, else suffixed with the mode (`evokd --noise agree`)."""
+        return strategy if noise == self.noise[0] else f"{strategy} --noise {noise}"
+
+    def row_names(self) -> list[str]:
+        """Every table row, in the config's order: each strategy, then its other noise modes where the
+        samples its cells add carry the teacher's labels."""
+        from evokd.strategies import get
+
+        return [self.row_name(strategy, noise) for strategy in self.strategies
+                for noise in (self.noise if get(strategy).labels_by_teacher(self.oracle) else self.noise[:1])]
 
 
 def _fields_at(loc: tuple) -> tuple[str, ...]:

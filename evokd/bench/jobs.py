@@ -20,6 +20,7 @@ from evokd.bench.config import CELL_FILE, POOL_FILE, SCRIPTED, SCRIPTED_NAME, TA
 from evokd.bench.seeds import _relative
 from evokd.errors import EvokdError
 from evokd.io import read_labeled, write_json_atomic
+from evokd.noise import DEFAULT_NOISE
 from evokd.task import TaskSpec, load_task
 
 if TYPE_CHECKING:
@@ -43,10 +44,13 @@ class Cell:
     vectors_dir: Path
     label_temperature: float = 0.0
     label_format: str = "plain"
+    noise: str = DEFAULT_NOISE  # how the student weighs teacher labels (`--noise`)
+    max_minutes: float | None = None  # time budget of a cell that calls a teacher (`--max-minutes`)
+    row: str = ""  # its row in the tables (BenchConfig.row_name); the strategy's name when empty
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}-s{self.seed} {self.student} {self.strategy}"
+        return f"{self.dataset}-s{self.seed} {self.student} {self.row or self.strategy}"
 
     @property
     def result_path(self) -> Path:
@@ -61,6 +65,10 @@ class Cell:
             out["label_temperature"] = self.label_temperature
             if not (self.oracle and get(self.strategy).needs_pool):  # oracle pool cells label nothing
                 out["label_format"] = self.label_format
+            if get(self.strategy).labels_by_teacher(self.oracle):
+                out["noise"] = self.noise
+            if self.max_minutes is not None:
+                out["max_minutes"] = self.max_minutes
         return out
 
     def loop_config(self) -> LoopConfig:
@@ -71,11 +79,12 @@ class Cell:
         return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
                           strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
                           oracle=self.oracle and pool, label_temperature=self.label_temperature,
-                          label_format=self.label_format)
+                          label_format=self.label_format, noise=self.noise, max_minutes=self.max_minutes)
 
     def command(self) -> str:
         """The `evokd generate` command that runs this cell by hand."""
         from evokd.loop import needs_teacher
+        from evokd.strategies import get
 
         config = self.loop_config()
         args = ["evokd", "generate", _relative(self.task_dir / TASK_FILE), "--strategy", self.strategy]
@@ -86,6 +95,10 @@ class Cell:
         if needs_teacher(config):
             args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}",
                      "--label-format", self.label_format]
+            if get(self.strategy).labels_by_teacher(self.oracle):
+                args += ["--noise", self.noise]
+            if self.max_minutes is not None:
+                args += ["--max-minutes", f"{self.max_minutes:g}"]
         return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
 
 
@@ -126,10 +139,16 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
             for student in config.students:
                 for strategy in config.strategies:
                     rounds = config.rounds if get(strategy).adds_samples else 0
-                    jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
-                                     work_dir / "cells" / f"{name}-s{seed}" / student / strategy, rounds,
-                                     config.per_round, config.teacher, config.oracle, vectors,
-                                     config.label_temperature, config.label_format))
+                    # only cells that train on teacher labels differ by --noise; the others run once
+                    modes = config.noise if get(strategy).labels_by_teacher(config.oracle) else config.noise[:1]
+                    for noise in modes:
+                        row = config.row_name(strategy, noise)
+                        folder = strategy if noise == DEFAULT_NOISE else f"{strategy}+noise-{noise}"
+                        jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
+                                         work_dir / "cells" / f"{name}-s{seed}" / student / folder, rounds,
+                                         config.per_round, config.teacher, config.oracle, vectors,
+                                         config.label_temperature, config.label_format, noise,
+                                         config.max_minutes, row))
     return jobs
 
 
@@ -142,6 +161,8 @@ def _finished(job: Cell | Ceiling) -> bool:
             found.setdefault("label_temperature", 0.8)  # cells from before the option labeled at the teacher's 0.8
         if "label_format" in job.settings():
             found.setdefault("label_format", "json")  # cells from before the plain labeling question asked in JSON
+        if "noise" in job.settings():
+            found.setdefault("noise", "none")  # cells from before --noise trained on the teacher's labels plainly
         if found != job.settings():
             changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
             raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "
@@ -196,7 +217,7 @@ def _teacher_lm(cell: Cell, task: TaskSpec):
 
 def run_cell(cell: Cell) -> dict:
     """Run (or resume) one cell and write its cell.json."""
-    from evokd.loop import RoundRunner, needs_teacher
+    from evokd.loop import RoundRunner, TimeBudgetReached, needs_teacher
 
     start = time.perf_counter()
     config = cell.loop_config()
@@ -208,14 +229,19 @@ def run_cell(cell: Cell) -> dict:
     uses_lm = needs_teacher(config)
     lm = _teacher_lm(cell, task) if uses_lm else None
     name = (SCRIPTED_NAME if cell.teacher == SCRIPTED else cell.teacher) if uses_lm else ""
-    rounds = RoundRunner(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
-                   pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts)).run()
+    runner = RoundRunner(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
+                         pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts))
+    try:
+        rounds = runner.run()
+    except TimeBudgetReached:  # --max-minutes: the cell ends with the rounds it committed in its time
+        rounds = runner.committed_rounds()
     n_seeds = rounds[0]["train_size"]
     scores = tuple(f"eval_{k}" for k in sorted(metrics_of(task.kind)))
     kept = ("round", "train_size", "eval_n", *scores, "n_accepted", "prompt_tokens", "completion_tokens", "n_calls")
     per_round = [{**{k: r[k] for k in kept}, "added": r["train_size"] - n_seeds, "seconds": r["seconds"]} for r in rounds]
     result = {
         "dataset": cell.dataset, "seed": cell.seed, "student": cell.student, "strategy": cell.strategy,
+        "row": cell.row or cell.strategy,
         "settings": cell.settings(), "test_double": cell.teacher == SCRIPTED and uses_lm, "n_seeds": n_seeds,
         **{k.removeprefix("eval_"): rounds[-1][k] for k in scores},
         "tokens": sum((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0) for r in rounds),

@@ -68,6 +68,21 @@ def _teacher_line(result: dict) -> str:
     return f"Teacher: `{cfg['teacher']}`."
 
 
+def _time_and_noise(cfg: dict) -> str:
+    """What the config's time budget and noise modes add to the sentence on rounds."""
+    from evokd.noise import DEFAULT_NOISE
+
+    out = ""
+    if cfg.get("max_minutes"):
+        out += (f", or as many as finish in {cfg['max_minutes']:g} minutes (`--max-minutes`: no round starts "
+                "once the committed ones took that long) where a teacher is called")
+    noise = cfg.get("noise", [DEFAULT_NOISE])
+    out += f"; cells that train on teacher labels weigh them with `--noise {noise[0]}`"
+    if len(noise) > 1:
+        out += ", and rows suffixed `--noise MODE` with that mode"
+    return out
+
+
 def _student_table(student: str, block: dict) -> list[str]:
     """A student's rows: each strategy's scores (accuracy and macro-F1, or entity F1 on NER), the gain
     in the headline score over seed-only, tokens and seconds; then the whole-train-split ceiling."""
@@ -106,8 +121,8 @@ def render_markdown(result: dict) -> str:
                 + (f"; NER: k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if some_tagged else ""))
              + f") and its own pool of {cfg['pool_size']:,} train texts (minus the seeds and the "
              f"eval texts); every cell of a dataset is scored on the same {cfg['eval_n']:,} test rows (sampled with "
-             f"seed {EVAL_SAMPLE_SEED}). Strategies that add samples run {cfg['rounds']} rounds of {cfg['per_round']}; "
-             "seed-only is round 0. Pool strategies take "
+             f"seed {EVAL_SAMPLE_SEED}). Strategies that add samples run {cfg['rounds']} rounds of {cfg['per_round']}"
+             + _time_and_noise(cfg) + "; seed-only is round 0. Pool strategies take "
              + ("the pool's gold labels (oracle)." if cfg["oracle"] else "the teacher's labels."), "",
              ("Entity F1 (exact span and type, micro-averaged) is the final round's, mean ± sd over seeds; Δ is "
               "against seed-only in entity-F1 points" if all_tagged else

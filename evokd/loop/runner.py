@@ -49,6 +49,10 @@ def _noop(event: str, **info: Any) -> None:
     pass
 
 
+class TimeBudgetReached(BudgetExceeded):
+    """--max-minutes is spent: the committed rounds stand, and a re-run with a higher limit continues."""
+
+
 class RoundRunner:
     """Runs (or resumes) generation into `out_dir`: `RoundRunner(task, out, config, ...).run()`."""
 
@@ -151,13 +155,18 @@ class RoundRunner:
             self.data = store.run_info()["config"].get("data", {})
             return store.rounds()
 
+    def committed_rounds(self) -> list[dict]:
+        """The rounds committed in the run folder so far (what run() returns once it has finished)."""
+        with Store(self.out_dir / STORE_NAME) as store:
+            return store.rounds()
+
     def _check_time(self, state: RunState, round_: int) -> None:
         """The time budget (--max-minutes): no new round once the committed rounds, those of earlier
         sessions of the run included, took that long; the round that crossed it stays committed."""
         budget = self.config.max_minutes
         spent = sum(r["seconds"] or 0.0 for r in state.rounds)
         if budget is not None and spent >= 60 * budget:
-            raise BudgetExceeded(
+            raise TimeBudgetReached(
                 f"time budget reached: the committed rounds took {spent / 60:.2f} of --max-minutes {budget:g} minutes; "
                 f"rounds up to {round_ - 1} are committed in {self.out_dir}; re-run with a higher --max-minutes "
                 "(or without it) to continue")
