@@ -169,11 +169,19 @@ def run_noise(config: dict) -> str:
 
 
 def fit_on_rows(name: str, rows: list[dict], task, mode: str, seed: int = 0):
-    """A fresh `name` student fitted on a task's rows, weighing teacher labels as `mode` says: how the
-    loop trains each round's student, and how `evokd compare` and the report train a run's again."""
+    """A fresh `name` student fitted on a task's rows, weighing teacher labels as `mode` says: how
+    `evokd compare` and the report train a run's student again (the loop's, with the record: fit_recorded)."""
+    return fit_recorded(name, rows, task, mode, seed)[0]
+
+
+def fit_recorded(name: str, rows: list[dict], task, mode: str, seed: int = 0) -> tuple:
+    """(`fit_on_rows`'s student, what its training did with the teacher's labels): the record of
+    `noise_weights` plus `teacher_rows`, how many rows carry a teacher's confidence. How the loop
+    trains each round's student and says what it doubted."""
     from evokd.students import fit_student, make_student
 
     student = make_student(name)
-    weights, _ = training_weights(student, rows, task, mode, seed)
+    weights, record = training_weights(student, rows, task, mode, seed)
+    record = {**record, "teacher_rows": sum(r.get("teacher_confidence") is not None for r in rows)}
     return fit_student(student, [r["text"] for r in rows], [r[task.target_key] for r in rows], task,
-                       sample_weight=weights)
+                       sample_weight=weights), record

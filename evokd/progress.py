@@ -60,10 +60,21 @@ class RoundProgress(_BarProgress):
                 metric = f"eval entity F1 {r.eval_entity_f1:.3f}"
             else:
                 metric = "eval accuracy " + ("–" if r.eval_accuracy is None else f"{r.eval_accuracy:.3f}")
+            doubted = doubted_labels(r.training)
             p.console.print(f"round {r.round}: accepted {r.n_accepted}, rejected {r.n_rejected}, {metric}, "
-                            f"{r.prompt_tokens + r.completion_tokens} tokens, {r.seconds:.1f} s")
+                            + (f"{doubted} teacher labels doubted, " if doubted != "–" else "")
+                            + f"{r.prompt_tokens + r.completion_tokens} tokens, {r.seconds:.1f} s")
             if r.round > 0:
                 p.advance(t)
+
+
+def doubted_labels(training: dict | None) -> str:
+    """How many of the teacher's labels the round's student doubted, as "5 of 32": those the anchored
+    student contradicted (`--noise agree`, weighed AGREE_FLOOR) plus those confident learning dropped
+    (`clean`, weighed 0); "–" where the mode doubts none (confidence, none) or the run predates the record."""
+    if not training or not ({"disagreed", "dropped"} & set(training)):
+        return "–"
+    return f"{training.get('disagreed', 0) + training.get('dropped', 0)} of {training.get('teacher_rows', '?')}"
 
 
 # the rounds table's headings of the eval columns
@@ -76,14 +87,16 @@ def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None) -
     table = Table(title=f"evokd generate → {out_dir}")
     scored = (("eval_entity_f1",) if any(r.get("eval_entity_f1") is not None for r in rounds)
               else ("eval_accuracy", "eval_macro_f1"))  # the eval columns the rounds fill
-    for col in ("round", "accepted", "rejected (by reason)", *(_EVAL_HEADS[c] for c in scored), "tokens", "seconds"):
+    doubting = any(doubted_labels(r.get("training")) != "–" for r in rounds)  # --noise agree / clean
+    for col in ("round", "accepted", "rejected (by reason)", *(["doubted"] if doubting else []),
+                *(_EVAL_HEADS[c] for c in scored), "tokens", "seconds"):
         table.add_column(col, justify="right" if col != "rejected (by reason)" else "left",
                          no_wrap=col == "rejected (by reason)")
     for r in rounds:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected_by_reason"].items())) or "–"
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         table.add_row(str(r["round"]), str(r["n_accepted"]), f"{r['n_rejected']} ({reasons})" if r["n_rejected"] else "0",
-                      *(fmt(r[c]) for c in scored),
+                      *([doubted_labels(r.get("training"))] if doubting else []), *(fmt(r[c]) for c in scored),
                       str((r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)), f"{r['seconds']:.1f}")
     console = Console()
     if not console.is_terminal:

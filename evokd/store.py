@@ -133,6 +133,11 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN prompt_tokens_cached INTEGER;  -- NULL: the teacher did not say
     ALTER TABLE samples ADD COLUMN teacher_confidence DOUBLE;  -- NULL: no probability returned (or not teacher-labeled)
     """,
+    # 7: noise-aware training: how each round's student weighed the teacher's labels (evokd.noise's
+    # record: the mode, the mean weight, how many labels the anchored student contradicted)
+    """
+    ALTER TABLE rounds ADD COLUMN training JSON;  -- NULL: rounds from before the record
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -203,6 +208,7 @@ class RoundRecord:
     n_calls: int
     n_failed_calls: int
     eval_entity_f1: float | None = None
+    training: dict | None = None  # how the round's student weighed teacher labels (evokd.noise), with teacher_rows
 
     @property
     def seconds(self) -> float:
@@ -361,11 +367,11 @@ class Store:
                 "INSERT INTO rounds (round, started_at, finished_at, seconds, analysis, n_generated, n_accepted,"
                 " n_rejected, rejected_by_reason, feedback_size, feedback_accuracy, batch_student_accuracy, train_size,"
                 " eval_n, eval_accuracy, eval_macro_f1, eval_entity_f1, prompt_tokens, completion_tokens, n_calls,"
-                " n_failed_calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " n_failed_calls, training) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [r.round, r.started_at, r.finished_at, r.seconds, r.analysis, r.n_generated, r.n_accepted, r.n_rejected,
                  json.dumps(r.rejected_by_reason), r.feedback_size, r.feedback_accuracy, r.batch_student_accuracy,
                  r.train_size, r.eval_n, r.eval_accuracy, r.eval_macro_f1, r.eval_entity_f1, r.prompt_tokens,
-                 r.completion_tokens, r.n_calls, r.n_failed_calls],
+                 r.completion_tokens, r.n_calls, r.n_failed_calls, _json_or_none(r.training)],
             )
             self._exec("COMMIT")
         except BaseException:
@@ -379,6 +385,7 @@ class Store:
         for row in rel.fetchall():
             d = dict(zip(cols, row))
             d["rejected_by_reason"] = json.loads(d["rejected_by_reason"] or "{}")
+            d["training"] = json.loads(d["training"]) if d.get("training") else None
             for key in ("started_at", "finished_at"):
                 d[key] = d[key].isoformat() if d[key] is not None else None
             out.append(d)

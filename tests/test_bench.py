@@ -276,7 +276,7 @@ def test_noise_modes_and_a_time_budget_make_their_own_cells_and_rows(tmp_path):
     by_row = {c.row: c for c in cells}
     assert set(by_row) == set(config.row_names())
     agree, default = by_row["evokd --noise agree"], by_row["evokd"]
-    assert agree.out_dir.name == "evokd+noise-agree" and default.out_dir.name == "evokd"  # older cells keep their folder
+    assert agree.out_dir.name == "evokd+noise-agree" and default.out_dir.name == "evokd"  # the first mode keeps the folder
     assert agree.loop_config().noise == "agree" and agree.loop_config().max_minutes == 30
     assert "--noise agree --max-minutes 30" in agree.command() and agree.settings()["max_minutes"] == 30
     assert agree.key == "a-s1 tfidf evokd --noise agree"

@@ -284,3 +284,30 @@ def test_pool_texts_are_not_judged_by_the_filters_for_invented_texts(sst2_task, 
     assert rounds[1]["rejected_by_reason"] == {} and all(status[t] == "accepted" for t in odd)
     assert len(asked) == 13 and max(map(len, asked)) <= TEACHER_TEXT_CHARS < len(long)
     assert cut_text(long, TEACHER_TEXT_CHARS) in asked
+
+
+def test_each_round_records_and_says_how_many_teacher_labels_its_student_doubted(sst2_task, sst2_pool, tmp_path,
+                                                                                 capsys):
+    """--noise agree: the anchored student (real frozen MiniLM on the seeds and the label descriptions)
+    contradicts some of the labels of the scripted TEST DOUBLE, which flips 40% of them. Each round's
+    record says what its student's training did, rounds.jsonl carries it, and the summary has a
+    "doubted" column; with --noise confidence nothing is doubted and the column is left out."""
+    from evokd.progress import print_summary
+
+    rounds, _ = run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=16, noise="agree",
+                    engine={"label_noise": 0.4})
+    seeds_only, first = rounds[0]["training"], rounds[1]["training"]
+    assert seeds_only == {"mode": "agree", "teacher_rows": 0}  # the seeds are trusted: nothing to doubt
+    teacher_rows = sum(1 for r in accepted(tmp_path / "run") if r[0] == 1)
+    assert first["mode"] == "agree" and first["teacher_rows"] == teacher_rows > 0
+    assert 0 < first["disagreed"] <= teacher_rows
+    written = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert written[1]["training"] == first
+    print_summary(rounds, tmp_path / "run")
+    table = capsys.readouterr().out
+    assert "doubted" in table and f"{first['disagreed']} of {teacher_rows}" in table
+
+    rounds, _ = run(sst2_task, tmp_path / "weighed", sst2_pool, rounds=1, per_round=16, engine={"label_noise": 0.4})
+    assert rounds[1]["training"]["mode"] == "confidence" and "disagreed" not in rounds[1]["training"]
+    print_summary(rounds, tmp_path / "weighed")
+    assert "doubted" not in capsys.readouterr().out

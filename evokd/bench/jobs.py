@@ -143,7 +143,7 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
                     modes = config.noise if get(strategy).labels_by_teacher(config.oracle) else config.noise[:1]
                     for noise in modes:
                         row = config.row_name(strategy, noise)
-                        folder = strategy if noise == DEFAULT_NOISE else f"{strategy}+noise-{noise}"
+                        folder = strategy if row == strategy else f"{strategy}+noise-{noise}"
                         jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
                                          work_dir / "cells" / f"{name}-s{seed}" / student / folder, rounds,
                                          config.per_round, config.teacher, config.oracle, vectors,

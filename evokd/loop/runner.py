@@ -35,7 +35,7 @@ from evokd.loop.state import RunState, round_rng
 from evokd.loop.teacher_setup import build_teacher
 from evokd.run_dir import STORE_NAME, write_outputs
 from evokd.store import CallRow, RoundRecord, SampleRow, Store
-from evokd.noise import fit_on_rows
+from evokd.noise import fit_recorded
 from evokd.students import run_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, TeacherGateway
@@ -76,9 +76,9 @@ class RoundRunner:
         self.plan = settle(config, task)
 
     # students ------------------------------------------------------------------------
-    def _train(self, rows: list[dict]):
-        """A fresh student fitted on `rows`, trusting each teacher label as `--noise` says."""
-        return fit_on_rows(self.plan.student, rows, self.task, self.config.noise, self.config.seed)
+    def _train(self, rows: list[dict]) -> tuple[Any, dict]:
+        """(a fresh student fitted on `rows`, trusting each teacher label as `--noise` says; what that did)."""
+        return fit_recorded(self.plan.student, rows, self.task, self.config.noise, self.config.seed)
 
     def _evaluate(self, student) -> dict | None:
         if not self.eval_rows:
@@ -98,7 +98,7 @@ class RoundRunner:
             train = [rows[i] for i in range(n) if i not in test_idx]
             trainable, fallback = self.rules.can_train(train)
             if trainable:
-                out = self._train(train).predict([rows[i]["text"] for i in sorted(test_idx)])
+                out = self._train(train)[0].predict([rows[i]["text"] for i in sorted(test_idx)])
                 for i, p in zip(sorted(test_idx), out):
                     preds[i] = p
             else:
@@ -137,7 +137,7 @@ class RoundRunner:
                 raise RunError(f"strategy '{strategy.name}' needs a teacher" + (" (or --oracle)" if strategy.needs_pool else ""))
             source = make_source(ctx)
             state = RunState.read(store)
-            student = self._train(state.accepted)
+            student = self._train(state.accepted)[0]
             total = self.plan.rounds
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
@@ -190,14 +190,15 @@ class RoundRunner:
         samples = [SampleRow(round=0, source="seed", text=r["text"], text_hash=text_hash(r["text"]), status="accepted",
                              embedding=v, **self.rules.sample_fields(r[target], p))
                    for r, p, v in zip(self.seeds, preds, vectors)]
-        report = self._evaluate(self._train(self.seeds))
+        student, training = self._train(self.seeds)
+        report = self._evaluate(student)
         correct = sum(self.rules.same(p, r[target]) for p, r in zip(preds, self.seeds))
         record = RoundRecord(
             round=0, started_at=started, finished_at=_dt.datetime.now(), analysis=None,
             n_generated=0, n_accepted=len(samples), n_rejected=0, rejected_by_reason={},
             feedback_size=0, feedback_accuracy=None, batch_student_accuracy=correct / len(self.seeds),
             train_size=len(self.seeds), **self.rules.eval_fields(report),
-            prompt_tokens=0, completion_tokens=0, n_calls=0, n_failed_calls=0,
+            prompt_tokens=0, completion_tokens=0, n_calls=0, n_failed_calls=0, training=training,
         )
         store.commit_round(record, samples, [])
         write_outputs(self.out_dir, store, self.task.kind)
@@ -224,7 +225,7 @@ class RoundRunner:
         self.progress("step", round=round_, name="training the student")
         train_rows = state.accepted + [{"text": c.text, self.rules.target_key: c.teacher_label,
                                         "teacher_confidence": c.teacher_confidence} for c in accepted]
-        new_student = self._train(train_rows)
+        new_student, training = self._train(train_rows)
         report = self._evaluate(new_student)
         calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []
         rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
@@ -238,7 +239,7 @@ class RoundRunner:
             batch_student_accuracy=sum(batch_correct) / len(batch_correct) if batch_correct else None,
             train_size=len(train_rows), **self.rules.eval_fields(report),
             prompt_tokens=sum(c.prompt_tokens for c in calls), completion_tokens=sum(c.completion_tokens for c in calls),
-            n_calls=len(calls), n_failed_calls=sum(not c.ok for c in calls),
+            n_calls=len(calls), n_failed_calls=sum(not c.ok for c in calls), training=training,
         )
         store.commit_round(record, [self._sample_row(round_, c) for c in candidates], calls)
         self.progress("round", record=record)
