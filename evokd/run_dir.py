@@ -74,6 +74,13 @@ def run_task(run_dir: str | Path) -> TaskSpec:
     return TaskSpec.model_validate(info["task"])
 
 
+def run_config(run_dir: str | Path) -> dict:
+    """The settings a run was started with, as its store recorded them ({} for a folder with no run yet)."""
+    with open_run(run_dir) as store:
+        info = store.run_info()
+    return (info or {}).get("config") or {}
+
+
 def dataset_row(sample: dict, kind: str, *, include_status: bool = False) -> dict:
     """A store sample as a `dataset.jsonl` row; with `include_status`, also why it was rejected."""
     row = kind_rules(kind).dataset_row(sample)

@@ -311,3 +311,20 @@ def test_each_round_records_and_says_how_many_teacher_labels_its_student_doubted
     assert rounds[1]["training"]["mode"] == "confidence" and "disagreed" not in rounds[1]["training"]
     print_summary(rounds, tmp_path / "weighed")
     assert "doubted" not in capsys.readouterr().out
+
+
+def test_distilling_a_run_weighs_its_teacher_labels_as_the_run_did(sst2_task, sst2_pool, tmp_path):
+    """`evokd distill RUN` without --noise trains the shipped student as the run trained its students
+    (here --noise agree), and says so in metrics.json; --noise still overrides it. Scripted TEST
+    DOUBLE teacher, real loop, DuckDB, tfidf and ONNX export."""
+    from click.testing import CliRunner
+
+    from evokd.cli import main
+
+    run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, noise="agree", engine={"label_noise": 0.4})
+    for extra, mode in (([], "agree"), (["--noise", "none"], "none")):
+        out = tmp_path / f"student-{mode}"
+        result = CliRunner().invoke(main, ["distill", str(tmp_path / "run"), "--student", "tfidf", "--out", str(out),
+                                           "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "metrics.json").read_text())["train"]["noise"]["mode"] == mode

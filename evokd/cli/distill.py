@@ -30,12 +30,13 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
               help="Accuracy points the int8 graph may lose against the float one before distill refuses it.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A student hyper-parameter (repeatable), e.g. --param C=1.0 or --param fine_tune=setfit (minilm).")
-@click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
+@click.option("--noise", type=click.Choice(NOISE_MODES), default=None,
               help="How the student trains on the teacher's labels (rows with a teacher_confidence): confidence "
                    "(weighted by the teacher's confidence beyond chance), clean (rows cross-validation flags as "
                    "mislabeled dropped), agree (rows the anchored student, fitted on the trusted rows and the label "
                    "descriptions, labels otherwise weigh a tenth), confidence+clean, confidence+agree, or none. Rows "
-                   "without a confidence are always trusted.")
+                   "without a confidence are always trusted. [default: the run's own --noise when DATASET is a run "
+                   f"directory, so the shipped student learns as the run's students did; else {DEFAULT_NOISE}]")
 @click.option("--auto-minutes", default=20.0, show_default=True, type=click.FloatRange(0.0, min_open=True),
               help="With --student auto: stop scoring candidates (cheapest first) after this many minutes and "
                    "choose among those scored.")
@@ -67,12 +68,15 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     import yaml
 
     from evokd.distill import distill as run_distill
-    from evokd.run_dir import is_run_dir, run_task
+    from evokd.noise import run_noise
+    from evokd.run_dir import is_run_dir, run_config, run_task
     from evokd.task import load_task
 
     if task_file is None and not is_run_dir(dataset):
         raise EvokdError(f"{dataset}: --task TASK.yaml is required when DATASET is a file (a run directory records its task)")
     task = load_task(task_file) if task_file is not None else run_task(dataset)
+    if noise is None:  # the run's students weighed its teacher's labels this way (runs from before --noise: plainly)
+        noise = run_noise(run_config(dataset)) if is_run_dir(dataset) else DEFAULT_NOISE
     student = student or task.rules.default_student
     overrides = {}
     for item in params:
