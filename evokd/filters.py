@@ -30,8 +30,11 @@ REASON_ECHO = "echoes_description"  # an invented text that copies the task's or
 # SEED_LENGTH_HIGH x the longest]. On the loop-noise cells (benchmarks/results/loop-noise.md) the texts under
 # half the shortest seed were ag_news headlines without their story, bare label names and echoed label
 # descriptions; none of sst2's and trec's accepted texts but one ("others.") fell outside.
+# Where the seeds are longer than the teacher may write (its texts are capped at `generation_chars`),
+# the lower bound is half that cap instead, so long-document tasks are not refused every text.
 SEED_LENGTH_LOW = 0.5
 SEED_LENGTH_HIGH = 3.0
+CHARS_PER_WORD = 6  # an English word and its space, to put a cap in characters into words
 ECHO_WORDS = 6  # a run of this many words shared with a description is a copy, not a text of the task
 
 _WS = re.compile(r"\s+")
@@ -71,11 +74,13 @@ class SeedLikeFilter:
     """Invented texts must look like the user's own (`evokd generate` applies it to what the teacher
     writes, never to pool texts): a length in words near the seeds' (REASON_UNLIKE_SEEDS), and no run of
     ECHO_WORDS words copied from the task's or a label's description, which the teacher is shown
-    (REASON_ECHO: "Business (Companies, markets, the economy, finance and trade)")."""
+    (REASON_ECHO: "Business (Companies, markets, the economy, finance and trade)"). `cap_chars`: the most
+    characters the teacher may write, which bounds the lower limit too."""
 
-    def __init__(self, seed_texts: list[str], descriptions: list[str]):
+    def __init__(self, seed_texts: list[str], descriptions: list[str], cap_chars: int | None = None):
         lengths = [len(words(t)) for t in seed_texts]
-        self.low = max(1, int(min(lengths) * SEED_LENGTH_LOW)) if lengths else 1
+        shortest = min(lengths + ([cap_chars // CHARS_PER_WORD] if cap_chars else [])) if lengths else 0
+        self.low = max(1, int(shortest * SEED_LENGTH_LOW))
         self.high = int(max(lengths) * SEED_LENGTH_HIGH) + 1 if lengths else None
         self._runs = {run for d in descriptions for run in _runs(words(d))}
 

@@ -122,6 +122,16 @@ def test_seed_like_filter_refuses_texts_unlike_the_users_own(text, reason):
     assert seed_like.reason(text) == reason
 
 
+def test_seed_like_filter_never_asks_for_more_than_the_teacher_may_write():
+    """Seeds of 400 words, a teacher capped at 300 characters (~50 words): the lower bound is half the
+    cap, not half the seeds, so a long-document task is not refused every text the teacher writes."""
+    from evokd.filters import SeedLikeFilter
+
+    seed_like = SeedLikeFilter([" ".join(["word"] * 400)], AG_DESCRIPTIONS, cap_chars=300)
+    assert seed_like.low == 25 and seed_like.reason(" ".join(["word"] * 40)) is None
+    assert SeedLikeFilter(AG_SEEDS, AG_DESCRIPTIONS, cap_chars=300).low == 11  # short seeds: the cap does not bind
+
+
 def test_near_duplicate_filter_with_real_embeddings():
     store_texts = ["The movie was a delight from start to finish."]
     new = [

@@ -17,7 +17,7 @@ from evokd.embed import encode
 from evokd.io import cut_text
 from evokd.filters import (REASON_EXACT_DUP, REASON_LOW_CONFIDENCE, REASON_NEAR_DUP, REASON_OFF_INTENT,
                            NearDuplicateFilter, SeedLikeFilter, ValidityFilter, text_hash)
-from evokd.loop.config import LoopConfig
+from evokd.loop.config import LoopConfig, generation_chars
 from evokd.loop.state import RunState
 from evokd.strategies import Strategy
 from evokd.task_kinds import TaskKind
@@ -53,7 +53,8 @@ class CandidateFilter:
     def __init__(self, task, seeds: list[dict], config: LoopConfig):
         self.validity = ValidityFilter(task.label_names, config.min_chars, config.max_chars)
         self.seed_like = SeedLikeFilter([r["text"] for r in seeds],
-                                        [task.description, *(lab.description or "" for lab in task.labels)])
+                                        [task.description, *(lab.description or "" for lab in task.labels)],
+                                        cap_chars=generation_chars(seeds, config.max_chars))
         self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
 
     def invented_reason(self, text: str) -> str | None:
