@@ -1,4 +1,4 @@
-"""Filters for teacher output: validity, likeness to the seeds, exact duplicates, near-duplicates.
+"""Filters for teacher output: validity, exact duplicates, near-duplicates.
 
 Each returns a reject reason (or None), so every rejected text is stored with why.
 """
@@ -23,19 +23,6 @@ REASON_LABEL_DISAGREES = "label_disagrees"
 REASON_LOW_CONFIDENCE = "low_confidence"  # the teacher's probability of its label was under --min-confidence
 REASON_OFF_INTENT = "label_not_intended"  # class-conditioned text the separate labeling put in another class
 REASON_POOL_EMPTY = "pool_exhausted"
-REASON_UNLIKE_SEEDS = "unlike_seeds_length"  # an invented text far shorter or longer than the user's own
-REASON_ECHO = "echoes_description"  # an invented text that copies the task's or a label's description
-
-# An invented text is kept only when its length in words lies within [SEED_LENGTH_LOW x the shortest seed,
-# SEED_LENGTH_HIGH x the longest]. On the loop-noise cells (benchmarks/results/loop-noise.md) the texts under
-# half the shortest seed were ag_news headlines without their story, bare label names and echoed label
-# descriptions; none of sst2's and trec's accepted texts but one ("others.") fell outside.
-# Where the seeds are longer than the teacher may write (its texts are capped at `generation_chars`),
-# the lower bound is half that cap instead, so long-document tasks are not refused every text.
-SEED_LENGTH_LOW = 0.5
-SEED_LENGTH_HIGH = 3.0
-CHARS_PER_WORD = 6  # an English word and its space, to put a cap in characters into words
-ECHO_WORDS = 6  # a run of this many words shared with a description is a copy, not a text of the task
 
 _WS = re.compile(r"\s+")
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
@@ -63,38 +50,6 @@ def clean_generated(text) -> str:
     if text[:1] in "“" and text[-1:] in "”":
         text = text[1:-1].strip()
     return _WS.sub(" ", text).strip()
-
-
-def words(text: str) -> list[str]:
-    """The casefolded word tokens of a text (letters and digits), as the seed-likeness filter counts them."""
-    return re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
-
-
-class SeedLikeFilter:
-    """Invented texts must look like the user's own (`evokd generate` applies it to what the teacher
-    writes, never to pool texts): a length in words near the seeds' (REASON_UNLIKE_SEEDS), and no run of
-    ECHO_WORDS words copied from the task's or a label's description, which the teacher is shown
-    (REASON_ECHO: "Business (Companies, markets, the economy, finance and trade)"). `cap_chars`: the most
-    characters the teacher may write, which bounds the lower limit too."""
-
-    def __init__(self, seed_texts: list[str], descriptions: list[str], cap_chars: int | None = None):
-        lengths = [len(words(t)) for t in seed_texts]
-        shortest = min(lengths + ([cap_chars // CHARS_PER_WORD] if cap_chars else [])) if lengths else 0
-        self.low = max(1, int(shortest * SEED_LENGTH_LOW))
-        self.high = int(max(lengths) * SEED_LENGTH_HIGH) + 1 if lengths else None
-        self._runs = {run for d in descriptions for run in _runs(words(d))}
-
-    def reason(self, text: str) -> str | None:
-        found = words(text)
-        if len(found) < self.low or (self.high is not None and len(found) > self.high):
-            return REASON_UNLIKE_SEEDS
-        if any(run in self._runs for run in _runs(found)):
-            return REASON_ECHO
-        return None
-
-
-def _runs(tokens: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + ECHO_WORDS]) for i in range(len(tokens) - ECHO_WORDS + 1)}
 
 
 class ValidityFilter:

@@ -91,47 +91,6 @@ def test_validity_filter(text, reason):
     assert ValidityFilter(["negative", "positive", "LOC", "NUM"]).reason(text) == reason
 
 
-AG_DESCRIPTIONS = ["Classify the topic of an English news article given its headline and first sentence.",
-                   "International news, politics, conflicts, diplomacy and world events.",
-                   "Companies, markets, the economy, finance and trade."]
-AG_SEEDS = [  # real AG News train texts: 23 and 32 words
-    "IMF: China hesitant to float yuan The International Monetary Fund said Friday China remains reluctant to "
-    "float its currency, in its yearly review.",
-    "Earnhardt Slip May Jeopardize Nextel Lead (AP) AP - Dale Earnhardt Jr. was strangely subdued after his latest "
-    "victory at Talladega Superspeedway, where he came from behind late in the race to win.",
-]
-
-
-@pytest.mark.parametrize("text, reason", [
-    # what the embedded teacher wrote for ag_news in the loop-noise bench
-    ("Apple announces new iPhone model", "unlike_seeds_length"),
-    ("World", "unlike_seeds_length"),
-    ("Business (Companies, markets, the economy, finance and trade)", "unlike_seeds_length"),
-    ("World news articles often focus on international politics, conflicts, diplomacy, and world events. This kind "
-     "of news usually provides readers with the background they need.", "echoes_description"),
-    ("The stock market rose sharply on Tuesday as investors bet that companies in the energy sector would benefit "
-     "from the new trade agreement signed in Brussels.", None),
-    (" ".join(["word"] * 98), "unlike_seeds_length"),  # over 3 x the longest seed (32 words) + 1
-    (" ".join(["word"] * 97), None),
-])
-def test_seed_like_filter_refuses_texts_unlike_the_users_own(text, reason):
-    from evokd.filters import SeedLikeFilter
-
-    seed_like = SeedLikeFilter(AG_SEEDS, AG_DESCRIPTIONS)
-    assert (seed_like.low, seed_like.high) == (11, 97)  # half the shortest seed's 23 words; 3 x the longest's 32, + 1
-    assert seed_like.reason(text) == reason
-
-
-def test_seed_like_filter_never_asks_for_more_than_the_teacher_may_write():
-    """Seeds of 400 words, a teacher capped at 300 characters (~50 words): the lower bound is half the
-    cap, not half the seeds, so a long-document task is not refused every text the teacher writes."""
-    from evokd.filters import SeedLikeFilter
-
-    seed_like = SeedLikeFilter([" ".join(["word"] * 400)], AG_DESCRIPTIONS, cap_chars=300)
-    assert seed_like.low == 25 and seed_like.reason(" ".join(["word"] * 40)) is None
-    assert SeedLikeFilter(AG_SEEDS, AG_DESCRIPTIONS, cap_chars=300).low == 11  # short seeds: the cap does not bind
-
-
 def test_near_duplicate_filter_with_real_embeddings():
     store_texts = ["The movie was a delight from start to finish."]
     new = [

@@ -3,8 +3,8 @@ duplicates) and the labels it gets (the teacher's separate labeling call, the in
 a label it already carries: a seed's, the pool's own with --oracle, or one generated with it).
 
 Pool texts are the user's real data, read with the checks of training data (`evokd.io`): the
-validity and seed-likeness filters, written for what a teacher invents (length bounds, prompt leaks,
-lengths far from the seeds', copied descriptions), do not judge them, and a long one is cut for the teacher's labeling prompt (`TEACHER_TEXT_CHARS`), not refused."""
+validity filter, written for what a teacher invents (length bounds, prompt leaks), does not judge
+them, and a long one is cut for the teacher's labeling prompt (`TEACHER_TEXT_CHARS`), not refused."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np
 from evokd.embed import encode
 from evokd.io import cut_text
 from evokd.filters import (REASON_EXACT_DUP, REASON_LOW_CONFIDENCE, REASON_NEAR_DUP, REASON_OFF_INTENT,
-                           NearDuplicateFilter, SeedLikeFilter, ValidityFilter, text_hash)
-from evokd.loop.config import LoopConfig, generation_chars
+                           NearDuplicateFilter, ValidityFilter, text_hash)
+from evokd.loop.config import LoopConfig
 from evokd.loop.state import RunState
 from evokd.strategies import Strategy
 from evokd.task_kinds import TaskKind
@@ -46,20 +46,12 @@ class Candidate:
 
 
 class CandidateFilter:
-    """Validity and likeness to the seeds (invented texts only), then exact duplicates (normalised-text
-    hash), then near duplicates (MiniLM cosine) against the run's accepted samples and the round's
-    earlier accepted candidates."""
+    """Validity, then exact duplicates (normalised-text hash), then near duplicates (MiniLM cosine)
+    against the run's accepted samples and the round's earlier accepted candidates."""
 
-    def __init__(self, task, seeds: list[dict], config: LoopConfig):
-        self.validity = ValidityFilter(task.label_names, config.min_chars, config.max_chars)
-        self.seed_like = SeedLikeFilter([r["text"] for r in seeds],
-                                        [task.description, *(lab.description or "" for lab in task.labels)],
-                                        cap_chars=generation_chars(seeds, config.max_chars))
+    def __init__(self, labels: list[str], config: LoopConfig):
+        self.validity = ValidityFilter(labels, config.min_chars, config.max_chars)
         self.near_dup = NearDuplicateFilter(config.near_dup_threshold)
-
-    def invented_reason(self, text: str) -> str | None:
-        """Why a text the teacher wrote is refused before any duplicate check (None: it is not)."""
-        return self.validity.reason(text) or self.seed_like.reason(text)
 
     def apply(self, state: RunState, candidates: list[Candidate], prior: list[Candidate] = ()) -> None:
         seen = state.hashes | {c.hash for c in prior if c.reject_reason is None}
@@ -67,7 +59,7 @@ class CandidateFilter:
             if c.reject_reason is not None:
                 continue
             c.hash = text_hash(c.text)
-            c.reject_reason = self.invented_reason(c.text) if c.pool_id is None else None
+            c.reject_reason = self.validity.reason(c.text) if c.pool_id is None else None
             if c.reject_reason is None and c.hash in seen:
                 c.reject_reason = REASON_EXACT_DUP
             if c.reject_reason is None:

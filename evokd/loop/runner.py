@@ -69,10 +69,10 @@ class RoundRunner:
         self.progress = progress
         self.pool_vectors = pool_vectors  # optional shared cache of pool embeddings (evokd bench), else embed.encode
         self.labels = task.label_names
+        self.filters = CandidateFilter(self.labels, config)
         self.eval_rows, self.eval_report = task.eval_data()
         self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
         self.seeds = task.seed_rows()
-        self.filters = CandidateFilter(task, self.seeds, config)
         self.plan = settle(config, task)
 
     # students ------------------------------------------------------------------------
