@@ -30,9 +30,9 @@ def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], 
         scores = metrics_of(kind)
         for student in config.students:
             rows: dict = {}
-            for strategy in config.row_names():
+            for row_name in config.row_names():
                 found = sorted((c for c in cells if (c["dataset"], c["student"], c.get("row", c["strategy"]))
-                                == (name, student, strategy)), key=lambda c: c["seed"])
+                                == (name, student, row_name)), key=lambda c: c["seed"])
                 if not found:
                     continue
                 depth = max(len(c["rounds"]) for c in found)
@@ -44,7 +44,7 @@ def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], 
                 row = {"seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c[scores[0]] for c in found}}
                 for k in sorted(scores):
                     row[k], row[f"{k}_sd"] = _mean_sd([c[k] for c in found])
-                rows[strategy] = {
+                rows[row_name] = {
                     **row, "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
                     "tokens": statistics.fmean(c["tokens"] for c in found),
                     "seconds": statistics.fmean(c["seconds"] for c in found),
