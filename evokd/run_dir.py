@@ -67,8 +67,7 @@ def run_task(run_dir: str | Path) -> TaskSpec:
     """The task a run was made for, as its store recorded it (what `distill RUN` uses without --task)."""
     from evokd.task import TaskSpec
 
-    with open_run(run_dir) as store:
-        info = store.run_info()
+    info = _run_info(run_dir)
     if info is None:
         raise InputError(store_path(run_dir), "holds no run yet; expected a run started by `evokd generate`")
     return TaskSpec.model_validate(info["task"])
@@ -76,9 +75,12 @@ def run_task(run_dir: str | Path) -> TaskSpec:
 
 def run_config(run_dir: str | Path) -> dict:
     """The settings a run was started with, as its store recorded them ({} for a folder with no run yet)."""
+    return (_run_info(run_dir) or {}).get("config") or {}
+
+
+def _run_info(run_dir: str | Path) -> dict | None:
     with open_run(run_dir) as store:
-        info = store.run_info()
-    return (info or {}).get("config") or {}
+        return store.run_info()
 
 
 def dataset_row(sample: dict, kind: str, *, include_status: bool = False) -> dict:

@@ -133,13 +133,16 @@ class BenchConfig(BaseModel):
         noise mode listed, else suffixed with the mode (`evokd --noise agree`)."""
         return strategy if noise == self.noise[0] else f"{strategy} --noise {noise}"
 
-    def row_names(self) -> list[str]:
-        """Every table row, in the config's order: each strategy, then its other noise modes where the
-        samples its cells add carry the teacher's labels."""
+    def noise_modes(self, strategy: str) -> list[str]:
+        """The noise modes `strategy` gets cells for: all listed where the samples its cells add carry
+        the teacher's labels, else the first only (seed-only and oracle pool cells run once)."""
         from evokd.strategies import get
 
-        return [self.row_name(strategy, noise) for strategy in self.strategies
-                for noise in (self.noise if get(strategy).labels_by_teacher(self.oracle) else self.noise[:1])]
+        return self.noise if get(strategy).labels_by_teacher(self.oracle) else self.noise[:1]
+
+    def row_names(self) -> list[str]:
+        """Every table row, in the config's order: each strategy, then its other noise modes."""
+        return [self.row_name(strategy, noise) for strategy in self.strategies for noise in self.noise_modes(strategy)]
 
 
 def _fields_at(loc: tuple) -> tuple[str, ...]:

@@ -139,9 +139,7 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
             for student in config.students:
                 for strategy in config.strategies:
                     rounds = config.rounds if get(strategy).adds_samples else 0
-                    # only cells that train on teacher labels differ by --noise; the others run once
-                    modes = config.noise if get(strategy).labels_by_teacher(config.oracle) else config.noise[:1]
-                    for noise in modes:
+                    for noise in config.noise_modes(strategy):
                         row = config.row_name(strategy, noise)
                         folder = strategy if row == strategy else f"{strategy}+noise-{noise}"
                         jobs.append(Cell(name, seed, student, strategy, folders[(name, seed)],
