@@ -155,4 +155,26 @@ def render(result: dict) -> list[str]:
         extra = f", {t['unanswered']} unanswered" if t["unanswered"] else ""
         lines.append(f"  {'teacher':<18} {'':5}   ({t['teacher']}, the run's labeling prompt{extra})"
                      f"   on the teacher's {t['n']}: {t['eval'][key]:.3f}")
+        lines += _teacher_per_label(t["eval"].get("per_label") or {},
+                                     "label" if result["kind"] == "classification" else "entity type")
+    return lines
+
+
+MISSED_RECALL, MISSED_SUPPORT = 0.5, 3  # a label the teacher gets right less than half the time, on 3+ rows
+
+
+def _teacher_per_label(per_label: dict, noun: str) -> list[str]:
+    """The teacher's recall per label, and a warning naming the labels it misses.
+
+    A teacher that rarely says a label (the embedded one and ag_news's Sci/Tech) hands the student
+    wrong labels for exactly that label's texts; the headline accuracy hides it."""
+    if not per_label:
+        return []
+    counts = {lab: (round(v["recall"] * v["support"]), v["support"]) for lab, v in per_label.items() if v["support"]}
+    lines = ["  teacher per " + noun + ", right of gold: " + ", ".join(f"{lab} {r}/{n}" for lab, (r, n) in counts.items())]
+    missed = [lab for lab, (r, n) in counts.items() if n >= MISSED_SUPPORT and r / n < MISSED_RECALL]
+    if missed:
+        lines.append(f"  the teacher misses {', '.join(missed)} (right on fewer than half of its rows): the student "
+                     "learns its mistakes there; its demonstrations are the seeds, so more seeds of those, or a "
+                     "clearer description, are what change its answers")
     return lines

@@ -58,8 +58,15 @@ def test_compare_scores_both_students_and_the_teacher_on_the_same_rows(run_dir, 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("sst2-small: accuracy on 200 eval rows of eval.jsonl (and on the 30 of them")
-    assert [line.split()[0] for line in lines[1:]] == ["seed-only", "final", "teacher"]
+    assert [line.split()[0] for line in lines[1:5]] == ["seed-only", "final", "teacher", "teacher"]
     assert f"{out['final']['eval']['accuracy']:.3f}" in lines[2] and f"{teacher['eval']['accuracy']:.3f}" in lines[3]
+    # the teacher's right answers per label, counted from its labels: a headline accuracy hides a label it misses
+    picked_gold = [r["label"] for r in picked]
+    right = {lab: sum(e == g == lab for e, g in zip(expected, picked_gold)) for lab in ("negative", "positive")}
+    assert lines[4] == "  teacher per label, right of gold: " + ", ".join(
+        f"{lab} {right[lab]}/{picked_gold.count(lab)}" for lab in ("negative", "positive") if picked_gold.count(lab))
+    missed = [lab for lab in ("negative", "positive") if picked_gold.count(lab) >= 3 and right[lab] / picked_gold.count(lab) < 0.5]
+    assert (lines[5].startswith(f"  the teacher misses {', '.join(missed)} (") if missed else len(lines) == 5), lines
     again = json.loads((run_dir / "compare.json").read_text())["teacher"]
     assert again["reused"] is True and again["labels"] == teacher["labels"]
 
@@ -82,3 +89,20 @@ def test_compare_bad_input_is_one_line(run_dir, tmp_path):
         err = result.stderr.strip()
         assert result.exit_code == 2 and "\n" not in err and "Traceback" not in result.output, result.output
         assert needle in err
+
+
+def test_the_teacher_line_names_the_labels_it_misses():
+    """Logic test of the per-label line: ag_news as the embedded teacher labels it (Sci/Tech as Business)."""
+    from evokd.compare import _teacher_per_label
+    from evokd.metrics import classification_report
+
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    gold = ["World"] * 10 + ["Sports"] * 10 + ["Business"] * 10 + ["Sci/Tech"] * 10 + ["Sports"] * 2
+    said = ["World"] * 9 + ["Business"] + ["Sports"] * 10 + ["Business"] * 19 + ["Sci/Tech"] + ["World"] * 2
+    lines = _teacher_per_label(classification_report(gold, said, labels)["per_label"], "label")
+    assert lines[0] == "  teacher per label, right of gold: World 9/10, Sports 10/12, Business 10/10, Sci/Tech 1/10"
+    assert lines[1].startswith("  the teacher misses Sci/Tech (right on fewer than half") and len(lines) == 2
+    # a label it gets right half the time, or one with too few rows to tell, is not named
+    lines = _teacher_per_label(classification_report(["a"] * 4 + ["b"] * 2, ["a", "a", "b", "b", "a", "a"], ["a", "b"])["per_label"],
+                               "label")
+    assert lines == ["  teacher per label, right of gold: a 2/4, b 0/2"]
