@@ -174,7 +174,6 @@ def _teacher_per_label(per_label: dict, noun: str) -> list[str]:
     lines = ["  teacher per " + noun + ", right of gold: " + ", ".join(f"{lab} {r}/{n}" for lab, (r, n) in counts.items())]
     missed = [lab for lab, (r, n) in counts.items() if n >= MISSED_SUPPORT and r / n < MISSED_RECALL]
     if missed:
-        lines.append(f"  the teacher misses {', '.join(missed)} (right on fewer than half of its rows): the student "
-                     "learns its mistakes there; its demonstrations are the seeds, so more seeds of those, or a "
-                     "clearer description, are what change its answers")
+        lines.append(f"  the teacher misses {', '.join(missed)} (right on fewer than half of its rows here): most of "
+                     "the run's labels for such texts are wrong, and the student learns them")
     return lines
