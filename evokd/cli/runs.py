@@ -115,8 +115,9 @@ def compare(run_dir, teacher_n, eval_path, seed, quiet, as_json):
     Trains the run's student on its seeds alone and on everything the run accepted, scores both
     on the eval rows, and has the run's teacher label a sample of those rows with the prompts the
     run labeled with (demonstrations, temperature, format, optimised prompts), so the three
-    numbers compare like with like. Writes RUN/compare.json; re-running reuses the teacher's
-    labels while nothing that shaped them changed.
+    numbers compare like with like. The teacher's right answers are also counted per label, and a
+    label it gets right on fewer than half of its rows is named. Writes RUN/compare.json;
+    re-running reuses the teacher's labels while nothing that shaped them changed.
 
     \b
     Example:
