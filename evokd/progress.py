@@ -81,9 +81,12 @@ def doubted_labels(training: dict | None) -> str:
 _EVAL_HEADS = {"eval_entity_f1": "entity F1", "eval_accuracy": "eval acc", "eval_macro_f1": "macro-F1"}
 
 
-def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None) -> None:
+def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None,
+                  unconfirmed: list[tuple[str, int, int]] | None = None) -> None:
     """The rounds table of `evokd generate`, then a line per data file read (`data`: the run config's
-    "data", e.g. {"pool": ReadReport.as_dict()}) saying what reading it changed."""
+    "data", e.g. {"pool": ReadReport.as_dict()}) saying what reading it changed, then a line per label
+    the teacher rarely gave the texts it wrote for it (`unconfirmed`: (label, confirmed, written),
+    `loop.candidates.unconfirmed_labels`)."""
     table = Table(title=f"evokd generate → {out_dir}")
     scored = (("eval_entity_f1",) if any(r.get("eval_entity_f1") is not None for r in rounds)
               else ("eval_accuracy", "eval_macro_f1"))  # the eval columns the rounds fill
@@ -104,6 +107,10 @@ def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None) -
     console.print(table)
     for use, report in (data or {}).items():
         console.print(f"{use} data: {report['description']}", markup=False, highlight=False)
+    for label, confirmed, written in unconfirmed or []:
+        console.print(f"the teacher labeled {confirmed} of the {written} texts it wrote for {label} as {label}: it "
+                      f"rarely recognises {label}, so its labels for such texts are likely wrong too "
+                      "(`evokd compare` measures it on labeled rows)", markup=False, highlight=False)
 
 
 class JsonProgress:

@@ -328,3 +328,39 @@ def test_distilling_a_run_weighs_its_teacher_labels_as_the_run_did(sst2_task, ss
                                            "--quiet", *extra])
         assert result.exit_code == 0, result.output
         assert json.loads((out / "metrics.json").read_text())["train"]["noise"]["mode"] == mode
+
+
+def test_unconfirmed_labels_counts_texts_written_for_a_label_and_labeled_otherwise():
+    """Logic test (plain dict rows): 5+ texts written for a label, fewer than half labeled with it."""
+    from evokd.loop.candidates import unconfirmed_labels
+
+    rows = ([{"intended_label": "Sci/Tech", "teacher_label": "Business"}] * 5
+            + [{"intended_label": "Sci/Tech", "teacher_label": "Sci/Tech"}] * 2
+            + [{"intended_label": "World", "teacher_label": "World"}] * 3 + [{"intended_label": "World", "teacher_label": "Sports"}] * 3
+            + [{"intended_label": "Sports", "teacher_label": "World"}] * 4  # 4 texts: too few to tell
+            + [{"intended_label": None, "teacher_label": "Sports"}, {"intended_label": "Business", "teacher_label": None}] * 6)
+    assert unconfirmed_labels(rows) == [("Sci/Tech", 2, 7)]  # World: 3 of 6 is half, not fewer
+
+
+def test_a_run_says_which_label_its_teacher_never_gives_the_texts_it_wrote_for_it(sst2_task, sst2_pool, tmp_path,
+                                                                                   capsys):
+    """The scripted TEST DOUBLE writes positive texts when asked but never labels a text positive (as the
+    embedded teacher all but never says ag_news's Sci/Tech): the agreement filter rejects those texts,
+    and the run's summary names the label, with no gold labels needed."""
+    from evokd.progress import print_summary
+
+    task = load_task(sst2_task)
+    loop = RoundRunner(task, tmp_path / "run", LoopConfig(rounds=1, per_round=16, strategy="evokd", student="tfidf"),
+                       teacher_lm=scripted_lm(sst2_pool, task.label_names, seed=1, blind_to="positive"),
+                       teacher_name="scripted")
+    rounds = loop.run()
+    con = duckdb.connect(str(tmp_path / "run" / "evokd.duckdb"), read_only=True)
+    written = con.execute("SELECT count(*), count(*) FILTER (WHERE teacher_label = 'positive') FROM samples "
+                          "WHERE intended_label = 'positive' AND teacher_label IS NOT NULL").fetchall()[0]
+    con.close()
+    assert written[0] >= 5 and written[1] == 0
+    assert rounds[1]["rejected_by_reason"].get("label_not_intended") == written[0]
+    assert loop.unconfirmed == [("positive", 0, written[0])]
+    print_summary(rounds, tmp_path / "run", loop.data, loop.unconfirmed)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"the teacher labeled 0 of the {written[0]} texts it wrote for positive as positive" in out

@@ -154,7 +154,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     elif not quiet:
         from evokd.progress import print_summary
 
-        print_summary(rounds_done, out_dir, loop.data)
+        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed)
 
 
 @click.command("strategies")

@@ -121,6 +121,29 @@ def label_candidates(teacher, round_: int, candidates: list[Candidate], config: 
             c.reject_reason = REASON_OFF_INTENT
 
 
+UNCONFIRMED_ASKED, UNCONFIRMED_SHARE = 5, 0.5  # 5+ texts written for a label, fewer than half labeled with it
+
+
+def unconfirmed_labels(samples: list[dict]) -> list[tuple[str, int, int]]:
+    """(label, confirmed, written) for each label the teacher rarely gives the texts it wrote for it.
+
+    `samples`: stored rows of a run whose texts were written for a class (`intended_label`) and then
+    labeled in the teacher's separate call (`teacher_label`). When the labeling call gives a label to
+    fewer than half of 5+ texts written for it, the teacher does not recognise that label in what it
+    reads: the run gets few rows of it, and its labels for real texts of it are likely wrong too
+    (the embedded teacher and ag_news's Sci/Tech). Known without gold labels, so the run can say it."""
+    written: dict[str, int] = {}
+    confirmed: dict[str, int] = {}
+    for s in samples:
+        if s.get("intended_label") is None or s.get("teacher_label") is None:
+            continue
+        label = s["intended_label"]
+        written[label] = written.get(label, 0) + 1
+        confirmed[label] = confirmed.get(label, 0) + (s["teacher_label"] == label)
+    return [(label, confirmed[label], n) for label, n in written.items()
+            if n >= UNCONFIRMED_ASKED and confirmed[label] < UNCONFIRMED_SHARE * n]
+
+
 def settle_answers(candidates: list[Candidate], rules: TaskKind, labels: list[str]) -> None:
     """Unpack answers generated together with their notes, and reject an accepted answer the
     student cannot learn from (NER: spans off the text or off token boundaries)."""

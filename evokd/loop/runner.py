@@ -27,7 +27,7 @@ from evokd import __version__
 from evokd.embed import encode
 from evokd.errors import RunError
 from evokd.filters import text_hash
-from evokd.loop.candidates import Candidate, CandidateFilter, settle_answers
+from evokd.loop.candidates import Candidate, CandidateFilter, settle_answers, unconfirmed_labels
 from evokd.loop.config import LoopConfig, settle
 from evokd.loop.feedback import select_feedback
 from evokd.loop.sources import Context, Round, load_pool, make_source
@@ -72,6 +72,8 @@ class RoundRunner:
         self.filters = CandidateFilter(self.labels, config)
         self.eval_rows, self.eval_report = task.eval_data()
         self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
+        # after run(): (label, confirmed, written) for labels the teacher rarely gives the texts it wrote for them
+        self.unconfirmed: list[tuple[str, int, int]] = []
         self.seeds = task.seed_rows()
         self.plan = settle(config, task)
 
@@ -153,6 +155,7 @@ class RoundRunner:
                 write_outputs(self.out_dir, store, self.task.kind)
             write_outputs(self.out_dir, store, self.task.kind)
             self.data = store.run_info()["config"].get("data", {})
+            self.unconfirmed = unconfirmed_labels(store.samples(status=None, source="generated"))
             return store.rounds()
 
     def committed_rounds(self) -> list[dict]:

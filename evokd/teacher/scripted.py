@@ -45,8 +45,11 @@ class ScriptedEngine:
     GOLD_PROBABILITY, NOISE_PROBABILITY = 0.95, 0.55  # the plain question's answer probability: gold label, noisy one
 
     def __init__(self, pool: list[dict], labels: list[str], *, label_noise: float = 0.0, seed: int = 0,
-                 fail_every: int = 0, extra_mention: str | None = None):
+                 fail_every: int = 0, extra_mention: str | None = None, blind_to: str | None = None):
         self.pool = list(pool)
+        # a label the labeling call never gives (another label instead), as the embedded teacher all but
+        # never says ag_news's Sci/Tech; generation still writes texts for it
+        self.blind_to = blind_to
         self.gold = {row["text"]: row.get("label", row.get("entities")) for row in pool}
         self.labels = labels
         self.label_noise = label_noise
@@ -112,8 +115,8 @@ class ScriptedEngine:
         if "label" in fields:
             text = _last_text(prompt)
             label = self.gold.get(text, self.labels[0])
-            if rng.random() < self.label_noise:
-                label = rng.choice([lab for lab in self.labels if lab != label])
+            if rng.random() < self.label_noise or label == self.blind_to:
+                label = rng.choice([lab for lab in self.labels if lab not in (label, self.blind_to)])
             return {"label": label}
         if fields:  # an optimiser's own step (instruction proposals, summaries): a fixed, well-formed answer
             return {f: f"Scripted {f.replace('_', ' ')}: read the label meanings and the examples carefully."
