@@ -16,7 +16,8 @@ calibration (Zhao et al. 2021; the prior from "N/A", "" and "[MASK]"):
 - **letters** / **numbers**: the labels listed as "A. World: ..." (or "1. World: ..."), the
   demonstrations answered "A (World)", and the single letter (number) scored.
 
-Writes benchmarks/label_formats.md and .json.
+Writes benchmarks/label_formats.md and .json; the Markdown's closing "What it shows" is written by hand
+after a run (a re-run drops it).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -158,13 +157,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    from evokd.bench.aggregate import machine
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    result = {"machine": f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}", "threads": args.threads,
+    m = machine()
+    result = {"machine": f"{m['cpu']}, {m['cores']} cores; Python {m['python']}", "threads": args.threads,
               "date": dt.date.today().isoformat(), "commit": commit, "n": args.n,
               "command": ("benchmarks/label_formats.py --data-dir $EVOKD_DATA " + " ".join(sys.argv[1:])).strip(),
               "datasets": {}}
