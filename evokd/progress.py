@@ -108,8 +108,8 @@ def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None,
     for use, report in (data or {}).items():
         console.print(f"{use} data: {report['description']}", markup=False, highlight=False)
     for label, confirmed, written in unconfirmed or []:
-        console.print(f"the teacher labeled {confirmed} of the {written} texts it wrote for {label} as {label}: it "
-                      f"rarely recognises {label}, so its labels for such texts are likely wrong too "
+        console.print(f"the teacher labeled {confirmed} of the {written} texts it wrote for {label} as {label}: it often "
+                      f"does not recognise {label}, so its labels for real texts of it are likely wrong too "
                       "(`evokd compare` measures it on labeled rows)", markup=False, highlight=False)
 
 
