@@ -50,7 +50,6 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     `teacher_n` eval rows, drawn with `seed`, are labeled (0: skip the teacher). Writes and returns
     the result (RUN/compare.json).
     """
-    from evokd.loop import build_teacher
     from evokd.report import load_run
     from evokd.noise import fit_on_rows, run_noise
     from evokd.students import run_student
@@ -90,15 +89,31 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
                        "eval": _report(task, gold, s["pred"]),
                        "on_teacher_rows": _report(task, [gold[i] for i in picked], [s["pred"][i] for i in picked])}
     if picked:
-        result["teacher"] = _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, progress)
+        result["teacher"] = _teacher_scores(run, task, rows, picked, seed, teacher_lm, progress)
     write_json_atomic(Path(run_dir) / RESULT_FILE, result)
     return result
 
 
-def _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, progress) -> dict:
+def teacher_labels(task, seeds: list[dict], config: dict, lm, texts: list[str], progress: Progress = _quiet) -> list:
+    """What `lm` answers for `texts` when asked as a run with `config` asks (`loop.build_teacher`: the
+    seeds as demonstrations, labeling temperature and format, optimised prompts): a label per text
+    (NER: its spans), None where it gave no usable answer."""
+    from evokd.loop import build_teacher
+    from evokd.teacher.gateway import TeacherGateway
+
+    teacher = build_teacher(task, seeds, TeacherGateway(lm), config)
+    out = teacher.label_many(0, texts, on_done=lambda done, total: progress("labeled", done=done, total=total))
+    return [None if r is None else r[0] for r in out]  # classification: (label, reason); NER: (spans, mentions)
+
+
+def score_teacher(task, gold: list, labels: list) -> dict:
+    """The report of the teacher's labels against gold; a text it left unanswered counts as the kind's no-answer."""
+    return _report(task, gold, [lab if lab is not None else task.rules.no_answer for lab in labels])
+
+
+def _teacher_scores(run, task, rows, picked, seed, teacher_lm, progress) -> dict:
     """The run's teacher labels the picked eval rows (reusing compare.json's labels when nothing changed)."""
     from evokd.loop import seed_demonstrations
-    from evokd.teacher.gateway import TeacherGateway
     from evokd.teacher.lm import make_lm
 
     config = run.info["config"]
@@ -121,16 +136,11 @@ def _teacher_scores(run, task, rows, picked, seed, teacher_lm, build_teacher, pr
         if not teacher_name:
             raise EvokdError(f"{run.run_dir}: the run used no teacher (an --oracle pool run); nothing to compare with")
         lm = teacher_lm if teacher_lm is not None else make_lm(teacher_name, api_base=api_base)
-        teacher = build_teacher(task, seeds, TeacherGateway(lm), config)
         progress("step", name=f"the teacher labels {len(texts)} eval rows")
         started = time.perf_counter()
-        out = teacher.label_many(0, texts, on_done=lambda done, total: progress("labeled", done=done, total=total))
-        # classification: (label or None, reject reason); NER: (spans, mentions) or None
-        labels = [None if r is None else r[0] for r in out]
+        labels = teacher_labels(task, seeds, config, lm, texts, progress)
         seconds, reused = round(time.perf_counter() - started, 1), False
-    gold = [rows[i][task.target_key] for i in picked]
-    answered = [lab if lab is not None else task.rules.no_answer for lab in labels]
-    report = _report(task, gold, answered)
+    report = score_teacher(task, [rows[i][task.target_key] for i in picked], labels)
     return {"teacher": teacher_name, "n": len(picked), "rows": picked, "labels": labels,
             "unanswered": sum(lab is None for lab in labels), "eval": report, "seconds": seconds,
             "reused": reused, "fingerprint": fingerprint, "sample_seed": seed,

@@ -402,3 +402,57 @@ def test_bench_progress_prints_each_finished_cell_by_its_task_kind():
     out = buf.getvalue()
     assert "conll2003-s1 tagger pool-evokd: entity F1 0.237, 52,989 teacher tokens, 718.6 s" in out
     assert "sst2-s1 tfidf pool-random: accuracy 0.800, macro-F1 0.790, 1.5 s" in out
+
+
+def test_teacher_row_labels_every_eval_row_as_the_cells_ask(tmp_path):
+    """teacher_row: one job per draw labels the draw's eval rows with the prompts its cells use, and the
+    table gets a teacher row with its paired gain over seed-only. The teacher is the scripted TEST DOUBLE,
+    which knows the eval rows' gold labels here, so the row must score 1.0 (and the real loop, tfidf and
+    DuckDB run the cells); a changed label format is refused for the finished row."""
+    text = (GOOD.replace("[pool-random]", "[seed-only, static]")
+            + "students: [tfidf]\nrounds: 1\nper_round: 4\neval_n: 60\npool_size: 200\nceiling: false\nteacher_row: true\n")
+    config = _config(tmp_path, text)
+    result = invoke(config, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r" / "t.json").read_text())
+    [scored] = data["teacher_scores"]
+    assert scored["dataset"] == "trec" and scored["seed"] == 1 and scored["eval_n"] == 60 and scored["unanswered"] == 0
+    assert scored["macro_f1"] == 1.0 and scored["settings"]["label_format"] == "plain"
+    assert scored["settings"]["demonstrations_per_label"] == 2 and scored["per_label"]["DESC"]["support"] > 0
+    block = data["summary"]["trec"]["tfidf"]
+    seed_only = block["strategies"]["seed-only"]["macro_f1"]
+    assert block["teacher"]["gain_macro_f1_points"] == pytest.approx(100 * (1.0 - seed_only))
+    md = (tmp_path / "r" / "t.md").read_text()
+    assert any(line.startswith("| teacher: labels the eval rows itself | 1 | – |") for line in md.splitlines())
+    assert "The teacher row: the teacher labels every eval row" in md
+
+    _config(tmp_path, text + "label_format: json\n")
+    result = invoke(config, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code != 0 and "label_format='plain'" in result.output and "teacher" in result.output
+
+
+def test_gains_are_paired_over_the_seeds_both_rows_finished():
+    """Δ over seed-only is the mean and sd of per-seed differences, over the seeds both finished: a row
+    missing a seed is not compared with seed-only's other draws."""
+    config = bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1, 2, 3], teacher="local",
+                               strategies=["seed-only", "evokd"], ceiling=False)
+
+    def made_up(strategy, seed, f1):
+        return {"dataset": "a", "seed": seed, "student": "tfidf", "strategy": strategy, "accuracy": f1,
+                "macro_f1": f1, "tokens": 1, "seconds": 1.0, "wall_s": 1.0,
+                "rounds": [{"added": 0, "eval_macro_f1": f1, "eval_accuracy": f1}]}
+
+    cells = [made_up("seed-only", 1, 0.5), made_up("seed-only", 2, 0.7), made_up("seed-only", 3, 0.9),
+             made_up("evokd", 1, 0.6), made_up("evokd", 2, 0.9)]  # seed 3 unfinished
+    teacher = [{"dataset": "a", "seed": s, "accuracy": 0.95, "macro_f1": 0.95, "unanswered": 0,
+                "seconds_per_text": 0.5} for s in (1, 2, 3)]
+    block = bench.summarize(config, {"a": "classification"}, cells, [], teacher)["a"]["tfidf"]
+    row = block["strategies"]["evokd"]
+    assert row["gain_seeds"] == [1, 2]
+    assert row["gain_macro_f1_points"] == pytest.approx(15.0) and row["gain_macro_f1_sd"] == pytest.approx(5.0)
+    assert block["teacher"]["gain_macro_f1_points"] == pytest.approx(25.0)  # 45, 25, 5 points
+    from evokd.bench.render import _student_table
+
+    lines = _student_table("tfidf", block)
+    assert any(line.startswith("| evokd | 2 |") and "| +15.00 ± 5.00 |" in line for line in lines)
+    assert any(line.startswith("| teacher: labels the eval rows itself | 3 |") for line in lines)

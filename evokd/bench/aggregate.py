@@ -1,5 +1,6 @@
-"""Results of finished jobs: per dataset and student the mean and sd over seeds, learning curves and
-ceilings (summarize), the benchmark's targets, one cell's scores in a line, and the machine."""
+"""Results of finished jobs: per dataset and student the mean and sd over seeds, paired gains over
+seed-only, learning curves, ceilings and the teacher's own scores (summarize), the benchmark's targets,
+one cell's scores in a line, and the machine."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ def cell_scores(cell: dict) -> str:
     return ", ".join(f"{METRIC_NAMES[k]} {cell[k]:.3f}" for k in sorted(metrics_of(kind)))
 
 
-def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict]) -> dict:
+def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], ceilings: list[dict],
+              teacher_scores: list[dict] = ()) -> dict:
     """Per dataset (name -> task kind) and student: a row per strategy and noise mode (BenchConfig.row_names:
-    mean and sd over seeds of each of the kind's scores), learning curves, the ceiling. `metric` names the headline score: macro-F1, or
+    mean and sd over seeds of each of the kind's scores), learning curves, the ceiling, and the teacher's own
+    scores on the eval rows (`teacher_row`). Gains over seed-only are paired: the mean and sd over the random
+    seeds both finished of the difference between the two. `metric` names the headline score: macro-F1, or
     entity F1 on NER."""
     out: dict = {}
     for name, kind in datasets.items():
@@ -41,23 +45,43 @@ def summarize(config: BenchConfig, datasets: dict[str, str], cells: list[dict], 
                     at = [c["rounds"][i] for c in found if len(c["rounds"]) > i]
                     curve.append({"round": i, "n_seeds": len(at), "added": statistics.fmean(r["added"] for r in at),
                                   **{k: statistics.fmean(r[f"eval_{k}"] for r in at) for k in scores}})
-                row = {"seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c[scores[0]] for c in found}}
-                for k in sorted(scores):
-                    row[k], row[f"{k}_sd"] = _mean_sd([c[k] for c in found])
                 rows[row_name] = {
-                    **row, "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
+                    **_over_seeds(found, scores), "added": statistics.fmean(c["rounds"][-1]["added"] for c in found),
                     "tokens": statistics.fmean(c["tokens"] for c in found),
                     "seconds": statistics.fmean(c["seconds"] for c in found),
                     "wall_s": statistics.fmean(c["wall_s"] for c in found), "curve": curve,
                 }
+            found = sorted((t for t in teacher_scores if t["dataset"] == name), key=lambda t: t["seed"])
+            teacher = {**_over_seeds(found, scores), "unanswered": statistics.fmean(t["unanswered"] for t in found),
+                       "seconds_per_text": statistics.fmean(t["seconds_per_text"] for t in found)} if found else None
             if "seed-only" in rows:
-                base = rows["seed-only"]
-                for row in rows.values():
-                    for k in scores:
-                        row[f"gain_{k}_points"] = 100 * (row[k] - base[k])
+                for row in [*rows.values(), *([teacher] if teacher else [])]:
+                    _gain_over(row, rows["seed-only"], scores)
             ceiling = next((c for c in ceilings if (c["dataset"], c["student"]) == (name, student)), None)
-            out.setdefault(name, {})[student] = {"metric": scores[0], "strategies": rows, "ceiling": ceiling}
+            out.setdefault(name, {})[student] = {"metric": scores[0], "strategies": rows, "ceiling": ceiling,
+                                                 "teacher": teacher}
     return out
+
+
+def _over_seeds(found: list[dict], scores: tuple[str, ...]) -> dict:
+    """The seeds of `found` (results of one row, one per random seed), each score's mean and sd over them,
+    and the scores per seed (`per_seed`: the headline one; `by_seed`: all)."""
+    row = {"seeds": [c["seed"] for c in found], "per_seed": {str(c["seed"]): c[scores[0]] for c in found},
+           "by_seed": {str(c["seed"]): {k: c[k] for k in scores} for c in found}}
+    for k in sorted(scores):
+        row[k], row[f"{k}_sd"] = _mean_sd([c[k] for c in found])
+    return row
+
+
+def _gain_over(row: dict, base: dict, scores: tuple[str, ...]) -> None:
+    """Add to `row` its paired gain over `base` in points of each score: mean and sd over the seeds both finished."""
+    common = sorted(set(row["by_seed"]) & set(base["by_seed"]), key=int)
+    row["gain_seeds"] = [int(s) for s in common]
+    if not common:
+        return
+    for k in scores:
+        row[f"gain_{k}_points"], row[f"gain_{k}_sd"] = _mean_sd(
+            [100 * (row["by_seed"][s][k] - base["by_seed"][s][k]) for s in common])
 
 
 def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | None, list[int]]:

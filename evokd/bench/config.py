@@ -18,6 +18,7 @@ from evokd.task_kinds import kind_rules
 CELL_FILE = "cell.json"
 PREP_FILE = "prep.json"
 TASK_FILE = "task.yaml"
+TEACHER_DIR = "teacher"  # the teacher rows' results, one per dataset draw
 POOL_FILE = "pool.jsonl"
 SCRIPTED = "scripted"  # the TEST DOUBLE teacher of evokd.teacher.scripted
 SCRIPTED_NAME = "scripted-test-double"
@@ -86,6 +87,9 @@ class BenchConfig(BaseModel):
     # Time budget of every cell that calls a teacher (`evokd generate --max-minutes`): no new round once
     # the committed rounds took this long, so `rounds` becomes a cap and the cells compare at equal time.
     max_minutes: Optional[float] = Field(default=None, gt=0)
+    # A row for the teacher itself: it labels every eval row of each draw, asked as the cells ask (the draw's
+    # seeds as demonstrations, label temperature and format), so the table shows what the students distil.
+    teacher_row: bool = False
     path: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("seeds", "strategies", "students", "noise")

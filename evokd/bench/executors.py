@@ -9,7 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Callable
 
 from evokd.bench.config import TASK_FILE
-from evokd.bench.jobs import Cell, Ceiling, _run_job
+from evokd.bench.jobs import Job, _run_job
 from evokd.errors import EvokdError
 from evokd.io import write_json_atomic
 
@@ -23,7 +23,7 @@ def _worker_init() -> None:
 Events = Callable[..., None]
 
 
-def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None:
+def run_jobs(jobs: list[Job], n_workers: int, events: Events) -> None:
     """Run the jobs in this process (n_workers 1) or in n_workers spawned processes, calling
     events("start", job=...) and events("done", job=..., result=...). The first failure stops the rest."""
     if n_workers <= 1:
@@ -32,7 +32,7 @@ def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None
             events("done", job=job, result=_guarded(job))
         return
     pending = list(jobs)
-    running: dict[Future, Cell | Ceiling] = {}
+    running: dict[Future, Job] = {}
     # At most n_workers jobs are submitted at a time, so the running ones are known; after a failure
     # the pool lets the cells still running finish (they would resume anyway) before the error shows.
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init) as ex:
@@ -54,7 +54,7 @@ def run_jobs(jobs: list[Cell | Ceiling], n_workers: int, events: Events) -> None
             raise
 
 
-def _ray_job(job: Cell | Ceiling, threads: int) -> dict:
+def _ray_job(job: Job, threads: int) -> dict:
     """One cell as a Ray task. Ray reuses its worker processes, and the embedded teacher is cached
     per process (evokd.teacher.local._load_llama), so a worker loads the model once for all its cells."""
     for var in ("EVOKD_LOCAL_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -66,7 +66,7 @@ def _ray_job(job: Cell | Ceiling, threads: int) -> dict:
     return _guarded(job)
 
 
-def run_jobs_ray(jobs: list[Cell | Ceiling], events: Events, *, address: str | None = None, cpus_per_cell: int = 1,
+def run_jobs_ray(jobs: list[Job], events: Events, *, address: str | None = None, cpus_per_cell: int = 1,
                  max_retries: int = 3) -> None:
     """Run the jobs as Ray tasks (each declaring `cpus_per_cell` CPUs) on a cluster, or on a local Ray
     instance. Results come back to this process, which writes each cell.json as it arrives (the same
@@ -107,7 +107,7 @@ def first_line_of(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
 
 
-def _guarded(job: Cell | Ceiling) -> dict:
+def _guarded(job: Job) -> dict:
     """_run_job, with an actionable error naming the job (and keeping its exit code)."""
     try:
         return _run_job(job)

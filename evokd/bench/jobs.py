@@ -1,6 +1,7 @@
-"""The jobs of a bench: a Cell (one `evokd generate` run: dataset draw x student x strategy) or a
-Ceiling (the student on the whole train split); planning them, telling finished ones, running one
-in this process (run_cell, run_ceiling), and the on-disk cache of MiniLM vectors they share."""
+"""The jobs of a bench: a Cell (one `evokd generate` run: dataset draw x student x strategy), a
+Ceiling (the student on the whole train split) or a TeacherScore (the teacher labeling a draw's eval
+rows itself); planning them, telling finished ones, running one in this process (run_cell,
+run_ceiling, run_teacher_score), and the on-disk cache of MiniLM vectors they share."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from evokd import datadir
-from evokd.bench.config import CELL_FILE, POOL_FILE, SCRIPTED, SCRIPTED_NAME, TASK_FILE, BenchConfig, metrics_of
+from evokd.bench.config import (CELL_FILE, POOL_FILE, SCRIPTED, SCRIPTED_NAME, TASK_FILE, TEACHER_DIR, BenchConfig,
+                                metrics_of)
 from evokd.bench.seeds import _relative
 from evokd.errors import EvokdError
 from evokd.io import read_labeled, write_json_atomic
@@ -118,15 +120,49 @@ class Ceiling:
         return f"{self.dataset} {self.student} ceiling"
 
 
+@dataclass(frozen=True)
+class TeacherScore:
+    """The teacher labeling every eval row of a dataset draw itself, asked as `cell` (that draw's first
+    cell that calls the teacher) asks: the draw's seeds as demonstrations, label temperature and format."""
+
+    cell: Cell
+    result_path: Path
+
+    @property
+    def dataset(self) -> str:
+        return self.cell.dataset
+
+    @property
+    def seed(self) -> int:
+        return self.cell.seed
+
+    @property
+    def task_dir(self) -> Path:
+        return self.cell.task_dir
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}-s{self.seed} teacher"
+
+    def settings(self) -> dict:
+        config = self.cell.loop_config()
+        return {"teacher": self.cell.teacher, "label_temperature": config.label_temperature,
+                "label_format": config.label_format, "demonstrations_per_label": config.demonstrations_per_label}
+
+
+Job = Cell | Ceiling | TeacherScore
+
+
 def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[str, int], Path],
-         work_dir: Path) -> list[Cell | Ceiling]:
-    """Every job of the config, ceilings first (cheap with tfidf; with minilm they cache the split's vectors)."""
+         work_dir: Path) -> list[Job]:
+    """Every job of the config: ceilings first (cheap with tfidf; with minilm they cache the split's vectors),
+    then each random seed's cells, its teacher rows (with `teacher_row`) after them."""
     from evokd.strategies import get
 
     # MiniLM vectors are keyed by content, so every config under the same parent folder shares them
     # (the whole sst2 / ag_news train splits take minutes to embed on 2 cores).
     vectors = work_dir.parent / "vectors"
-    jobs: list[Cell | Ceiling] = []
+    jobs: list[Job] = []
     if config.ceiling:
         for name, entry in zip(tasks, config.datasets):
             for student in config.students:
@@ -147,12 +183,24 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
                                          config.per_round, config.teacher, config.oracle, vectors,
                                          config.label_temperature, config.label_format, noise,
                                          config.max_minutes, row))
+        if config.teacher_row:
+            for name in tasks:
+                asking = next((j for j in jobs if isinstance(j, Cell) and (j.dataset, j.seed) == (name, seed)
+                               and get(j.strategy).calls_teacher(j.oracle)), None)
+                if asking is not None:
+                    jobs.append(TeacherScore(asking, work_dir / TEACHER_DIR / f"{name}-s{seed}.json"))
     return jobs
 
 
-def _finished(job: Cell | Ceiling) -> bool:
+def _finished(job: Job) -> bool:
     if not job.result_path.is_file():
         return False
+    if isinstance(job, TeacherScore):
+        found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
+        if found != job.settings():
+            changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
+            raise EvokdError(f"{job.result_path}: the teacher labeled with {changed}={found.get(changed)!r}, but the "
+                             f"config now gives {job.settings()[changed]!r}; use another --work-dir, or delete it")
     if isinstance(job, Cell):
         found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
         if "label_temperature" in job.settings():
@@ -201,12 +249,13 @@ def pool_vectors(vectors_dir: Path, texts: list[str]) -> np.ndarray:
     return vectors
 
 
-def _teacher_lm(cell: Cell, task: TaskSpec):
+def _teacher_lm(cell: Cell, task: TaskSpec, *, knows_eval: bool = False):
     if cell.teacher == SCRIPTED:
         from evokd.teacher.scripted import scripted_lm
 
-        # TEST DOUBLE: answers from the cell's pool of real sentences, with their gold labels.
-        pool = task.read_rows(cell.task_dir / POOL_FILE, unique=False)
+        # TEST DOUBLE: answers from the cell's pool of real sentences, with their gold labels (and from the
+        # eval rows, with theirs, where it stands in for the teacher labeling them: knows_eval).
+        pool = task.read_rows(cell.task_dir / POOL_FILE, unique=False) + (task.eval_rows() if knows_eval else [])
         return scripted_lm(pool, task.label_names, seed=cell.seed)
     from evokd.teacher.lm import make_lm
 
@@ -275,5 +324,28 @@ def run_ceiling(job: Ceiling) -> dict:
     return result
 
 
-def _run_job(job: Cell | Ceiling) -> dict:
-    return run_cell(job) if isinstance(job, Cell) else run_ceiling(job)
+def run_teacher_score(job: TeacherScore) -> dict:
+    """The teacher labels the draw's eval rows, asked as the draw's cells ask; write its scores."""
+    from dataclasses import asdict
+
+    from evokd.compare import score_teacher, teacher_labels
+
+    task = load_task(job.task_dir / TASK_FILE)
+    rows = task.eval_rows()
+    lm = _teacher_lm(job.cell, task, knows_eval=True)
+    start = time.perf_counter()
+    labels = teacher_labels(task, task.seed_rows(), asdict(job.cell.loop_config()), lm, [r["text"] for r in rows])
+    seconds = round(time.perf_counter() - start, 2)
+    report = score_teacher(task, [r[task.target_key] for r in rows], labels)
+    result = {"dataset": job.dataset, "seed": job.seed, "settings": job.settings(),
+              "test_double": job.cell.teacher == SCRIPTED, "eval_n": report["n"], **task.rules.scores(report),
+              "unanswered": sum(lab is None for lab in labels), "per_label": report.get("per_label"),
+              "seconds": seconds, "seconds_per_text": round(seconds / max(1, len(rows)), 3)}
+    write_json_atomic(job.result_path, result)
+    return result
+
+
+def _run_job(job: Job) -> dict:
+    if isinstance(job, Cell):
+        return run_cell(job)
+    return run_ceiling(job) if isinstance(job, Ceiling) else run_teacher_score(job)

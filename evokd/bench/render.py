@@ -43,6 +43,8 @@ def plot_curves(result: dict, dataset: str) -> bytes:
         if block["ceiling"]:
             c = block["ceiling"]
             ax.axhline(c[key], color="#222222", ls="--", label=f"ceiling ({c['n_train']:,} rows): {c[key]:.3f}")
+        if block.get("teacher"):
+            ax.axhline(block["teacher"][key], color="#b03030", ls="-.", label=f"teacher: {block['teacher'][key]:.3f}")
         ax.set_title(f"{dataset}: {student}", fontsize=11)
         ax.set_xlabel("added samples (train size minus seeds)")
         ax.set_ylabel(f"eval {METRIC_NAMES[key]} (mean over the finished seeds)")
@@ -93,17 +95,29 @@ def _student_table(student: str, block: dict) -> list[str]:
              f"| strategy | seeds | added | {' | '.join(METRIC_NAMES[k] for k in shown)} | Δ {METRIC_NAMES[key]} | "
              "teacher tokens/cell | s/cell (rounds) | s/cell (wall) |", bar + "|"]
     for strategy, row in block["strategies"].items():
-        gain = f"{row[f'gain_{key}_points']:+.2f}" if f"gain_{key}_points" in row else "–"
         lines.append(f"| {strategy} | {len(row['seeds'])} | {row['added']:.0f} | "
                      + "".join(f"{_pm(row[k], row[f'{k}_sd'])} | " for k in shown)
-                     + f"{gain} | {row['tokens']:,.0f} | {row['seconds']:.1f} | {row['wall_s']:.1f} |")
+                     + f"{_gain(row, key)} | {row['tokens']:,.0f} | {row['seconds']:.1f} | {row['wall_s']:.1f} |")
     c = block["ceiling"]
     if c:
         base = block["strategies"].get("seed-only")
         gain = f"{100 * (c[key] - base[key]):+.2f}" if base else "–"
         lines.append(f"| ceiling: whole train split | – | {c['n_train']:,} | "
                      + "".join(f"{c[k]:.4f} | " for k in shown) + f"{gain} | 0 | – | {c['seconds']:.1f} (fit and score) |")
+    t = block.get("teacher")
+    if t:
+        lines.append(f"| teacher: labels the eval rows itself | {len(t['seeds'])} | – | "
+                     + "".join(f"{_pm(t[k], t[f'{k}_sd'])} | " for k in shown)
+                     + f"{_gain(t, key)} | – | {t['seconds_per_text']:.2f} per text | – |")
     return lines + [""]
+
+
+def _gain(row: dict, key: str) -> str:
+    """A row's paired gain over seed-only in points of `key`: mean ± sd over the seeds both finished, or –."""
+    if f"gain_{key}_points" not in row:
+        return "–"
+    sd = f" ± {row[f'gain_{key}_sd']:.2f}" if len(row.get("gain_seeds", [])) > 1 else ""
+    return f"{row[f'gain_{key}_points']:+.2f}{sd}"
 
 
 def render_markdown(result: dict) -> str:
@@ -125,12 +139,18 @@ def render_markdown(result: dict) -> str:
              + _time_and_noise(cfg) + "; seed-only is round 0. Pool strategies take "
              + ("the pool's gold labels (oracle)." if cfg["oracle"] else "the teacher's labels."), "",
              ("Entity F1 (exact span and type, micro-averaged) is the final round's, mean ± sd over seeds; Δ is "
-              "against seed-only in entity-F1 points" if all_tagged else
+              "against seed-only in entity-F1 points, paired (mean ± sd over the seeds both finished of the "
+              "difference)" if all_tagged else
               "Accuracy and macro-F1 are the final round's, mean ± sd over seeds; Δ is against seed-only in macro-F1 "
-              "points" + ("; NER rows give entity F1 (exact span and type, micro-averaged) instead" if some_tagged else ""))
+              "points, paired (mean ± sd over the seeds both finished of the difference)"
+              + ("; NER rows give entity F1 (exact span and type, micro-averaged) instead" if some_tagged else ""))
              + "; tokens are the teacher's prompt + completion tokens per cell. Seconds per cell: the committed "
              "rounds (training, teacher calls, eval), and wall clock of the process that finished the cell (with "
              "teacher loading and pool embedding; a resumed cell counts its last run only).", ""]
+    if cfg.get("teacher_row"):
+        lines += ["The teacher row: the teacher labels every eval row of each draw itself, asked as that draw's cells "
+                  "ask (its seeds as demonstrations, the config's label temperature and format): what a student that "
+                  "learned the teacher perfectly would score. Its seconds are per text.", ""]
     if result.get("unfinished"):
         lines += [f"**Partial results: {len(result['unfinished'])} of the config's jobs have not run yet** (rendered "
                   "with `--render-only` or `--only`; each row averages the seeds that finished, counted in its seeds "

@@ -12,7 +12,7 @@ from evokd import __version__
 from evokd.bench.aggregate import machine, summarize, targets
 from evokd.bench.config import POOL_FILE, BenchConfig, _config_dict
 from evokd.bench.executors import Events, run_jobs, run_jobs_ray
-from evokd.bench.jobs import Cell, Ceiling, _finished, plan
+from evokd.bench.jobs import Cell, Ceiling, TeacherScore, _finished, plan
 from evokd.bench.render import plot_curves, render_markdown
 from evokd.bench.seeds import _relative, prepare
 from evokd.errors import EvokdError
@@ -26,7 +26,7 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
               cpus_per_cell: int = 1) -> dict:
     """Prepare, run every unfinished job, then write NAME.md, NAME.json and NAME-DATASET.png; returns the paths.
     With run=False nothing runs: the results show the jobs finished so far and list the others.
-    `only` limits this run to the cells of those strategies (and the ceilings)."""
+    `only` limits this run to the cells of those strategies (and the ceilings and teacher rows)."""
     folders = prepare(config, tasks, work_dir)
     jobs = plan(config, tasks, folders, work_dir)
     todo = [job for job in jobs if not _finished(job)]
@@ -48,18 +48,20 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
     cells = [{**json.loads(j.result_path.read_text(encoding="utf-8")), "command": j.command()}
              for j in done if isinstance(j, Cell)]
     ceilings = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, Ceiling)]
+    teacher_scores = [json.loads(j.result_path.read_text(encoding="utf-8")) for j in done if isinstance(j, TeacherScore)]
     datasets = {}
     for name, entry in zip(tasks, config.datasets):
         folder = folders[(name, config.seeds[0])]
         datasets[name] = {"kind": tasks[name].kind, "shots": entry.shots, "labels": len(tasks[name].labels),
                           "eval_n": sum(1 for _ in (folder / "eval.jsonl").open(encoding="utf-8")),
                           "pool_n": sum(1 for _ in (folder / POOL_FILE).open(encoding="utf-8"))}
-    summary = summarize(config, {name: task.kind for name, task in tasks.items()}, cells, ceilings)
+    summary = summarize(config, {name: task.kind for name, task in tasks.items()}, cells, ceilings, teacher_scores)
     result = {
         "name": config.name, "command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,
         "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students),
-        "summary": summary, "ceilings": ceilings, "cells": cells, "unfinished": unfinished,
+        "summary": summary, "ceilings": ceilings, "teacher_scores": teacher_scores, "cells": cells,
+        "unfinished": unfinished,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": results_dir / f"{config.name}.md", "json": results_dir / f"{config.name}.json"}

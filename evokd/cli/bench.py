@@ -68,5 +68,5 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
                         only=tuple(only), executor=executor, address=address, cpus_per_cell=cpus_per_cell)
     click.echo(out["paths"]["md"])
     if not quiet:
-        click.echo(f"wrote {', '.join(out['paths'].values())}; ran {out['ran']} of {out['jobs']} cells and ceilings "
-                   f"(the rest had finished before), work dir {work_dir}", err=True)
+        click.echo(f"wrote {', '.join(out['paths'].values())}; ran {out['ran']} of {out['jobs']} jobs (cells, ceilings, "
+                   f"teacher rows; the rest had finished before), work dir {work_dir}", err=True)
