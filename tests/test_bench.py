@@ -456,3 +456,9 @@ def test_gains_are_paired_over_the_seeds_both_rows_finished():
     lines = _student_table("tfidf", block)
     assert any(line.startswith("| evokd | 2 |") and "| +15.00 ± 5.00 |" in line for line in lines)
     assert any(line.startswith("| teacher: labels the eval rows itself | 3 |") for line in lines)
+
+    found = {t["id"]: t for t in bench.targets({"a": {"tfidf": block}}, ["tfidf"])}
+    assert found["evokd_over_seed_only"]["value"] == pytest.approx(15.0) and found["evokd_over_seed_only"]["met"]
+    near = found["student_near_teacher"]  # evokd minus the teacher on seeds 1 and 2: -35 and -5 points
+    assert near["best"] == "evokd" and near["value"] == pytest.approx(-20.0) and near["seeds"] == [1, 2]
+    assert near["target_points"] == -3.0 and not near["met"]

@@ -9,7 +9,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from evokd.bench.config import METRIC_NAMES, TARGET_POINTS, BenchConfig, metrics_of
+from evokd.bench.config import METRIC_NAMES, TARGET_POINTS, TEACHER_GAP_POINTS, BenchConfig, metrics_of
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -96,7 +96,8 @@ def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | N
 
 def targets(summary: dict, students: list[str]) -> list[dict]:
     """The benchmark's targets in points of the headline score (macro-F1; entity F1 on NER), each over
-    the seeds both of its strategies finished (the pool target: on every dataset)."""
+    the seeds both of its rows finished (the pool target: on every dataset): pool selection over random,
+    evokd over static and over seed-only, and (with a teacher row) the best student near the teacher."""
     out = []
     for student in students:
         per_ds = {name: by[student]["strategies"] for name, by in summary.items() if student in by}
@@ -129,6 +130,26 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
                 out.append({"id": "evokd_over_static", "student": student, "dataset": name, "target_points": TARGET_POINTS,
                             "value": value, "seeds": seeds, "evokd_paper_value": paper, "met": value >= TARGET_POINTS,
                             "what": f"evokd minus static on {name}, {METRIC_NAMES[summary[name][student]['metric']]}"})
+        for name, s in per_ds.items():
+            metric = METRIC_NAMES[summary[name][student]["metric"]]
+            if "evokd" in s and "seed-only" in s:
+                value, seeds = _paired(s["evokd"], s["seed-only"])
+                if value is not None:
+                    out.append({"id": "evokd_over_seed_only", "student": student, "dataset": name,
+                                "target_points": TARGET_POINTS, "value": value, "seeds": seeds,
+                                "met": value >= TARGET_POINTS, "what": f"evokd minus seed-only on {name}, {metric}"})
+            teacher = summary[name][student].get("teacher")
+            if teacher and len(s) > 1:
+                # the best row that trained on more than the seeds, against the teacher on the same draws
+                gaps = {row: _paired(r, teacher) for row, r in s.items() if row != "seed-only"}
+                gaps = {row: g for row, g in gaps.items() if g[0] is not None}
+                if gaps:
+                    best = max(gaps, key=lambda row: gaps[row][0])
+                    value, seeds = gaps[best]
+                    out.append({"id": "student_near_teacher", "student": student, "dataset": name,
+                                "target_points": -TEACHER_GAP_POINTS, "value": value, "seeds": seeds, "best": best,
+                                "met": value >= -TEACHER_GAP_POINTS,
+                                "what": f"the best strategy's student minus the teacher on {name}, {metric}"})
     return out
 
 

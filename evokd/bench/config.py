@@ -26,6 +26,7 @@ MIN_SEED_WORDS = 6  # datasets/make_seeds.py: a seed is a full sentence, not a p
 NER_MIN_SEED_WORDS = 8  # datasets/make_seeds.py's NER seeds: sentences of 8+ tokens
 EVAL_SAMPLE_SEED = 0  # one eval sample per dataset, shared by every cell
 TARGET_POINTS = 2.0  # points of the headline score (macro-F1; entity F1 on NER) each target asks for
+TEACHER_GAP_POINTS = 3.0  # how far below the teacher's own score the best student may end
 TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real sentences from the cell's pool and "
                     "labels them with their gold labels, so these numbers test the harness, not a teacher")
 

@@ -171,13 +171,15 @@ def render_markdown(result: dict) -> str:
                                    for k, v in t["by_strategy"].items())
                 measured = f"{t['value']:+.2f} ({others}; over {', '.join(t['datasets'])})"
             else:
-                paper = "" if t["evokd_paper_value"] is None else f"; evokd-paper {t['evokd_paper_value']:+.2f}"
-                measured = f"{t['value']:+.2f} (seeds {', '.join(map(str, t['seeds']))}){paper}"
+                extra = "" if t.get("evokd_paper_value") is None else f"; evokd-paper {t['evokd_paper_value']:+.2f}"
+                extra += f"; {t['best']}" if t.get("best") else ""
+                measured = f"{t['value']:+.2f} (seeds {', '.join(map(str, t['seeds']))}{extra})"
             lines.append(f"| {t['what']} ≥ {t['target_points']:g} | {t['student']} | {measured} | "
                          f"{'yes' if t['met'] else '**no**'} |")
     else:
-        lines.append("None measured: the targets compare pool-evokd / pool-errors with pool-random, and evokd with "
-                     "static; this config runs neither pair (or no seed finished both).")
+        lines.append("None measured: the targets compare pool-evokd / pool-errors with pool-random, evokd with "
+                     "static and with seed-only, and the best student with the teacher row; this config runs none "
+                     "of these pairs (or no seed finished both).")
     lines.append("")
     for name, by_student in result["summary"].items():
         ds = result["datasets"][name]
