@@ -19,6 +19,7 @@ from evokd.task import TaskSpec
 CHARS_PER_TOKEN = 4
 _ANALYSIS_STAND_IN = ("- misreads negated or mixed statements\n- confuses short sarcastic texts with literal ones\n"
                       "- fails on domain words it has not seen in training")
+_PROPERTIES_STAND_IN = "length: about 12 words; subtopic: a typical subtopic of the label"  # evokd-attr's requests
 
 
 class _Measured(Exception):
@@ -79,6 +80,7 @@ def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
 
 def estimate_run(task: TaskSpec, config, model: str) -> dict:
     """Calls and tokens of `config.rounds` rounds with the task's real prompts (see module doc)."""
+    from evokd.loop.attributes import SUBTOPICS_PER_LABEL
     from evokd.loop.config import generation_chars, settle
     from evokd.loop.teacher_setup import seed_demonstrations
     from evokd.task_kinds import ErrorStats, LabelErrors
@@ -111,7 +113,10 @@ def estimate_run(task: TaskSpec, config, model: str) -> dict:
     samples = {  # one call of each step, measured on the meter
         "analyze": lambda: teacher.analyze_weaknesses(1, feedback, use_correct=config.correct_feedback),
         "generate": (lambda: teacher.generate_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, n - n_hard)) if plan.mode == "free"
-                    else (lambda: teacher.generate_for_label(1, _ANALYSIS_STAND_IN, "hard", task.label_names[0], per_call)),
+                    else (lambda: teacher.generate_for_label(1, _ANALYSIS_STAND_IN, "hard", task.label_names[0], per_call,
+                                                             properties=_PROPERTIES_STAND_IN if plan.strategy.attributes
+                                                             else None)),
+        "subtopics": lambda: teacher.subtopics_of(1, task.label_names[0], SUBTOPICS_PER_LABEL),
         "generate_labeled": lambda: teacher.generate_labeled_inputs(1, _ANALYSIS_STAND_IN, [], n_hard, n - n_hard),
         "paraphrase": lambda: teacher.paraphrase_text(1, sample, label or task.label_names[0], 2),
         "label": lambda: teacher.label_one(1, sample),

@@ -33,6 +33,9 @@ class Strategy:
     review_every: int = 2
     separate_labeling: bool = True
     pool_select: str | None = None  # nearest | random | uncertainty | errors (pool strategies only)
+    # class-conditioned requests also name drawn properties: a seed-like length, a teacher-listed subtopic,
+    # the task file's attributes (evokd.loop.attributes)
+    attributes: bool = False
 
     @property
     def needs_teacher(self) -> bool:
@@ -82,6 +85,9 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
                                                       "labeling call, no agreement filter)",
             separate_labeling=False, agreement=False),
     replace(_EVOKD, name="evokd-no-warmup", summary="evokd without the class-conditioned warm-up round", warmup=False),
+    replace(_EVOKD, name="evokd-attr", summary="evokd; each request for a label's texts also names a length drawn from "
+                                               "the seeds', a subtopic of the label the teacher listed once, and the "
+                                               "task file's attributes (AttrPrompt-style diversity)", attributes=True),
     Strategy("pool-random", "random unused texts from the pool", generation="none", analysis=False, agreement=False,
              class_budget=False, pool_select="random"),
     Strategy("pool-uncertainty", "the pool texts the student is least confident about", generation="none",

@@ -32,6 +32,9 @@ class TaskSpec(BaseModel):
     seeds: Path
     eval: Optional[Path] = None
     language: str = "en"
+    # Ways the task's texts vary, NAME -> values (e.g. {aspect: [acting, plot, music]}): the evokd-attr
+    # strategy asks for one drawn value of each in every generation request (evokd.loop.attributes).
+    attributes: dict[str, list[str]] = Field(default_factory=dict)
     path: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("labels", mode="before")
@@ -52,6 +55,16 @@ class TaskSpec(BaseModel):
         if dupes:
             raise ValueError(f"duplicate label {dupes[0]!r}; expected unique label names")
         return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_values(cls, value: dict[str, list[str]]):
+        for name, values in value.items():
+            cleaned = [v.strip() for v in values]
+            if not name.strip() or not cleaned or not all(cleaned):
+                raise ValueError(f"attribute {name!r} has {'no' if not cleaned else 'an empty'} value; expected "
+                                 "NAME: [value, ...] with non-empty values")
+        return {name.strip(): [v.strip() for v in values] for name, values in value.items()}
 
     @property
     def label_names(self) -> list[str]:

@@ -97,11 +97,18 @@ class _RecordingTeacher:
 
     def __init__(self, short_by: int = 0):
         self.requests: list[tuple[str, str, int]] = []
+        self.properties: list[str | None] = []  # what each request named besides its label (evokd-attr)
+        self.subtopic_requests: list[tuple[int, str, int]] = []
         self.short_by = short_by  # write this many texts fewer than asked
 
-    def generate_for_label(self, round_, weaknesses, kind, label, n, *, attempt_key=""):
+    def generate_for_label(self, round_, weaknesses, kind, label, n, *, attempt_key="", properties=None):
         self.requests.append((kind, label.split(" (")[0], n))
+        self.properties.append(properties)
         return [f"{label} text {i}" for i in range(n - self.short_by)]
+
+    def subtopics_of(self, round_, label, n):
+        self.subtopic_requests.append((round_, label.split(" (")[0], n))
+        return [f"{label.split(' (')[0]} topic {i}" for i in range(n)]
 
 
 def test_class_source_asks_hard_then_easy_in_one_call_per_label(sst2_task, tmp_path):
@@ -128,6 +135,64 @@ def test_class_source_asks_hard_then_easy_in_one_call_per_label(sst2_task, tmp_p
     warm = Round(number=1, state=RunState(), feedback=None, aim=None, student=None)
     source.batch(warm, {"negative": 3}, attempt=0)
     assert short.requests[-1] == ("varied", "negative", 3)
+
+
+def test_evokd_attr_names_a_seed_like_length_a_listed_subtopic_and_the_tasks_attributes(sst2_task, tmp_path):
+    """evokd-attr: every request for a label's texts names drawn properties; each label's subtopics are
+    asked once per run; the draws repeat for the same run seed, round, label and attempt, and vary otherwise."""
+    sst2_task.write_text(sst2_task.read_text() + "attributes:\n  aspect: [acting, plot, music]\n", encoding="utf-8")
+    task = load_task(sst2_task)
+    assert task.attributes == {"aspect": ["acting", "plot", "music"]}
+    loop = RoundRunner(task, tmp_path / "r", LoopConfig(per_round=8, strategy="evokd-attr"), teacher_lm=None)
+    teacher = _RecordingTeacher()
+    seeds = task.seed_rows()
+    source = ClassSource(Context(task, loop.plan, seeds, teacher, None, None, lambda *a, **k: None))
+    rnd = Round(number=2, state=RunState(), feedback=None, aim="- misses negation", student=None)
+    for attempt in range(3):
+        source.batch(rnd, {"negative": 3, "positive": 2}, attempt=attempt)
+    assert teacher.subtopic_requests == [(2, "negative", 8), (2, "positive", 8)]  # once per label, in order of use
+    words = [len(r["text"].split()) for r in seeds]
+    for label, props in zip([r[1] for r in teacher.requests], teacher.properties):
+        length, subtopic, aspect = props.split("; ")
+        n = int(length.removeprefix("length: about ").removesuffix(" words"))
+        assert 0.8 * min(words) - 1 <= n <= 1.25 * max(words) + 1
+        assert subtopic.startswith(f"subtopic: {label} topic ") and aspect.split(": ")[1] in task.attributes["aspect"]
+    assert len(set(teacher.properties)) > 1  # attempts draw anew
+    drawn = source.properties()
+    assert drawn.draw(2, "negative", 0) == teacher.properties[0] and drawn.draw(3, "negative", 0) != drawn.draw(2, "negative", 0)
+    assert source.plan_calls(1, {"negative": 4, "positive": 4}) == {"generate": 2, "subtopics": 2}
+    assert source.plan_calls(2, {"negative": 4, "positive": 4}) == {"generate": 2}
+    # the default strategy names no properties and lists no subtopics
+    plain = _RecordingTeacher()
+    default = ClassSource(Context(task, RoundRunner(task, tmp_path / "d", LoopConfig(per_round=8), teacher_lm=None).plan,
+                                  seeds, plain, None, None, lambda *a, **k: None))
+    default.batch(rnd, {"negative": 3}, attempt=0)
+    assert plain.properties == [None] and plain.subtopic_requests == []
+
+
+def test_evokd_attr_runs_through_the_loop_with_the_scripted_teacher(sst2_task, sst2_pool, tmp_path):
+    """The real loop, DuckDB and student with the scripted TEST DOUBLE: the subtopics call is logged once
+    per label, and the run accepts texts."""
+    out = tmp_path / "run"
+    rounds = run(sst2_task, out, sst2_pool, "evokd-attr", rounds=2, per_round=8)
+    assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[-1]["train_size"] > rounds[0]["train_size"]
+    assert query(out, "SELECT step, round, count(*) FROM calls WHERE step = 'subtopics' AND ok GROUP BY ALL") == [
+        ("subtopics", 1, 2)]
+
+
+@pytest.mark.parametrize("attributes, expected", [
+    ("attributes:\n  aspect: []\n", "attribute 'aspect' has no value"),
+    ("attributes:\n  aspect: [acting, '  ']\n", "attribute 'aspect' has an empty value"),
+    ("attributes: [acting]\n", "valid dictionary"),
+])
+def test_bad_task_attributes_are_one_line_naming_the_field(sst2_task, attributes, expected):
+    from evokd.errors import InputError
+
+    sst2_task.write_text(sst2_task.read_text() + attributes, encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_task(sst2_task)
+    message = str(err.value)
+    assert str(sst2_task) in message and "attributes" in message and expected in message and "\n" not in message
 
 
 def test_kind_request_names_the_counts_hard_first():

@@ -117,6 +117,8 @@ def _write_task(folder: Path, task: TaskSpec, name: str, seeds: list[dict], eval
     spec = {"name": name, "kind": task.kind, "language": task.language, "description": task.description,
             "labels": {label.name: label.description for label in task.labels}, "seeds": "seeds.jsonl",
             "eval": "eval.jsonl"}
+    if task.attributes:
+        spec["attributes"] = task.attributes
     header = (f"# {name}: made by `evokd bench` from {_relative(task.path)} (seed {seed}); pool.jsonl is the "
               "pool of the pool strategies (id: line of train.jsonl, from 0).\n")
     write_text_atomic(folder / TASK_FILE, header + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100))

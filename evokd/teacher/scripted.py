@@ -86,6 +86,9 @@ class ScriptedEngine:
             n_easy = int(re.search(r"\[\[ ## n_easy ## \]\]\n(\d+)", prompt).group(1))
             picks = rng.sample(self.pool, min(len(self.pool), n_hard + n_easy))
             return {"hard_texts": [r["text"] for r in picks[:n_hard]], "easy_texts": [r["text"] for r in picks[n_hard:]]}
+        if "subtopics" in fields:  # a label's subtopics (evokd-attr): fixed, well-formed, one a duplicate
+            n = int(re.search(r"\[\[ ## n ## \]\]\n(\d+)", prompt).group(1))
+            return {"subtopics": [f"scripted subtopic {i}" for i in range(1, n)] + ["Scripted subtopic 1."]}
         if "texts" in fields or "rewrites" in fields:  # class-conditioned generation / paraphrases of a seed
             n = int(re.search(r"\[\[ ## n ## \]\]\n(\d+)", prompt).group(1))
             # the last match: DSPy's system message shows the field layout with a "{label}" placeholder first

@@ -185,22 +185,40 @@ for hard and easy texts, write the hard ones first, and no easy text may repeat 
 the texts themselves: no labels, no numbering, no notes."""
 
 
-def class_generate_signature(max_chars: int = 300) -> type[dspy.Signature]:
+_CLASS_GENERATE_PROPERTIES_DOC = _CLASS_GENERATE_DOC + """ Every text must also have the given
+properties: its length, its subtopic and any other property listed."""
+
+
+def class_generate_signature(max_chars: int = 300, *, with_properties: bool = False) -> type[dspy.Signature]:
     """Class-conditioned generation: n texts of one label. The inputs that change between the calls of a
-    round (kind, label, n) come last, so a local model reuses the shared prompt prefix. No example
-    texts: a small model copies them verbatim, and the copies are exact duplicates of the seeds."""
-    return dspy.Signature(
-        {
-            "task": (str, dspy.InputField(desc="what the classifier does")),
-            "labels": (str, dspy.InputField(desc="the label names with their meaning")),
-            "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
-            "kind": (str, dspy.InputField(desc="hard, easy or varied, or how many of each (hard first)")),
-            "label": (str, dspy.InputField(desc="the label every text must have, with its meaning")),
-            "n": (int, dspy.InputField(desc="how many texts to write")),
-            "texts": (_texts(max_chars), dspy.OutputField(desc="the texts, all of the given label")),
-        },
-        _CLASS_GENERATE_DOC,
-    ).with_instructions(_CLASS_GENERATE_DOC)
+    round (kind, label, properties, n) come last, so a local model reuses the shared prompt prefix. No
+    example texts: a small model copies them verbatim, and the copies are exact duplicates of the seeds.
+    `with_properties`: the request also names properties every text must have (evokd.loop.attributes)."""
+    fields = {
+        "task": (str, dspy.InputField(desc="what the classifier does")),
+        "labels": (str, dspy.InputField(desc="the label names with their meaning")),
+        "weaknesses": (str, dspy.InputField(desc="the student's current weaknesses")),
+        "kind": (str, dspy.InputField(desc="hard, easy or varied, or how many of each (hard first)")),
+        "label": (str, dspy.InputField(desc="the label every text must have, with its meaning")),
+    }
+    if with_properties:
+        fields["properties"] = (str, dspy.InputField(desc="properties every text must have, e.g. its length and subtopic"))
+    fields["n"] = (int, dspy.InputField(desc="how many texts to write"))
+    fields["texts"] = (_texts(max_chars), dspy.OutputField(desc="the texts, all of the given label"))
+    doc = _CLASS_GENERATE_PROPERTIES_DOC if with_properties else _CLASS_GENERATE_DOC
+    return dspy.Signature(fields, doc).with_instructions(doc)
+
+
+class ListSubtopics(dspy.Signature):
+    """List distinct subtopics that texts of the given label are about in the task below: short noun
+    phrases, all different from each other, together covering the range of texts the label has. Write
+    only the subtopics: no numbering, no explanations."""
+
+    task: str = dspy.InputField(desc="what the classifier does")
+    labels: str = dspy.InputField(desc="the label names with their meaning")
+    label: str = dspy.InputField(desc="the label whose subtopics to list, with its meaning")
+    n: int = dspy.InputField(desc="how many subtopics to list")
+    subtopics: list[str] = dspy.OutputField(desc="the subtopics, each a short noun phrase")
 
 
 _PARAPHRASE_DOC = """Rewrite the given text for the task below in new ways that keep its meaning and its label:

@@ -25,7 +25,8 @@ from evokd.teacher.adapter import PlainLabelAdapter, answer_probability
 from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.wording import error_stats_text, without_quoted_examples
 from evokd.teacher.answers import ANSWERS
-from evokd.teacher.signatures import AnalyzeWeaknesses, class_generate_signature, generate_signature, paraphrase_signature
+from evokd.teacher.signatures import (AnalyzeWeaknesses, ListSubtopics, class_generate_signature, generate_signature,
+                                     paraphrase_signature)
 
 
 LABEL_FORMATS = ("plain", "json")
@@ -90,6 +91,8 @@ class Teacher(dspy.Module):
         self.analyze = dspy.Predict(AnalyzeWeaknesses)
         self.generate = dspy.Predict(generate_signature(max_chars))
         self.generate_class = dspy.Predict(class_generate_signature(max_chars))
+        self.generate_class_with_properties = dspy.Predict(class_generate_signature(max_chars, with_properties=True))
+        self.list_subtopics = dspy.Predict(ListSubtopics)
         self.paraphrase = dspy.Predict(paraphrase_signature(max_chars))
         self.label = dspy.Predict(self.answers.label_signature(task.label_names, max_chars))
         self.generate_labeled = dspy.Predict(self.answers.generate_labeled_signature(task.label_names, max_chars))
@@ -248,19 +251,45 @@ class Teacher(dspy.Module):
         return out if out is not None else ([], [])
 
     def generate_for_label(self, round_: int, weaknesses: str, kind: str, label: str, n: int,
-                           *, attempt_key: str = "") -> list[str]:
-        """Class-conditioned generation: up to `n` texts meant to have `label` (kind: hard, easy or varied)."""
+                           *, attempt_key: str = "", properties: str | None = None) -> list[str]:
+        """Class-conditioned generation: up to `n` texts meant to have `label` (kind: hard, easy or varied),
+        each with `properties` when given (a length, a subtopic: evokd.loop.attributes)."""
         def validate(pred):
             texts = [t for t in (clean_generated(x) for x in (pred.texts or [])) if t]
             if not texts:
                 return None, "generation returned no texts"
             return texts[:n], None
 
+        predictor, extra, key = self.generate_class, {}, f"{kind}|{label}|{attempt_key}"
+        if properties:
+            predictor, extra, key = self.generate_class_with_properties, {"properties": properties}, \
+                f"{kind}|{label}|{properties}|{attempt_key}"
         out = self._call(
-            self.generate_class, round_=round_, step="generate", key=f"{kind}|{label}|{attempt_key}", validate=validate,
-            max_tokens=_generation_budget(n, _per_item(self.max_chars)), task=self.task.description,
-            labels=self.describe_labels(),
-            weaknesses=weaknesses, kind=kind, label=label, n=n,
+            predictor, round_=round_, step="generate", key=key,
+            validate=validate, max_tokens=_generation_budget(n, _per_item(self.max_chars)), task=self.task.description,
+            labels=self.describe_labels(), weaknesses=weaknesses, kind=kind, label=label, **extra, n=n,
+        )
+        return out or []
+
+    def subtopics_of(self, round_: int, label: str, n: int) -> list[str]:
+        """Up to `n` distinct subtopics of `label`'s texts (AttrPrompt's class-specific attribute values);
+        [] when the teacher gave fewer than 2 usable ones. Greedy first, so a resumed run that asks again
+        (in another round) gets the same list."""
+        def validate(pred):
+            seen, out = set(), []
+            for item in pred.subtopics or []:
+                topic = " ".join(str(item).split()).strip(" .-*•")
+                if 2 <= len(topic) <= 80 and topic.lower() not in seen:
+                    seen.add(topic.lower())
+                    out.append(topic)
+            if len(out) < 2:
+                return None, f"{len(out)} usable subtopic(s); expected 2 or more"
+            return out[:n], None
+
+        out = self._call(
+            self.list_subtopics, round_=round_, step="subtopics", key=label, validate=validate, first_temperature=0.0,
+            max_tokens=_generation_budget(n, per_item=12), task=self.task.description, labels=self.describe_labels(),
+            label=label, n=n,
         )
         return out or []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from evokd.loop.attributes import SUBTOPICS_PER_LABEL, RequestProperties
 from evokd.loop.candidates import Candidate
 from evokd.loop.sources.base import Round, Source, source
 
@@ -63,9 +64,23 @@ class ClassSource(Source):
     with its description: a 1.5B model given only "positive" and a hard-text brief often writes the
     opposite class."""
 
+    _properties: RequestProperties | None = None
+
     def varied(self, round_: int) -> bool:
         """Whether the round asks for natural, varied texts (no aim, even split)."""
         return self.ctx.plan.warmup(round_)
+
+    def properties(self) -> RequestProperties | None:
+        """What each request also asks for (a length, a subtopic, the task's attributes) when the strategy
+        draws attributes (`evokd-attr`), else None."""
+        if not self.ctx.plan.strategy.attributes:
+            return None
+        if self._properties is None:
+            described = described_labels(self.ctx.task)
+            self._properties = RequestProperties(
+                self.ctx.seeds, self.ctx.task.attributes, self.ctx.config.seed,
+                lambda round_, label: self.ctx.teacher.subtopics_of(round_, described[label], SUBTOPICS_PER_LABEL))
+        return self._properties
 
     def even(self, round_: int) -> bool:
         return self.varied(round_) or not self.ctx.plan.strategy.class_budget
@@ -94,19 +109,24 @@ class ClassSource(Source):
         """One generation call per label that still needs texts."""
         described = described_labels(self.ctx.task)
         weaknesses = (None if self.varied(rnd.number) else rnd.aim) or "(not used: write natural, varied examples)"
+        drawn = self.properties()
         out: list[Candidate] = []
         for label, n in need.items():
             if n <= 0:
                 continue
             kinds = self.kinds(rnd.number, n, attempt)
-            texts = self.ctx.teacher.generate_for_label(rnd.number, weaknesses, kind_request(kinds), described[label], n,
-                                                        attempt_key=str(attempt))
+            texts = self.ctx.teacher.generate_for_label(
+                rnd.number, weaknesses, kind_request(kinds), described[label], n, attempt_key=str(attempt),
+                properties=drawn.draw(rnd.number, label, attempt) if drawn else None)
             # a text's kind is the one asked at its position; a short answer lost the last ones (easy)
             out += [Candidate(t, kind, intended_label=label) for t, kind in zip(texts, kinds)]
         return out
 
     def plan_calls(self, round_: int, need) -> dict[str, int]:
-        return {"generate": sum(1 for n in need.values() if n > 0)}
+        calls = {"generate": sum(1 for n in need.values() if n > 0)}
+        if self.ctx.plan.strategy.attributes and round_ == 1:  # each label's subtopics, listed on its first request
+            calls["subtopics"] = calls["generate"]
+        return calls
 
 
 @source("static")
