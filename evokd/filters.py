@@ -40,11 +40,12 @@ def text_hash(text: str) -> str:
 
 
 def clean_generated(text) -> str:
-    """Strip list bullets, numbering and wrapping quotes a teacher adds around a text."""
+    """Strip list bullets, numbering, a Markdown heading mark and wrapping quotes a teacher adds around a
+    text ("# rugby is..."; a hashtag, "#rugby", is the text's own)."""
     if not isinstance(text, str):
         return ""
     text = text.strip()
-    text = re.sub(r"^(\d+[.)]|[-*•])\s+", "", text)
+    text = re.sub(r"^(\d+[.)]|[-*•]|#{1,6})\s+", "", text)
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'“”":
         text = text[1:-1].strip()
     if text[:1] in "“" and text[-1:] in "”":

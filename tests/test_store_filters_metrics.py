@@ -70,6 +70,7 @@ def test_normalise_and_hash():
 def test_clean_generated():
     assert clean_generated('1. "A fine film."') == "A fine film."
     assert clean_generated("- dull and  long") == "dull and long"
+    assert clean_generated("# rugby is a sport") == "rugby is a sport" and clean_generated("#rugby rules") == "#rugby rules"
     assert clean_generated(None) == ""
 
 
