@@ -367,6 +367,26 @@ def test_ner_bench_scores_entity_f1_with_oracle_spans(ner_bench):
     assert (results / "ner-small-wnut17.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_ner_teacher_row_scores_the_teachers_spans(ner_bench, tmp_path):
+    """NER: the teacher row annotates each eval sentence as the cells ask and scores entity F1. The scripted
+    TEST DOUBLE knows the eval sentences' gold spans here, so the row must be 1.0; the real tagger and
+    loop run the pool cell, whose pool sentences the same double annotates (no oracle)."""
+    data = ner_bench[2]
+    config = tmp_path / "ner-teacher.yaml"
+    config.write_text(f"name: ner-teacher\ndatasets:\n  - task: {ROOT / 'datasets' / 'wnut17' / 'task.yaml'}\n"
+                      f"    data: {data}\n    shots: 1\nseeds: [1]\nstrategies: [seed-only, pool-random]\n"
+                      "students: [tagger]\nteacher: scripted\noracle: false\nrounds: 1\nper_round: 6\neval_n: 40\n"
+                      "pool_size: 100\nceiling: false\nteacher_row: true\n")
+    result = invoke(config, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
+    assert result.exit_code == 0, result.output
+    out = json.loads((tmp_path / "r" / "ner-teacher.json").read_text())
+    [scored] = out["teacher_scores"]
+    assert scored["eval_n"] == 40 and scored["entity_f1"] == 1.0 and "macro_f1" not in scored
+    teacher = out["summary"]["wnut17"]["tagger"]["teacher"]
+    assert teacher["entity_f1"] == 1.0 and teacher["gain_entity_f1_points"] > 0
+    assert "| teacher: labels the eval rows itself | 1 | – | 1.0000 ± 0.0000 |" in (tmp_path / "r" / "ner-teacher.md").read_text()
+
+
 def test_bench_refuses_a_student_that_does_not_fit_the_task_kind(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(f"name: bad\ndatasets:\n  - task: {ROOT / 'datasets' / 'wnut17' / 'task.yaml'}\n"
