@@ -448,7 +448,7 @@ def test_teacher_row_labels_every_eval_row_as_the_cells_ask(tmp_path):
 
     _config(tmp_path, text + "label_format: json\n")
     result = invoke(config, "--results-dir", tmp_path / "r", "--work-dir", tmp_path / "w", "--quiet")
-    assert result.exit_code != 0 and "label_format='plain'" in result.output and "teacher" in result.output
+    assert result.exit_code != 0 and "finished with label_format='plain'" in result.output and "teacher" in result.output
 
 
 def test_gains_are_paired_over_the_seeds_both_rows_finished():

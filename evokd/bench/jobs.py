@@ -193,26 +193,22 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
 
 
 def _finished(job: Job) -> bool:
-    if not job.result_path.is_file():
-        return False
-    if isinstance(job, TeacherScore):
-        found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
-        if found != job.settings():
-            changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
-            raise EvokdError(f"{job.result_path}: the teacher labeled with {changed}={found.get(changed)!r}, but the "
-                             f"config now gives {job.settings()[changed]!r}; use another --work-dir, or delete it")
+    """Whether the job's result is on disk; raises when it was made with other settings than the config's."""
+    if not job.result_path.is_file() or isinstance(job, Ceiling):
+        return job.result_path.is_file()
+    found, wanted = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"], job.settings()
     if isinstance(job, Cell):
-        found = json.loads(job.result_path.read_text(encoding="utf-8"))["settings"]
-        if "label_temperature" in job.settings():
+        if "label_temperature" in wanted:
             found.setdefault("label_temperature", 0.8)  # cells from before the option labeled at the teacher's 0.8
-        if "label_format" in job.settings():
+        if "label_format" in wanted:
             found.setdefault("label_format", "json")  # cells from before the plain labeling question asked in JSON
-        if "noise" in job.settings():
+        if "noise" in wanted:
             found.setdefault("noise", "none")  # cells from before --noise trained on the teacher's labels plainly
-        if found != job.settings():
-            changed = next(k for k in job.settings() if found.get(k) != job.settings()[k])
-            raise EvokdError(f"{job.out_dir}: finished with {changed}={found.get(changed)!r}, but the config now "
-                             f"gives {job.settings()[changed]!r}; use another --work-dir (or config name), or delete it")
+    if found != wanted:
+        changed = next(k for k in wanted if found.get(k) != wanted[k])
+        where = job.out_dir if isinstance(job, Cell) else job.result_path
+        raise EvokdError(f"{where}: finished with {changed}={found.get(changed)!r}, but the config now gives "
+                         f"{wanted[changed]!r}; use another --work-dir (or config name), or delete it")
     return True
 
 
