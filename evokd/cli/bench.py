@@ -42,9 +42,9 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
     benchmarks/configs/). Each (dataset, seed) gets a self-contained task folder, each cell an
     `evokd generate` run; finished cells are skipped, so killing and re-running continues where
     it stopped. Classification and NER datasets (seeds per label, or sentences per entity type).
-    Writes a table per dataset and student (mean ± sd over seeds, gain over seed-only,
-    the ceiling of the whole train split, teacher tokens, seconds), the targets, and a learning
-    curve per dataset.
+    Writes a table per dataset and student (mean ± sd over seeds, the gain over seed-only paired
+    per seed, the ceiling of the whole train split, with `teacher_row: true` the teacher's own
+    score on the eval rows, teacher tokens, seconds), the targets, and a learning curve per dataset.
 
     \b
     Example:
