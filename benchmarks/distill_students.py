@@ -120,11 +120,11 @@ def render(result: dict) -> str:
                           if e else ["–", "–", "–"])
             lines.append(f"| {row} | {', '.join(map(str, first['seeds']))} | {statistics.fmean(first['added']):.0f} | "
                          + " | ".join(cells) + " |")
+        lines.append("")
         teacher = [t for t in result["teacher"] if t["dataset"] == dataset]
         if teacher:
-            lines.append(f"| teacher: labels the eval rows itself | {', '.join(str(t['seed']) for t in teacher)} | – | "
-                         + _mean_sd([t[SCORE] for t in teacher]) + " |" + " |" * (3 * len(students) - 1))
-        lines.append("")
+            lines += [f"The teacher itself, labeling the same eval rows (the bench's teacher row, seeds "
+                      f"{', '.join(str(t['seed']) for t in teacher)}): {_mean_sd([t[SCORE] for t in teacher])}.", ""]
     return "\n".join(lines) + "\n"
 
 
