@@ -12,9 +12,9 @@ greedily, so a resumed run (which asks for them again) asks what an uninterrupte
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Callable
+
+from evokd.loop.state import seeded_rng
 
 SUBTOPICS_PER_LABEL = 8  # the teacher lists this many subtopics per label, once per run
 LENGTH_JITTER = (0.8, 1.25)  # a drawn seed length is scaled by a factor in this range
@@ -40,8 +40,7 @@ class RequestProperties:
 
     def draw(self, round_: int, label: str, attempt: int) -> str:
         """The properties of one request for `label`'s texts, e.g. "length: about 14 words; subtopic: pricing"."""
-        key = f"{self.run_seed}|{round_}|{label}|{attempt}"
-        rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16))
+        rng = seeded_rng(self.run_seed, round_, label, attempt)
         words = max(3, round(rng.choice(self.seed_words) * rng.uniform(*LENGTH_JITTER)))
         parts = [f"length: about {words} words"]
         topics = self.subtopics(round_, label)

@@ -33,6 +33,11 @@ class RunState:
         return [r["analysis"] for r in self.rounds if r["analysis"]]
 
 
+def seeded_rng(*parts) -> random.Random:
+    """A random source keyed by `parts` (the run's seed first): the same parts give the same draws on a resume."""
+    return random.Random(int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:12], 16))
+
+
 def round_rng(seed: int, round_: int) -> random.Random:
     """The run's random source for one round: the same seed and round give the same draws on a resume."""
-    return random.Random(int(hashlib.sha256(f"{seed}|{round_}".encode()).hexdigest()[:12], 16))
+    return seeded_rng(seed, round_)
