@@ -131,6 +131,10 @@ GOOD = (f"name: t\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml
     (GOOD + "per_round: 0\n", "per_round", "greater than or equal to 1"),
     (GOOD + "noise: [confidence, loud]\n", "noise", "unknown noise handling 'loud'"),
     (GOOD + "max_minutes: 0\n", "max_minutes", "greater than 0"),
+    (GOOD + "targets: {magic: 1}\n", "targets", "unknown target 'magic'; expected some of: pool_selection_over_random"),
+    (GOOD + "targets: {evokd_over_seed_only: {sst3: 8}}\n", "targets.evokd_over_seed_only",
+     "dataset 'sst3' is not in the config; expected some of: trec"),
+    (GOOD + "targets: {pool_selection_over_random: {trec: 1}}\n", "targets", "expected one number, not one per dataset"),
     (GOOD.replace("seeds: [1]\n", ""), "seeds", "missing; required"),
     (GOOD.replace("trec\n", "nowhere\n"), "datasets.0.data", "nowhere not found; expected a path relative to the config file"),
     (GOOD.replace("/trec\n", "\n"), "datasets.0.data", "has no train.jsonl"),  # tests/data: a folder, no splits
@@ -192,6 +196,48 @@ def test_targets_on_made_up_cells():
                          ["tfidf"])[0]
     assert pool["seeds_by_strategy"] == {"pool-evokd": [1], "pool-errors": [1, 2]}
     assert pool["by_strategy"]["pool-evokd"] == pytest.approx(2.0) and pool["best"] == "pool-errors"
+
+
+def test_a_configs_targets_set_the_points_per_dataset_and_turn_targets_on():
+    """`targets` in a config: a number applies to every dataset, {dataset: number} to those listed only; the
+    targets the defaults leave off (evokd over evokd-paper, the worst strategy over seed-only, the best pool row
+    near the teacher) are measured only where the config sets them."""
+    def cell(dataset, strategy, seed, f1):
+        return {"dataset": dataset, "seed": seed, "student": "tfidf", "strategy": strategy, "accuracy": f1,
+                "macro_f1": f1, "tokens": 1, "seconds": 1.0, "wall_s": 1.0,
+                "rounds": [{"added": 0, "eval_macro_f1": f1, "eval_accuracy": f1}]}
+
+    f1 = {"a": {"seed-only": 0.50, "static": 0.45, "evokd": 0.60, "evokd-paper": 0.58, "pool-errors": 0.70},
+          "b": {"seed-only": 0.50, "static": 0.55, "evokd": 0.56, "evokd-paper": 0.57, "pool-errors": 0.52}}
+    cells = [cell(d, s, seed, v) for d, by in f1.items() for s, v in by.items() for seed in (1, 2)]
+    teacher = [{"dataset": d, "seed": seed, "accuracy": 0.72, "macro_f1": 0.72, "unanswered": 0,
+                "seconds_per_text": 1.0} for d in f1 for seed in (1, 2)]
+    kinds = {"a": "classification", "b": "classification"}
+
+    def found(targets):
+        config = bench.BenchConfig(name="t", datasets=[{"task": "a", "data": "a"}], seeds=[1, 2], teacher="local",
+                                   strategies=list(f1["a"]), ceiling=False, targets=targets)
+        return {(t["id"], t.get("dataset")): t for t in bench.targets(bench.summarize(config, kinds, cells, [], teacher),
+                                                                      ["tfidf"], config)}
+
+    default = found({})
+    assert default[("evokd_over_seed_only", "a")]["target_points"] == bench.TARGET_POINTS
+    assert not any(key[0] in ("evokd_over_paper", "strategies_over_seed_only", "pool_near_teacher") for key in default)
+
+    set_ = found({"evokd_over_seed_only": {"a": 8, "b": 7}, "evokd_over_paper": {"a": 0},
+                  "strategies_over_seed_only": 0, "pool_near_teacher": -3, "student_near_teacher": {"b": -3}})
+    a, b = set_[("evokd_over_seed_only", "a")], set_[("evokd_over_seed_only", "b")]
+    assert (a["target_points"], a["met"]) == (8, True) and a["value"] == pytest.approx(10.0)
+    assert (b["target_points"], b["met"]) == (7, False) and b["value"] == pytest.approx(6.0)
+    paper = set_[("evokd_over_paper", "a")]
+    assert paper["value"] == pytest.approx(2.0) and paper["met"] and ("evokd_over_paper", "b") not in set_
+    worst_a, worst_b = set_[("strategies_over_seed_only", "a")], set_[("strategies_over_seed_only", "b")]
+    assert worst_a["worst"] == "static" and worst_a["value"] == pytest.approx(-5.0) and not worst_a["met"]
+    assert worst_b["worst"] == "pool-errors" and worst_b["value"] == pytest.approx(2.0) and worst_b["met"]
+    pool = set_[("pool_near_teacher", "a")]
+    assert pool["best"] == "pool-errors" and pool["value"] == pytest.approx(-2.0) and pool["met"]
+    assert set_[("pool_near_teacher", "b")]["value"] == pytest.approx(-20.0)
+    assert ("student_near_teacher", "a") not in set_ and set_[("student_near_teacher", "b")]["best"] == "evokd-paper"
 
 
 def test_teacher_line_says_none_when_no_strategy_calls_one():

@@ -9,7 +9,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from evokd.bench.config import METRIC_NAMES, TARGET_POINTS, TEACHER_GAP_POINTS, BenchConfig, metrics_of
+from evokd.bench.config import METRIC_NAMES, TARGET_DEFAULTS, BenchConfig, metrics_of
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -94,11 +94,23 @@ def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | N
     return statistics.fmean(100 * (a["per_seed"][k] - b["per_seed"][k]) for k in common), [int(k) for k in common]
 
 
-def targets(summary: dict, students: list[str]) -> list[dict]:
+def targets(summary: dict, students: list[str], config: BenchConfig | None = None) -> list[dict]:
     """The benchmark's targets in points of the headline score (macro-F1; entity F1 on NER), each over
     the seeds both of its rows finished (the pool target: on every dataset): pool selection over random,
-    evokd over static and over seed-only, and (with a teacher row) the best student near the teacher."""
-    out = []
+    evokd over static, over evokd-paper and over seed-only, the worst row over seed-only, and (with a
+    teacher row) the best student and the best pool student near the teacher. The points each asks for
+    are the config's (BenchConfig.target_points; without a config TARGET_DEFAULTS); a target at None is
+    not measured."""
+    def points(target: str, dataset: str | None = None) -> float | None:
+        return config.target_points(target, dataset) if config is not None else TARGET_DEFAULTS[target]
+
+    def add(target: str, dataset: str | None, value: float, **fields) -> None:
+        wanted = points(target, dataset)
+        if wanted is not None:
+            out.append({"id": target, "student": student, **({"dataset": dataset} if dataset else {}),
+                        "target_points": wanted, "value": value, **fields, "met": value >= wanted})
+
+    out: list[dict] = []
     for student in students:
         per_ds = {name: by[student]["strategies"] for name, by in summary.items() if student in by}
         metric = " / ".join(dict.fromkeys(METRIC_NAMES[by[student]["metric"]] for by in summary.values() if student in by))
@@ -116,28 +128,34 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
                 pool_seeds[strategy] = sorted(map(int, common))
         if gains:
             best = max(gains, key=gains.get)
-            out.append({"id": "pool_selection_over_random", "student": student, "target_points": TARGET_POINTS,
-                        "best": best, "value": gains[best], "by_strategy": gains, "seeds_by_strategy": pool_seeds,
-                        "datasets": sorted(rand),
-                        "met": gains[best] >= TARGET_POINTS,
-                        "what": f"best of pool-evokd / pool-errors minus pool-random, {metric} averaged over datasets"})
+            add("pool_selection_over_random", None, gains[best], best=best, by_strategy=gains,
+                seeds_by_strategy=pool_seeds, datasets=sorted(rand),
+                what=f"best of pool-evokd / pool-errors minus pool-random, {metric} averaged over datasets")
         for name, s in per_ds.items():
             if "evokd" in s and "static" in s:
                 value, seeds = _paired(s["evokd"], s["static"])
-                if value is None:
-                    continue
-                paper = _paired(s["evokd-paper"], s["static"])[0] if "evokd-paper" in s else None
-                out.append({"id": "evokd_over_static", "student": student, "dataset": name, "target_points": TARGET_POINTS,
-                            "value": value, "seeds": seeds, "evokd_paper_value": paper, "met": value >= TARGET_POINTS,
-                            "what": f"evokd minus static on {name}, {METRIC_NAMES[summary[name][student]['metric']]}"})
+                if value is not None:
+                    paper = _paired(s["evokd-paper"], s["static"])[0] if "evokd-paper" in s else None
+                    add("evokd_over_static", name, value, seeds=seeds, evokd_paper_value=paper,
+                        what=f"evokd minus static on {name}, {METRIC_NAMES[summary[name][student]['metric']]}")
         for name, s in per_ds.items():
             metric = METRIC_NAMES[summary[name][student]["metric"]]
+            if "evokd" in s and "evokd-paper" in s:
+                value, seeds = _paired(s["evokd"], s["evokd-paper"])
+                if value is not None:
+                    add("evokd_over_paper", name, value, seeds=seeds, what=f"evokd minus evokd-paper on {name}, {metric}")
             if "evokd" in s and "seed-only" in s:
                 value, seeds = _paired(s["evokd"], s["seed-only"])
                 if value is not None:
-                    out.append({"id": "evokd_over_seed_only", "student": student, "dataset": name,
-                                "target_points": TARGET_POINTS, "value": value, "seeds": seeds,
-                                "met": value >= TARGET_POINTS, "what": f"evokd minus seed-only on {name}, {metric}"})
+                    add("evokd_over_seed_only", name, value, seeds=seeds, what=f"evokd minus seed-only on {name}, {metric}")
+            if "seed-only" in s:
+                # every row that adds samples, against seed-only on the seeds both finished: the worst one counts
+                over = {row: _paired(r, s["seed-only"]) for row, r in s.items() if row != "seed-only"}
+                over = {row: g for row, g in over.items() if g[0] is not None}
+                if over:
+                    worst = min(over, key=lambda row: over[row][0])
+                    add("strategies_over_seed_only", name, over[worst][0], seeds=over[worst][1], worst=worst,
+                        what=f"the worst strategy's student minus seed-only on {name}, {metric}")
             teacher = summary[name][student].get("teacher")
             if teacher and len(s) > 1:
                 # the best row that trained on more than the seeds, against the teacher on the same draws
@@ -145,11 +163,13 @@ def targets(summary: dict, students: list[str]) -> list[dict]:
                 gaps = {row: g for row, g in gaps.items() if g[0] is not None}
                 if gaps:
                     best = max(gaps, key=lambda row: gaps[row][0])
-                    value, seeds = gaps[best]
-                    out.append({"id": "student_near_teacher", "student": student, "dataset": name,
-                                "target_points": -TEACHER_GAP_POINTS, "value": value, "seeds": seeds, "best": best,
-                                "met": value >= -TEACHER_GAP_POINTS,
-                                "what": f"the best strategy's student minus the teacher on {name}, {metric}"})
+                    add("student_near_teacher", name, gaps[best][0], seeds=gaps[best][1], best=best,
+                        what=f"the best strategy's student minus the teacher on {name}, {metric}")
+                pool = {row: g for row, g in gaps.items() if row.startswith("pool-")}
+                if pool:
+                    best = max(pool, key=lambda row: pool[row][0])
+                    add("pool_near_teacher", name, pool[best][0], seeds=pool[best][1], best=best,
+                        what=f"the best pool strategy's student minus the teacher on {name}, {metric}")
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -27,6 +27,17 @@ NER_MIN_SEED_WORDS = 8  # datasets/make_seeds.py's NER seeds: sentences of 8+ to
 EVAL_SAMPLE_SEED = 0  # one eval sample per dataset, shared by every cell
 TARGET_POINTS = 2.0  # points of the headline score (macro-F1; entity F1 on NER) each target asks for
 TEACHER_GAP_POINTS = 3.0  # how far below the teacher's own score the best student may end
+# Each target's points when the config's `targets` does not set them (None: the target is off unless set).
+TARGET_DEFAULTS: dict[str, Optional[float]] = {
+    "pool_selection_over_random": TARGET_POINTS,  # best of pool-evokd / pool-errors minus pool-random, all datasets
+    "evokd_over_static": TARGET_POINTS,  # evokd minus static, per dataset
+    "evokd_over_paper": None,  # evokd minus evokd-paper, per dataset
+    "evokd_over_seed_only": TARGET_POINTS,  # evokd minus seed-only, per dataset
+    "strategies_over_seed_only": None,  # the worst row that adds samples minus seed-only, per dataset
+    "student_near_teacher": -TEACHER_GAP_POINTS,  # the best row minus the teacher row, per dataset
+    "pool_near_teacher": None,  # the best pool row minus the teacher row, per dataset
+}
+GLOBAL_TARGETS = ("pool_selection_over_random",)  # measured over all datasets at once: one number, not one per dataset
 TEST_DOUBLE_NOTE = ("`scripted`, a TEST DOUBLE: it 'generates' by drawing real sentences from the cell's pool and "
                     "labels them with their gold labels, so these numbers test the harness, not a teacher")
 
@@ -91,6 +102,9 @@ class BenchConfig(BaseModel):
     # A row for the teacher itself: it labels every eval row of each draw, asked as the cells ask (the draw's
     # seeds as demonstrations, label temperature and format), so the table shows what the students distil.
     teacher_row: bool = False
+    # Points each target asks for (TARGET_DEFAULTS names them): a number for every dataset, or {dataset: number}
+    # for those datasets only; a target the defaults leave off is measured only where this sets it.
+    targets: dict[str, Union[float, dict[str, float]]] = Field(default_factory=dict)
     path: Optional[Path] = Field(default=None, exclude=True)
 
     @field_validator("seeds", "strategies", "students", "noise")
@@ -128,6 +142,22 @@ class BenchConfig(BaseModel):
             raise ValueError(f"got {value!r}; expected 'local', 'scripted' (a TEST DOUBLE) or a provider/model "
                              "string such as openai/gpt-4o-mini")
         return value
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: dict):
+        _all_known(list(value), list(TARGET_DEFAULTS), "target")
+        for name in GLOBAL_TARGETS:
+            if isinstance(value.get(name), dict):
+                raise ValueError(f"{name} is measured over all datasets at once; expected one number, not one per dataset")
+        return value
+
+    def target_points(self, target: str, dataset: Optional[str] = None) -> Optional[float]:
+        """The points `target` asks for on `dataset` (a global target: dataset None), or None where it is off."""
+        if target not in self.targets:
+            return TARGET_DEFAULTS[target]
+        points = self.targets[target]
+        return points.get(dataset) if isinstance(points, dict) else points
 
     @property
     def test_double(self) -> bool:
@@ -204,6 +234,11 @@ def load_config(path: str | Path) -> tuple[BenchConfig, dict[str, TaskSpec]]:
                 raise InputError(path, f"{entry.data} has no {split}.jsonl; expected a folder with train.jsonl and "
                                        f"test.jsonl (or .jsonl.gz) of {rows} rows", field=f"datasets.{i}.data")
         tasks[task.name] = task
+    for target, points in config.targets.items():
+        unknown = [name for name in points if name not in tasks] if isinstance(points, dict) else []
+        if unknown:
+            raise InputError(path, f"dataset {unknown[0]!r} is not in the config; expected some of: {', '.join(tasks)}",
+                             field=f"targets.{target}")
     return config, tasks
 
 

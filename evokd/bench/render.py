@@ -173,13 +173,15 @@ def render_markdown(result: dict) -> str:
             else:
                 extra = "" if t.get("evokd_paper_value") is None else f"; evokd-paper {t['evokd_paper_value']:+.2f}"
                 extra += f"; {t['best']}" if t.get("best") else ""
+                extra += f"; worst: {t['worst']}" if t.get("worst") else ""
                 measured = f"{t['value']:+.2f} (seeds {', '.join(map(str, t['seeds']))}{extra})"
             lines.append(f"| {t['what']} ≥ {t['target_points']:g} | {t['student']} | {measured} | "
                          f"{'yes' if t['met'] else '**no**'} |")
     else:
         lines.append("None measured: the targets compare pool-evokd / pool-errors with pool-random, evokd with "
-                     "static and with seed-only, and the best student with the teacher row; this config runs none "
-                     "of these pairs (or no seed finished both).")
+                     "static, evokd-paper and seed-only, every strategy with seed-only, and the best student with the "
+                     "teacher row; this config runs none of these pairs (or no seed finished both, or its `targets` "
+                     "turn them off).")
     lines.append("")
     for name, by_student in result["summary"].items():
         ds = result["datasets"][name]

@@ -59,7 +59,7 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
     result = {
         "name": config.name, "command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,
-        "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students),
+        "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students, config),
         "summary": summary, "ceilings": ceilings, "teacher_scores": teacher_scores, "cells": cells,
         "unfinished": unfinished,
     }
