@@ -94,6 +94,13 @@ def _paired(a: dict, b: dict, within: set[str] | None = None) -> tuple[float | N
     return statistics.fmean(100 * (a["per_seed"][k] - b["per_seed"][k]) for k in common), [int(k) for k in common]
 
 
+def _rows_against(rows: dict, base: dict) -> dict[str, tuple[float, list[int]]]:
+    """Each row that trained on more than the seeds (all but seed-only) against `base`, paired: row -> (points,
+    seeds); rows that share no finished seed with `base` are left out."""
+    paired = {row: _paired(r, base) for row, r in rows.items() if row != "seed-only"}
+    return {row: g for row, g in paired.items() if g[0] is not None}
+
+
 def targets(summary: dict, students: list[str], config: BenchConfig | None = None) -> list[dict]:
     """The benchmark's targets in points of the headline score (macro-F1; entity F1 on NER), each over
     the seeds both of its rows finished (the pool target: on every dataset): pool selection over random,
@@ -150,8 +157,7 @@ def targets(summary: dict, students: list[str], config: BenchConfig | None = Non
                     add("evokd_over_seed_only", name, value, seeds=seeds, what=f"evokd minus seed-only on {name}, {metric}")
             if "seed-only" in s:
                 # every row that adds samples, against seed-only on the seeds both finished: the worst one counts
-                over = {row: _paired(r, s["seed-only"]) for row, r in s.items() if row != "seed-only"}
-                over = {row: g for row, g in over.items() if g[0] is not None}
+                over = _rows_against(s, s["seed-only"])
                 if over:
                     worst = min(over, key=lambda row: over[row][0])
                     add("strategies_over_seed_only", name, over[worst][0], seeds=over[worst][1], worst=worst,
@@ -159,8 +165,7 @@ def targets(summary: dict, students: list[str], config: BenchConfig | None = Non
             teacher = summary[name][student].get("teacher")
             if teacher and len(s) > 1:
                 # the best row that trained on more than the seeds, against the teacher on the same draws
-                gaps = {row: _paired(r, teacher) for row, r in s.items() if row != "seed-only"}
-                gaps = {row: g for row, g in gaps.items() if g[0] is not None}
+                gaps = _rows_against(s, teacher)
                 if gaps:
                     best = max(gaps, key=lambda row: gaps[row][0])
                     add("student_near_teacher", name, gaps[best][0], seeds=gaps[best][1], best=best,
