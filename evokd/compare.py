@@ -50,6 +50,7 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     `teacher_n` eval rows, drawn with `seed`, are labeled (0: skip the teacher). Writes and returns
     the result (RUN/compare.json).
     """
+    from evokd.loop.guard import rolled_back
     from evokd.report import load_run
     from evokd.noise import fit_on_rows, run_noise
     from evokd.students import run_student
@@ -82,8 +83,11 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
                          "seconds": round(time.perf_counter() - started, 2)}
 
     picked = sorted(random.Random(seed).sample(range(len(rows)), min(teacher_n, len(rows))))
+    # Rounds the eval guard rolled back on these same rows: then the final student was picked on them.
+    same_rows = task.eval is not None and source.resolve() == Path(task.eval).resolve()
     result = {"run": str(run_dir), "task": task.name, "kind": task.kind, "eval": {"data": str(source), "n": len(rows), "read": read.describe()},
-              "last_round": run.rounds[-1]["round"], "teacher": None}
+              "last_round": run.rounds[-1]["round"], "teacher": None,
+              "rolled_back_on_these_rows": [r["round"] for r in run.rounds if rolled_back(r)] if same_rows else []}
     for key, s in students.items():
         result[key] = {"student": s["student"], "train_rows": s["train_rows"],
                        "eval": _report(task, gold, s["pred"]),
@@ -161,6 +165,11 @@ def render(result: dict) -> list[str]:
         if t:
             line += f"   on the teacher's {t['n']}: {part['on_teacher_rows'][key]:.3f}"
         lines.append(line)
+    back = result.get("rolled_back_on_these_rows") or []
+    if back:
+        lines.append(f"  (the run's eval guard rolled back round{'s' if len(back) > 1 else ''} {', '.join(map(str, back))} "
+                     "on these rows, so the final student was picked on them: --eval OTHER.jsonl scores it on rows "
+                     "it was not picked on)")
     if t:
         extra = f", {t['unanswered']} unanswered" if t["unanswered"] else ""
         lines.append(f"  {'teacher':<18} {'':5}   ({t['teacher']}, the run's labeling prompt{extra})"

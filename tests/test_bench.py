@@ -327,6 +327,9 @@ def test_noise_modes_and_a_time_budget_make_their_own_cells_and_rows(tmp_path):
     assert "--noise agree --max-minutes 30" in agree.command() and agree.settings()["max_minutes"] == 30
     assert agree.key == "a-s1 tfidf evokd --noise agree"
     assert "max_minutes" not in by_row["seed-only"].settings() and by_row["seed-only"].loop_config().noise == "confidence"
+    # the cells' eval rows are the test rows: no cell may pick its rounds on them (the eval guard is off)
+    assert not default.loop_config().eval_guard and "--no-eval-guard" in default.command()
+    assert "--no-eval-guard" not in by_row["seed-only"].command()
 
     def made_up(row, strategy, f1):
         return {"dataset": "a", "seed": 1, "student": "tfidf", "strategy": strategy, "row": row, "accuracy": f1,

@@ -22,6 +22,9 @@ from evokd.teacher.scripted import scripted_lm
 def run(task_path, out, pool_rows, strategy, *, rounds=2, per_round=8, noise=0.0, teacher=True, **cfg):
     task = load_task(task_path)
     lm = scripted_lm(pool_rows, task.label_names, seed=1, label_noise=noise) if teacher else None
+    # The eval guard is off unless a test turns it on: these tests count what each strategy adds, and on 200
+    # eval rows the guard may roll back a round that happens to lower the student's score (test_eval_guard.py).
+    cfg.setdefault("eval_guard", False)
     config = LoopConfig(rounds=rounds, per_round=per_round, strategy=strategy, **cfg)
     return RoundRunner(task, out, config, teacher_lm=lm, teacher_name="scripted").run()
 
@@ -239,7 +242,7 @@ def test_seed_only_runs_no_rounds_and_needs_no_teacher(sst2_task, tmp_path):
 @pytest.mark.parametrize("strategy", ["pool-random", "pool-uncertainty", "pool-errors"])
 def test_pool_strategies_with_oracle_need_no_llm(sst2_task, pool_file, tmp_path, strategy):
     out = tmp_path / strategy
-    config = LoopConfig(rounds=2, per_round=8, strategy=strategy, pool=str(pool_file), oracle=True)
+    config = LoopConfig(rounds=2, per_round=8, strategy=strategy, pool=str(pool_file), oracle=True, eval_guard=False)
     assert not needs_teacher(config)
     rounds = RoundRunner(load_task(sst2_task), out, config, teacher_lm=None).run()
     assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
@@ -266,7 +269,7 @@ def test_pool_errors_on_a_pool_larger_than_its_sample(sst2_task, pool_file, tmp_
     monkeypatch.setattr(pool_sources.PoolRankSource, "errors_rank", spy)
     out = tmp_path / "run"
     rounds = RoundRunner(load_task(sst2_task), out, LoopConfig(rounds=2, per_round=8, strategy="pool-errors",
-                                                         pool=str(pool_file), oracle=True)).run()
+                                                         pool=str(pool_file), oracle=True, eval_guard=False)).run()
     assert [r["n_accepted"] for r in rounds[1:]] == [8, 8]
     # every free row is still ranked (the sample's picks first, the rest after), each once
     assert seen[0] == (400, 400, 400) and seen[1] == (392, 392, 400)
@@ -277,7 +280,7 @@ def test_pool_uncertainty_takes_less_confident_texts_than_random(sst2_task, pool
     for strategy in ("pool-random", "pool-uncertainty"):
         out = tmp_path / strategy
         RoundRunner(load_task(sst2_task), out, LoopConfig(rounds=1, per_round=16, strategy=strategy, pool=str(pool_file),
-                                                     oracle=True), teacher_lm=None).run()
+                                                     oracle=True, eval_guard=False), teacher_lm=None).run()
         scores[strategy] = query(out, "SELECT avg(student_score) FROM samples WHERE round = 1 AND status = 'accepted'")[0][0]
     assert scores["pool-uncertainty"] < scores["pool-random"]
 
@@ -316,7 +319,8 @@ def test_cli_pool_errors_and_bad_pool_file(sst2_task, pool_file, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
     ok = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "pool-errors", "--pool", str(pool_file),
-                              "--oracle", "--rounds", "1", "--per-round", "4", "--out", str(out), "--quiet"])
+                              "--oracle", "--rounds", "1", "--per-round", "4", "--out", str(out), "--quiet",
+                              "--no-eval-guard"])  # counts what the round adds (the guard: test_eval_guard.py)
     assert ok.exit_code == 0, ok.output
     assert query(out, "SELECT count(*) FROM samples WHERE source = 'pool' AND status = 'accepted'") == [(4,)]
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine movie", "label": "positive"}, {"text": "meh", "label": "neutral"}])

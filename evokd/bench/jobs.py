@@ -81,7 +81,8 @@ class Cell:
         return LoopConfig(rounds=self.rounds, per_round=self.per_round, seed=self.seed, student=self.student,
                           strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
                           oracle=self.oracle and pool, label_temperature=self.label_temperature,
-                          label_format=self.label_format, noise=self.noise, max_minutes=self.max_minutes)
+                          label_format=self.label_format, noise=self.noise, max_minutes=self.max_minutes,
+                          eval_guard=False)  # the eval rows are the bench's test rows: picking rounds on them is not allowed
 
     def command(self) -> str:
         """The `evokd generate` command that runs this cell by hand."""
@@ -94,6 +95,8 @@ class Cell:
             args += ["--pool", _relative(Path(config.pool))] + (["--oracle"] if config.oracle else [])
         args += ["--rounds", str(self.rounds), "--per-round", str(self.per_round), "--seed", str(self.seed),
                  "--student", self.student]
+        if get(self.strategy).adds_samples:
+            args += ["--no-eval-guard"]
         if needs_teacher(config):
             args += ["--teacher", self.teacher, "--label-temperature", f"{self.label_temperature:g}",
                      "--label-format", self.label_format]

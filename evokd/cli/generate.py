@@ -77,6 +77,11 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--max-minutes", default=None, type=click.FloatRange(0, min_open=True),
               help="Time budget: start no new round once the run's committed rounds (earlier sessions included) "
                    "took this many minutes; compares strategies at equal time with a local teacher.")
+@click.option("--eval-guard/--no-eval-guard", default=True, show_default=True,
+              help="Roll back a round whose texts lower the student's score (macro-F1; entity F1 for NER) on the task's "
+                   "eval file below the best student kept so far, the seed-only one first: its texts stay in the store, "
+                   "rejected as eval_drop. Runs when the eval file has 200+ rows. Turn it off where the eval rows are "
+                   "also the rows you report on (a benchmark's test rows).")
 @click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,
               help="Optimised teacher prompts (`evokd optimize --out`, or one shipped in prompts/); each call records "
                    "the state's digest in the store.")
@@ -88,7 +93,7 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
              review_every, separate_labeling, label_votes, min_confidence, noise, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
-             max_tokens, max_cost, max_calls, max_minutes, prompts_path, dry_run, quiet, as_json):
+             max_tokens, max_cost, max_calls, max_minutes, eval_guard, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
     Writes DIR/evokd.duckdb (samples, rounds, teacher calls), DIR/dataset.jsonl (accepted rows)
@@ -132,7 +137,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
                             separate_labeling=separate_labeling, label_votes=label_votes, min_confidence=min_confidence, noise=noise,
                             label_temperature=label_temperature, label_format=label_format, gateway=gateway,
-                            prompts=str(prompts_path) if prompts_path else None, max_minutes=max_minutes)
+                            prompts=str(prompts_path) if prompts_path else None, max_minutes=max_minutes,
+                            eval_guard=eval_guard)
     except ValueError as exc:
         raise EvokdError(f"--strategy {strategy}: {exc}") from None
     if prompts_path is not None:
@@ -154,7 +160,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     elif not quiet:
         from evokd.progress import print_summary
 
-        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed)
+        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed, loop.guard_off)
 
 
 @click.command("strategies")

@@ -38,6 +38,7 @@ class LoopConfig:
     generation_topups: int = 2  # extra generation rounds when accepted texts fall short of the budget
     prompts: str | None = None  # optimised teacher prompt state (`evokd optimize --out`), loaded into the Teacher
     max_minutes: float | None = None  # time budget: no new round once the committed rounds took this long
+    eval_guard: bool = True  # roll back a round that lowers the student's eval score (evokd.loop.guard)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)  # concurrency, rate limits, retries, budgets
 
     def __post_init__(self):

@@ -5,6 +5,7 @@ trained on it), as the teacher's weakness analysis sees it. The numbers come fro
 from __future__ import annotations
 
 from evokd.loop.config import LoopConfig
+from evokd.loop.guard import rolled_back
 from evokd.loop.state import RunState, round_rng
 from evokd.task_kinds import TaskKind
 from evokd.teacher.teacher import Feedback
@@ -21,10 +22,12 @@ def feedback_rows(rows: list[dict], rules: TaskKind) -> tuple[list[dict], list[d
 
 
 def select_feedback(state: RunState, round_: int, config: LoopConfig, rules: TaskKind, labels: list[str]) -> Feedback:
-    """The latest batch with the student's predictions; every `review_every` rounds (from round 4
+    """The latest kept batch with the student's predictions; every `review_every` rounds (from round 4
     on, counting round 2 as the first review) some earlier hard mistakes are replayed too."""
     tk, pk = rules.target_key, rules.pred_key
-    rows = [r for r in state.accepted_in(round_ - 1) if r[pk] is not None]
+    # After rounds the eval guard rolled back, the student is the one the last kept round trained.
+    latest = max((r["round"] for r in state.rounds if r["round"] < round_ and not rolled_back(r)), default=round_ - 1)
+    rows = [r for r in state.accepted_in(latest) if r[pk] is not None]
     if config.review_every and round_ > 2 and round_ % config.review_every == 0:
         earlier = [r for r in state.accepted if r["round"] < round_ - 1 and r["intent"] == "hard"
                    and r[pk] is not None and not rules.same(r[pk], r[tk])]

@@ -5,7 +5,8 @@ seeds -> train student; then each round:
   2. weakness analysis (teacher)        3. inputs from the strategy's source (sources/)
   4. filters: validity, exact and near duplicates, and 5. labeling (candidates.py)
   6. student predicts the accepted batch, then retrains
-  7. eval on the task's held-out data; the round is committed to the store in one transaction
+  7. eval on the task's held-out data; a round whose student scores below the best kept one is rolled
+     back (guard.py); the round is committed to the store in one transaction
 
 The runner formats no prompt and writes no SQL: the Teacher owns prompts, the Store owns SQL, the
 run folder's files are written by evokd.run_dir. What differs between task kinds is asked of
@@ -29,6 +30,7 @@ from evokd.errors import RunError
 from evokd.filters import text_hash
 from evokd.loop.candidates import Candidate, CandidateFilter, settle_answers, unconfirmed_labels
 from evokd.loop.config import LoopConfig, settle
+from evokd.loop import guard
 from evokd.loop.feedback import select_feedback
 from evokd.loop.sources import Context, Round, load_pool, make_source
 from evokd.loop.state import RunState, round_rng
@@ -71,6 +73,7 @@ class RoundRunner:
         self.labels = task.label_names
         self.filters = CandidateFilter(self.labels, config)
         self.eval_rows, self.eval_report = task.eval_data()
+        self.guard_off = guard.inactive_reason(config.eval_guard, self.eval_rows)  # None: the eval guard runs
         self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
         # after run(): (label, confirmed, written) for labels the teacher rarely gives the texts it wrote for them
         self.unconfirmed: list[tuple[str, int, int]] = []
@@ -230,9 +233,18 @@ class RoundRunner:
                                         "teacher_confidence": c.teacher_confidence} for c in accepted]
         new_student, training = self._train(train_rows)
         report = self._evaluate(new_student)
+        batch_correct = [self.rules.same(c.student_pred, c.teacher_label) for c in accepted]
+        verdict = guard.judge(self.rules, report, state.rounds) if self.guard_off is None and accepted else None
+        if verdict is not None:
+            training = {**training, "guard": verdict.record()}
+            if not verdict.kept:  # roll the round back: the student and the data stay as they were
+                self.progress("step", round=round_, name="rolled back: the eval score fell")
+                for c in accepted:
+                    c.reject_reason = guard.EVAL_DROP
+                accepted, train_rows, new_student = [], state.accepted, student
+                report = self._evaluate(student)
         calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []
         rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
-        batch_correct = [self.rules.same(c.student_pred, c.teacher_label) for c in accepted]
         shown = len(feedback.wrong) + len(feedback.correct)
         record = RoundRecord(
             round=round_, started_at=started, finished_at=_dt.datetime.now(), analysis=analysis,

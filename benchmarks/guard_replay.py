@@ -1,0 +1,152 @@
+"""The eval guard, replayed on a finished bench: what `evokd generate`'s guard (evokd.loop.guard) would
+have shipped from each cell's rounds, had the run had a labeled eval file of its own.
+
+    .venv/bin/python benchmarks/guard_replay.py --work-dir runs/bench/local-teacher-30min
+
+Why a replay: bench cells run with --no-eval-guard, because their eval rows are the bench's test rows
+and a guard picking rounds on them would grade itself. Here each cell's draw gets a separate labeled
+validation file: GUARD_MIN_EVAL_ROWS rows of its pool (the train split, gold labels) that the cell never
+saw. Its rounds are replayed in order with the loop's student: a round is kept when the student trained
+on the kept rounds and it scores on the validation rows at least the best kept score (`guard.judge`),
+else it is rolled back. The kept rows' student is then scored on the test rows, beside the cell's own
+(unguarded) final student and the draw's seed-only student.
+
+A replay, not a rerun: a guarded run's later rounds would have been aimed at the kept student's
+mistakes, so its texts would differ. Writes benchmarks/results/NAME-guard.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from distill_students import _mean_sd  # noqa: E402
+
+from evokd.bench.config import CELL_FILE, POOL_FILE, TASK_FILE  # noqa: E402
+
+VALIDATION_SEED = 7  # draws each cell's validation rows from its pool
+
+
+def replay_cell(cell_dir: Path) -> dict:
+    """The guard replayed on one cell: its seed-only, unguarded and guarded test scores."""
+    from evokd.loop import guard
+    from evokd.noise import fit_on_rows, run_noise
+    from evokd.report import load_run
+    from evokd.task import load_task
+
+    cell = json.loads((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
+    run = load_run(cell_dir)
+    draw_dir = cell_dir.parents[3] / "tasks" / f"{cell['dataset']}-s{cell['seed']}"  # WORK/cells/DRAW/STUDENT/ROW
+    task = load_task(draw_dir / TASK_FILE)
+    rules, key = task.rules, task.target_key
+    test = task.eval_rows()
+    seen = {s["text"] for s in run.samples}
+    unseen = [r for r in task.read_rows(draw_dir / POOL_FILE, unique=False) if r["text"] not in seen]
+    validation = random.Random(VALIDATION_SEED).sample(unseen, guard.GUARD_MIN_EVAL_ROWS)
+    accepted = [s for s in run.samples if s["status"] == "accepted"]
+    mode, seed = run_noise(run.info["config"]), run.info["config"].get("seed", 0)
+    rounds = sorted({s["round"] for s in accepted})
+
+    def scored(kept: set[int], rows: list[dict]) -> dict:
+        student = fit_on_rows(cell["student"], [s for s in accepted if s["round"] in kept], task, mode, seed)
+        return rules.report([r[key] for r in rows], list(student.predict([r["text"] for r in rows])), task.label_names)
+
+    kept = {0}
+    best = rules.scores(scored(kept, validation))[rules.selection_metric]
+    for r in rounds[1:]:
+        verdict = guard.judge(rules, scored(kept | {r}, validation), [{guard.score_column(rules): best}])
+        if verdict.kept:
+            kept.add(r)
+            best = verdict.score
+    metric = rules.selection_metric
+    return {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row", cell["strategy"]),
+            "student": cell["student"], "validation_n": len(validation), "train_size": len(accepted), "rounds": len(rounds) - 1,
+            "rounds_kept": len(kept) - 1, "added": sum(s["round"] > 0 for s in accepted),
+            "added_kept": sum(s["round"] in kept and s["round"] > 0 for s in accepted),
+            "seed_only": rules.scores(scored({0}, test))[metric], "unguarded": cell[metric],
+            "guarded": rules.scores(scored(kept, test))[metric]}
+
+
+def summarize(cells: dict) -> dict:
+    """Per dataset and row: the seeds, scores and paired gains over seed-only, unguarded and guarded."""
+    out: dict = {}
+    for c in sorted(cells.values(), key=lambda c: (c["dataset"], c["row"], c["seed"])):
+        e = out.setdefault(c["dataset"], {}).setdefault(c["row"], {k: [] for k in (
+            "seeds", "seed_only", "unguarded", "guarded", "unguarded_gain", "guarded_gain", "rounds", "rounds_kept")})
+        e["seeds"].append(c["seed"])
+        for k in ("seed_only", "unguarded", "guarded", "rounds", "rounds_kept"):
+            e[k].append(c[k])
+        e["unguarded_gain"].append(100 * (c["unguarded"] - c["seed_only"]))
+        e["guarded_gain"].append(100 * (c["guarded"] - c["seed_only"]))
+    return out
+
+
+def _gain(points: list[float]) -> str:
+    return (f"{statistics.fmean(points):+.1f}" + (f" ± {statistics.pstdev(points):.1f}" if len(points) > 1 else "")
+            + f" ({', '.join(f'{p:+.1f}' for p in points)})")
+
+
+def render(result: dict) -> str:
+    lines = [f"# The eval guard, replayed: `{result['bench']}`", "",
+             f"- Machine: {result['machine']}. Date: {result['date']}. Commit `{result['commit']}`.",
+             f"- Command: `{result['command']}`",
+             f"- Each finished cell that added samples, replayed with its loop student: a round is kept when its "
+             f"student scores at least the best kept one on {result['validation_n']} validation rows (the draw's pool, "
+             "gold labels, texts the cell never saw), else rolled back (`evokd.loop.guard`). Macro-F1 on the bench's "
+             "test rows; Δ is the paired gain over the draw's seed-only student, in points (per seed in brackets).",
+             "- A replay, not a rerun: a guarded run's later rounds would aim at the kept student's mistakes.", ""]
+    for dataset, rows in result["summary"].items():
+        lines += [f"## {dataset}", "", "| row | seeds | seed-only | unguarded (bench) | Δ unguarded | guarded | Δ guarded | "
+                  "rounds kept |", "|---|---|---|---|---|---|---|---|"]
+        for row, e in rows.items():
+            lines.append(f"| {row} | {', '.join(map(str, e['seeds']))} | {_mean_sd(e['seed_only'])} | "
+                         f"{_mean_sd(e['unguarded'])} | {_gain(e['unguarded_gain'])} | {_mean_sd(e['guarded'])} | "
+                         f"{_gain(e['guarded_gain'])} | "
+                         + ", ".join(f"{k} of {n}" for k, n in zip(e["rounds_kept"], e["rounds"])) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", type=Path, required=True, help="an `evokd bench` work dir (runs/bench/NAME)")
+    parser.add_argument("--results-dir", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    from evokd.bench.aggregate import machine
+    from evokd.loop.guard import GUARD_MIN_EVAL_ROWS
+
+    name = args.work_dir.resolve().name
+    path = args.results_dir / f"{name}-guard.json"
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    cells = old.get("cells", {})
+    for cell_file in sorted(args.work_dir.glob(f"cells/*/*/*/{CELL_FILE}")):
+        cell = json.loads(cell_file.read_text(encoding="utf-8"))
+        key = str(cell_file.parent.relative_to(args.work_dir))
+        if cell["rounds"][-1]["added"] == 0 or cells.get(key, {}).get("train_size") == cell["rounds"][-1]["train_size"]:
+            continue  # seed-only, or replayed already
+        cells[key] = replay_cell(cell_file.parent)
+        print(key, {k: cells[key][k] for k in ("seed_only", "unguarded", "guarded", "rounds_kept", "rounds")}, flush=True)
+    m = machine()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    result = {"bench": name, "machine": f"{m['cpu']}, {m['cores']} cores; Python {m['python']}",
+              "date": dt.date.today().isoformat(), "commit": commit, "validation_n": GUARD_MIN_EVAL_ROWS,
+              "command": "benchmarks/guard_replay.py " + " ".join(sys.argv[1:]), "cells": cells,
+              "summary": summarize(cells)}
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(render(result), encoding="utf-8")
+    print(path.with_suffix(".md"))
+
+
+if __name__ == "__main__":
+    main()
