@@ -7,7 +7,7 @@ Why a replay: bench cells run with --no-eval-guard, because their eval rows are 
 and a guard picking rounds on them would grade itself. Here each cell's draw gets a separate labeled
 validation file: GUARD_MIN_EVAL_ROWS rows of its pool (the train split, gold labels) that the cell never
 saw. Its rounds are replayed in order with the loop's student: a round is kept when the student trained
-on the kept rounds and it scores on the validation rows at least the best kept score (`guard.judge`),
+on the kept rounds and it scores on the validation rows at least the seed-only student (`guard.judge`),
 else it is rolled back. The kept rows' student is then scored on the test rows, beside the cell's own
 (unguarded) final student and the draw's seed-only student.
 
@@ -62,12 +62,10 @@ def replay_cell(cell_dir: Path) -> dict:
         return rules.report([r[key] for r in rows], list(student.predict([r["text"] for r in rows])), task.label_names)
 
     kept = {0}
-    best = rules.scores(scored(kept, validation))[rules.selection_metric]
+    seed_only = [{"round": 0, guard.score_column(rules): rules.scores(scored(kept, validation))[rules.selection_metric]}]
     for r in rounds[1:]:
-        verdict = guard.judge(rules, scored(kept | {r}, validation), [{guard.score_column(rules): best}])
-        if verdict.kept:
+        if guard.judge(rules, scored(kept | {r}, validation), seed_only).kept:
             kept.add(r)
-            best = verdict.score
     metric = rules.selection_metric
     return {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row", cell["strategy"]),
             "student": cell["student"], "validation_n": len(validation), "train_size": len(accepted), "rounds": len(rounds) - 1,
@@ -101,7 +99,7 @@ def render(result: dict) -> str:
              f"- Machine: {result['machine']}. Date: {result['date']}. Commit `{result['commit']}`.",
              f"- Command: `{result['command']}`",
              f"- Each finished cell that added samples, replayed with its loop student: a round is kept when its "
-             f"student scores at least the best kept one on {result['validation_n']} validation rows (the draw's pool, "
+             f"student scores at least the seed-only one on {result['validation_n']} validation rows (the draw's pool, "
              "gold labels, texts the cell never saw), else rolled back (`evokd.loop.guard`). Macro-F1 on the bench's "
              "test rows; Δ is the paired gain over the draw's seed-only student, in points (per seed in brackets).",
              "- A replay, not a rerun: a guarded run's later rounds would aim at the kept student's mistakes.", ""]

@@ -35,10 +35,13 @@ def test_every_command_has_help_with_an_example(runner):
 
 def test_generate_distill_predict_eval(runner, sst2_task, scripted_teacher, tmp_path):
     out, student = tmp_path / "run", tmp_path / "student"
+    # Without the eval guard, so that both rounds' texts reach the student counted below (the guard's own
+    # tests: tests/test_eval_guard.py); the summary says it did not run, and why.
     result = runner.invoke(main, ["generate", str(sst2_task), "--teacher", scripted_teacher, "--rounds", "2",
-                                  "--per-round", "8", "--out", str(out)])
+                                  "--per-round", "8", "--out", str(out), "--no-eval-guard"])
     assert result.exit_code == 0, result.output
     assert "eval acc" in result.output  # the summary table
+    assert "eval guard: did not run (--no-eval-guard); every round's texts were kept" in " ".join(result.output.split())
     for name in ("evokd.duckdb", "dataset.jsonl", "rounds.jsonl"):
         assert (out / name).is_file()
     rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]

@@ -78,9 +78,8 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
               help="Time budget: start no new round once the run's committed rounds (earlier sessions included) "
                    "took this many minutes; compares strategies at equal time with a local teacher.")
 @click.option("--eval-guard/--no-eval-guard", default=True, show_default=True,
-              help="Roll back a round whose texts lower the student's score (macro-F1; entity F1 for NER) on the task's "
-                   "eval file below the best student kept so far, the seed-only one first: its texts stay in the store, "
-                   "rejected as eval_drop. Runs when the eval file has 200+ rows. Turn it off where the eval rows are "
+              help="Roll back a round whose texts take the student's score (macro-F1; entity F1 for NER) on the task's "
+                   "eval file below the seed-only student's: its texts stay in the store, rejected as eval_drop. Runs when the eval file has 200+ rows. Turn it off where the eval rows are "
                    "also the rows you report on (a benchmark's test rows).")
 @click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,
               help="Optimised teacher prompts (`evokd optimize --out`, or one shipped in prompts/); each call records "

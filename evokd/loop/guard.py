@@ -1,13 +1,15 @@
 """The eval guard (do no harm): a round's texts are kept only if the student trained with them scores
-on the task's eval file at least as well as the best student the run has kept so far (round 0's, the
-seed-only student, first). A round that lowers it is rolled back: its texts stay in the store,
-rejected as `eval_drop`, the student stays as it was, and the next round's weakness analysis sees the
-last kept round's batch again. So a run ships no data that scores its student below the seed-only
-student on that file.
+on the task's eval file at least as well as the seed-only student (round 0's). A round that takes it
+below is rolled back: its texts stay in the store, rejected as `eval_drop`, the student stays as it
+was, and the next round's weakness analysis sees the last kept round's batch again. So a run ships no
+data that scores its student below the seed-only student on that file.
 
+The floor is the seed-only score, not the best score so far: replayed on the local-teacher-30min cells
+(benchmarks/results/local-teacher-30min-guard.md), both undo most of ag_news's harm, and the seed-only
+floor keeps every sst2 round where the best-so-far rule, chasing the eval file's noise, dropped half.
 The score is the task kind's selection metric (macro-F1; entity F1 for NER). The guard needs an eval
 file of at least GUARD_MIN_EVAL_ROWS rows: on fewer, one round's score moves by more than the round
-changes (measured on the local-teacher-30min cells, benchmarks/results/README.md).
+changes.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ GUARD_MIN_EVAL_ROWS = 200  # fewer eval rows: the guard does not run (and the ru
 
 @dataclass(frozen=True)
 class GuardVerdict:
-    """What the guard decided about one round: its student's score, the best kept score before it."""
+    """What the guard decided about one round: its student's score and the seed-only student's."""
 
     kept: bool
     score: float  # the round's student, trained with its texts, on the eval file
-    best: float  # the best score of a student the run kept before this round
+    seed_only: float  # the seed-only student (round 0) on the eval file: the floor
     metric: str
 
     def record(self) -> dict:
         """The verdict as the round record's `training["guard"]` holds it."""
-        return {"kept": self.kept, "score": round(self.score, 4), "best": round(self.best, 4), "metric": self.metric}
+        return {"kept": self.kept, "score": round(self.score, 4), "seed_only": round(self.seed_only, 4),
+                "metric": self.metric}
 
 
 def score_column(rules) -> str:
@@ -40,7 +43,7 @@ def score_column(rules) -> str:
 def inactive_reason(enabled: bool, eval_rows: list[dict] | None) -> str | None:
     """Why the guard does not run for a run with these settings and eval rows; None when it runs."""
     if not enabled:
-        return "off (--no-eval-guard)"
+        return "--no-eval-guard"
     if not eval_rows:
         return "the task has no eval file"
     if len(eval_rows) < GUARD_MIN_EVAL_ROWS:
@@ -48,21 +51,20 @@ def inactive_reason(enabled: bool, eval_rows: list[dict] | None) -> str | None:
     return None
 
 
-def best_kept(rounds: list[dict], rules) -> float | None:
-    """The best eval score of the students a run kept, from its committed rounds (a rolled-back round
-    records its kept student's score, so every round counts); None before any round has one."""
-    scores = [r[score_column(rules)] for r in rounds if r.get(score_column(rules)) is not None]
-    return max(scores) if scores else None
+def seed_only_score(rounds: list[dict], rules) -> float | None:
+    """The seed-only student's eval score, from a run's committed round 0; None without one."""
+    first = next((r for r in rounds if r["round"] == 0), None)
+    return None if first is None else first.get(score_column(rules))
 
 
 def judge(rules, report: dict, rounds: list[dict]) -> GuardVerdict | None:
     """Keep or roll back the round whose student scored `report` on the eval file, given the committed
-    `rounds`; None when no committed round has a score to compare with."""
-    best = best_kept(rounds, rules)
-    if best is None:
+    `rounds`; None when round 0 has no score to compare with."""
+    floor = seed_only_score(rounds, rules)
+    if floor is None:
         return None
     score = rules.scores(report)[rules.selection_metric]
-    return GuardVerdict(kept=score >= best, score=score, best=best, metric=rules.selection_metric)
+    return GuardVerdict(kept=score >= floor, score=score, seed_only=floor, metric=rules.selection_metric)
 
 
 def rolled_back(round_record: dict) -> bool:
@@ -81,9 +83,10 @@ def summary(rounds: list[dict], reason: str | None) -> str | None:
         return f"eval guard: did not run ({reason}); every round's texts were kept"
     back = [r for r in added if rolled_back(r)]
     if not back:
-        return f"eval guard: kept all {len(added)} rounds (none lowered the student's score on the eval file)"
+        return f"eval guard: kept all {len(added)} rounds (none took the student's eval score below the seed-only one)"
     metric = back[0]["training"]["guard"]["metric"]
-    listed = ", ".join(f"{r['round']} ({r['training']['guard']['score']:.3f} < {r['training']['guard']['best']:.3f})"
-                       for r in back)
-    return (f"eval guard: rolled back {len(back)} of {len(added)} rounds whose texts lowered the student's eval "
-            f"{metric}: round {listed}; their texts are in the store, rejected as {EVAL_DROP}")
+    listed = ", ".join(f"{r['round']} ({r['training']['guard']['score']:.3f})" for r in back)
+    floor = back[0]["training"]["guard"]["seed_only"]
+    return (f"eval guard: rolled back {len(back)} of {len(added)} rounds whose texts took the student's eval {metric} "
+            f"below the seed-only student's {floor:.3f}: round {listed}; their texts are in the store, rejected as "
+            f"{EVAL_DROP}")

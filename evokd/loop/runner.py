@@ -5,8 +5,8 @@ seeds -> train student; then each round:
   2. weakness analysis (teacher)        3. inputs from the strategy's source (sources/)
   4. filters: validity, exact and near duplicates, and 5. labeling (candidates.py)
   6. student predicts the accepted batch, then retrains
-  7. eval on the task's held-out data; a round whose student scores below the best kept one is rolled
-     back (guard.py); the round is committed to the store in one transaction
+  7. eval on the task's held-out data; a round whose student scores below the seed-only one there is
+     rolled back (guard.py); the round is committed to the store in one transaction
 
 The runner formats no prompt and writes no SQL: the Teacher owns prompts, the Store owns SQL, the
 run folder's files are written by evokd.run_dir. What differs between task kinds is asked of
