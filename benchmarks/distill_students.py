@@ -128,14 +128,31 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def result_header(bench: str, script: str) -> dict:
+    """What every results file of these scripts starts with: the bench, machine, date, commit and command."""
+    from evokd.bench.aggregate import machine
+
+    m = machine()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"bench": bench, "machine": f"{m['cpu']}, {m['cores']} cores; Python {m['python']}",
+            "date": dt.date.today().isoformat(), "commit": commit,
+            "command": f"benchmarks/{script} " + " ".join(sys.argv[1:])}
+
+
+def write_result(path: Path, result: dict, render) -> None:
+    """PATH (.json) and its Markdown twin, rendered by `render`; prints the Markdown's path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(render(result), encoding="utf-8")
+    print(path.with_suffix(".md"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, required=True, help="an `evokd bench` work dir (runs/bench/NAME)")
     parser.add_argument("--students", nargs="+", default=["minilm", "mpnet"])
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    from evokd.bench.aggregate import machine
-
     name = args.work_dir.resolve().name
     path = args.results_dir / f"{name}-students.json"
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -148,18 +165,11 @@ def main() -> None:
         if cell["rounds"][-1]["added"] == 0 or cells.get(key, {}).get("train_size") == cell["rounds"][-1]["train_size"]:
             continue  # seed-only (its scores are each draw's seed-only ones), or scored already
         cells[key] = score_cell(cell_file.parent, args.students, draws)
-    m = machine()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {"bench": name, "machine": f"{m['cpu']}, {m['cores']} cores; Python {m['python']}",
-              "date": dt.date.today().isoformat(), "commit": commit, "students": args.students,
-              "command": "benchmarks/distill_students.py " + " ".join(sys.argv[1:]), "cells": cells, "draws": draws,
+    result = {**result_header(name, "distill_students.py"), "students": args.students, "cells": cells, "draws": draws,
               "teacher": [json.loads(p.read_text(encoding="utf-8"))
                           for p in sorted((args.work_dir / TEACHER_DIR).glob("*.json"))]}
     result["summary"] = summarize(result)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    path.with_suffix(".md").write_text(render(result), encoding="utf-8")
-    print(path.with_suffix(".md"))
+    write_result(path, result, render)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,9 @@ mistakes, so its texts would differ. Writes benchmarks/results/NAME-guard.md and
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import random
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from distill_students import _mean_sd  # noqa: E402
+from distill_students import _mean_sd, result_header, write_result  # noqa: E402
 
 from evokd.bench.config import CELL_FILE, POOL_FILE, TASK_FILE  # noqa: E402
 
@@ -120,7 +118,6 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, required=True, help="an `evokd bench` work dir (runs/bench/NAME)")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    from evokd.bench.aggregate import machine
     from evokd.loop.guard import GUARD_MIN_EVAL_ROWS
 
     name = args.work_dir.resolve().name
@@ -134,16 +131,9 @@ def main() -> None:
             continue  # seed-only, or replayed already
         cells[key] = replay_cell(cell_file.parent)
         print(key, {k: cells[key][k] for k in ("seed_only", "unguarded", "guarded", "rounds_kept", "rounds")}, flush=True)
-    m = machine()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {"bench": name, "machine": f"{m['cpu']}, {m['cores']} cores; Python {m['python']}",
-              "date": dt.date.today().isoformat(), "commit": commit, "validation_n": GUARD_MIN_EVAL_ROWS,
-              "command": "benchmarks/guard_replay.py " + " ".join(sys.argv[1:]), "cells": cells,
+    result = {**result_header(name, "guard_replay.py"), "validation_n": GUARD_MIN_EVAL_ROWS, "cells": cells,
               "summary": summarize(cells)}
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    path.with_suffix(".md").write_text(render(result), encoding="utf-8")
-    print(path.with_suffix(".md"))
+    write_result(path, result, render)
 
 
 if __name__ == "__main__":
