@@ -79,8 +79,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
                    "took this many minutes; compares strategies at equal time with a local teacher.")
 @click.option("--eval-guard/--no-eval-guard", default=True, show_default=True,
               help="Roll back a round whose texts take the student's score (macro-F1; entity F1 for NER) on the task's "
-                   "eval file below the seed-only student's: its texts stay in the store, rejected as eval_drop. Runs when the eval file has 200+ rows. Turn it off where the eval rows are "
-                   "also the rows you report on (a benchmark's test rows).")
+                   "eval file below the seed-only student's: its texts stay in the store, rejected as eval_drop. Runs "
+                   "when the eval file has 200+ rows. Turn it off where the eval rows are also the rows you report on "
+                   "(a benchmark's test rows).")
 @click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,
               help="Optimised teacher prompts (`evokd optimize --out`, or one shipped in prompts/); each call records "
                    "the state's digest in the store.")
@@ -110,6 +111,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
           --concurrency 8 --rpm 500 --max-cost 0.50
       evokd generate datasets/trec/task.yaml --teacher openai/gpt-4o-mini --rounds 5 --dry-run
       evokd generate datasets/sst2/task.yaml --rounds 20 --max-minutes 30 --out runs/sst2-30min
+      evokd generate datasets/sst2/task.yaml --rounds 5 --no-eval-guard --out runs/sst2-unguarded
       evokd generate datasets/trec/task.yaml --strategy pool-errors --pool trec-train.jsonl --oracle --out runs/sim
       evokd generate datasets/trec/task.yaml --prompts prompts/trec.json --out runs/trec-tuned
     """
