@@ -233,6 +233,7 @@ class RoundRunner:
                                         "teacher_confidence": c.teacher_confidence} for c in accepted]
         new_student, training = self._train(train_rows)
         report = self._evaluate(new_student)
+        eval_values = self.rules.eval_fields(report)
         batch_correct = [self.rules.same(c.student_pred, c.teacher_label) for c in accepted]
         verdict = guard.judge(self.rules, report, state.rounds) if self.guard_off is None and accepted else None
         if verdict is not None:
@@ -242,7 +243,7 @@ class RoundRunner:
                 for c in accepted:
                     c.reject_reason = guard.EVAL_DROP
                 accepted, train_rows, new_student = [], state.accepted, student
-                report = self._evaluate(student)
+                eval_values = {k: state.rounds[-1][k] for k in eval_values}  # the kept student's, as last committed
         calls: list[CallRow] = teacher.drain_calls() if teacher is not None else []
         rejected = Counter(c.reject_reason for c in candidates if c.reject_reason)
         shown = len(feedback.wrong) + len(feedback.correct)
@@ -252,7 +253,7 @@ class RoundRunner:
             rejected_by_reason=dict(rejected), feedback_size=shown,
             feedback_accuracy=len(feedback.correct) / shown if shown else None,
             batch_student_accuracy=sum(batch_correct) / len(batch_correct) if batch_correct else None,
-            train_size=len(train_rows), **self.rules.eval_fields(report),
+            train_size=len(train_rows), **eval_values,
             prompt_tokens=sum(c.prompt_tokens for c in calls), completion_tokens=sum(c.completion_tokens for c in calls),
             n_calls=len(calls), n_failed_calls=sum(not c.ok for c in calls), training=training,
         )
