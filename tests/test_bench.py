@@ -531,3 +531,29 @@ def test_gains_are_paired_over_the_seeds_both_rows_finished():
     near = found["student_near_teacher"]  # evokd minus the teacher on seeds 1 and 2: -35 and -5 points
     assert near["best"] == "evokd" and near["value"] == pytest.approx(-20.0) and near["seeds"] == [1, 2]
     assert near["target_points"] == -3.0 and not near["met"]
+
+
+def test_dataset_option_runs_only_that_datasets_jobs(tmp_path):
+    """`--dataset NAME` runs that dataset's jobs only; the results cover the whole config and list the rest as
+    unfinished. An unknown name is a one-line error. (Oracle pool cells: no teacher is called.)"""
+    sst2 = tmp_path / "sst2-data"  # the sst2 slice's dev rows as the test split a bench reads
+    sst2.mkdir()
+    write_jsonl(sst2 / "train.jsonl", data_rows("sst2", "train"))
+    write_jsonl(sst2 / "test.jsonl", data_rows("sst2", "dev"))
+    config = _config(tmp_path, (
+        f"name: two\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml'}\n    data: {DATA / 'trec'}\n"
+        f"  - task: {ROOT / 'datasets' / 'sst2' / 'task.yaml'}\n    data: {sst2}\n"
+        "seeds: [1]\nstrategies: [pool-random]\nstudents: [tfidf]\nteacher: scripted\noracle: true\n"
+        "rounds: 1\nper_round: 4\neval_n: 50\npool_size: 100\nceiling: false\n"))
+    results, work = tmp_path / "r", tmp_path / "w"
+    result = invoke(config, "--results-dir", results, "--work-dir", work, "--quiet", "--dataset", "sst2")
+    assert result.exit_code == 0, result.output
+    data = json.loads((results / "two.json").read_text())
+    assert [(c["dataset"], c["strategy"]) for c in data["cells"]] == [("sst2", "pool-random")]
+    assert data["unfinished"] == ["trec-s1 tfidf pool-random"]
+    assert not (work / "cells" / "trec-s1").exists()
+
+    result = invoke(config, "--results-dir", results, "--work-dir", work, "--quiet", "--dataset", "sst3")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    err = result.stderr.strip()
+    assert err == "evokd: error: --dataset sst3: not a dataset of this config; expected one of: trec, sst2", err

@@ -49,7 +49,10 @@ def plot_curves(result: dict, dataset: str) -> bytes:
         ax.set_xlabel("added samples (train size minus seeds)")
         ax.set_ylabel(f"eval {METRIC_NAMES[key]} (mean over the finished seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+        else:  # a dataset with nothing finished yet (a partial bench)
+            ax.text(0.5, 0.5, "no finished cells yet", ha="center", va="center", transform=ax.transAxes)
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

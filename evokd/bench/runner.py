@@ -22,11 +22,12 @@ from evokd.task import TaskSpec
 
 def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path, results_dir: Path, n_workers: int = 1,
               command: str = "", events: Events = lambda event, **info: None, run: bool = True,
-              only: tuple[str, ...] = (), executor: str = "local", address: str | None = None,
-              cpus_per_cell: int = 1) -> dict:
+              only: tuple[str, ...] = (), datasets: tuple[str, ...] = (), executor: str = "local",
+              address: str | None = None, cpus_per_cell: int = 1) -> dict:
     """Prepare, run every unfinished job, then write NAME.md, NAME.json and NAME-DATASET.png; returns the paths.
     With run=False nothing runs: the results show the jobs finished so far and list the others.
-    `only` limits this run to the cells of those strategies (and the ceilings and teacher rows)."""
+    `only` limits this run to the cells of those strategies (and the ceilings and teacher rows); `datasets`
+    limits it to the jobs of those datasets (by task name). The results always cover the whole config."""
     folders = prepare(config, tasks, work_dir)
     jobs = plan(config, tasks, folders, work_dir)
     todo = [job for job in jobs if not _finished(job)]
@@ -36,6 +37,11 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
             raise EvokdError(f"--only {unknown[0]}: not a strategy of this config; expected one of: "
                              f"{', '.join(config.strategies)}")
         todo = [job for job in todo if not isinstance(job, Cell) or job.strategy in only]
+    if datasets:
+        unknown = sorted(set(datasets) - set(tasks))
+        if unknown:
+            raise EvokdError(f"--dataset {unknown[0]}: not a dataset of this config; expected one of: {', '.join(tasks)}")
+        todo = [job for job in todo if job.dataset in datasets]
     events("plan", total=len(jobs), done=len(jobs) - len(todo))
     if run and executor == "ray":
         run_jobs_ray(todo, events, address=address, cpus_per_cell=cpus_per_cell)

@@ -21,6 +21,9 @@ from evokd.cli.common import _command_line, friendly_errors
               help="Run nothing: write the results of the cells finished so far and list the others.")
 @click.option("--only", multiple=True, metavar="STRATEGY",
               help="Run only this strategy's cells now (repeatable); the results list the others as unfinished.")
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME",
+              help="Run only this dataset's jobs now (repeatable; its task's name); the results list the others "
+                   "as unfinished.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: --jobs processes on this machine; ray: every cell a Ray task on a cluster (extra [ray]).")
 @click.option("--address", default=None,
@@ -31,8 +34,8 @@ from evokd.cli.common import _command_line, friendly_errors
               help="The benchmark data folder that configs call $EVOKD_DATA [default: the EVOKD_DATA variable].")
 @click.option("--quiet", is_flag=True, help="No progress display; print only the results' path.")
 @friendly_errors
-def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor, address, cpus_per_cell, data_dir,
-          quiet):
+def bench(config_file, work_dir, results_dir, jobs, render_only, only, datasets, executor, address, cpus_per_cell,
+          data_dir, quiet):
     """Benchmark strategies x students on real datasets over several random seeds.
 
     CONFIG.yaml names the datasets (an example task file for the description and labels, the
@@ -53,6 +56,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
       evokd bench benchmarks/configs/pool-oracle.yaml --jobs 2
       evokd bench benchmarks/configs/pool-oracle-ner.yaml --jobs 2   # NER: CoNLL-2003, entity F1
       evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
+      evokd bench benchmarks/configs/local-teacher-30min.yaml --jobs 2 --only static --dataset sst2 --dataset trec
       evokd bench benchmarks/configs/pool-oracle.yaml --executor ray --address auto   # cells on a Ray cluster
     """
     from evokd import datadir
@@ -65,7 +69,8 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, executor,
     with BenchProgress(quiet=quiet) as progress:
         out = run_bench(config, tasks, work_dir=work_dir, results_dir=results_dir, n_workers=jobs,
                         command=_command_line(), events=progress, run=not render_only,
-                        only=tuple(only), executor=executor, address=address, cpus_per_cell=cpus_per_cell)
+                        only=tuple(only), datasets=tuple(datasets), executor=executor, address=address,
+                        cpus_per_cell=cpus_per_cell)
     click.echo(out["paths"]["md"])
     if not quiet:
         click.echo(f"wrote {', '.join(out['paths'].values())}; ran {out['ran']} of {out['jobs']} jobs (cells, ceilings, "
