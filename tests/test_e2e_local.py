@@ -37,6 +37,7 @@ def test_generate_with_the_embedded_teacher(sst2_task, tmp_path):
 
     result = runner.invoke(main, ["distill", str(out), "--task", str(sst2_task), "--out", str(student), "--quiet"])
     assert result.exit_code == 0, result.output
+    assert json.loads((student / "student.json").read_text())["student"] == "mpnet"  # the default student, shipped
     result = runner.invoke(main, ["predict", str(student), "an utterly charming and funny film"])
     assert result.exit_code == 0 and json.loads(result.output)["label"] in ("negative", "positive")
 

