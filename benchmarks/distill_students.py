@@ -3,7 +3,7 @@ cell of an `evokd bench` work dir.
 
     .venv/bin/python benchmarks/distill_students.py --work-dir runs/bench/local-teacher-30min [--students minilm mpnet]
 
-Why: a bench cell retrains its loop student (the frozen minilm by default) every round, and its table
+Why: a bench cell retrains its loop student (the config's `students`) every round, and its table
 scores that student. A user ships whichever student distils the accepted data best, and frozen minilm
 tops out near 77% on sst2 even on 1,000 teacher-labeled texts, where mpnet reaches 87% and the teacher
 91% (benchmarks/students.md). For each finished cell that added samples, each student is trained on

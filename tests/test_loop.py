@@ -16,7 +16,7 @@ def run(task_path, out, pool, rounds=2, per_round=8, progress=None, **cfg):
     task = load_task(task_path)
     lm = scripted_lm(pool, task.label_names, seed=1, **cfg.pop("engine", {}))
     cfg.setdefault("strategy", "evokd-paper")
-    cfg.setdefault("student", "tfidf")  # the module's subject is the loop; minilm is the default elsewhere
+    cfg.setdefault("student", "tfidf")  # the module's subject is the loop; mpnet is the default elsewhere
     # The eval guard is off unless a test turns it on: on 200 eval rows it may roll back a round that happens
     # to lower tfidf's score, and these tests count what rounds add (the guard: tests/test_eval_guard.py).
     cfg.setdefault("eval_guard", False)

@@ -22,8 +22,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory [default: datasets/<task name>/generated].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and rollout ids.")
-@click.option("--student", default=None, help="Student retrained every round [default: mpnet; tagger for NER]; minilm is ~4x faster to run and "
-                   "less accurate (README, Students).")
+@click.option("--student", default=None,
+              help="Student retrained every round [default: mpnet; tagger for NER]; minilm is ~4x faster to run "
+                   "and less accurate (README, Students).")
 @click.option("--strategy", default="evokd", show_default=True, metavar="NAME",
               help="How to spend the budget: evokd, evokd-paper, static, augment, seed-only, evokd-no-{easy,correct,"
                    "review,separate,warmup}, pool-{random,uncertainty,errors,evokd}; `evokd strategies` describes each.")
