@@ -293,8 +293,10 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     try:
         progress("exporting to ONNX and checking parity" if runtime_name == "onnxruntime" else
                  "saving the spaCy pipeline and building its wheel")
-        check = texts + ([r["text"] for r in eval_rows] if eval_rows else [])
-        parity = student.save(tmp, check[:PARITY_LIMIT])
+        # the eval rows first: when they all fit in the check, the check's own run of the shipped
+        # graph scores them (below) and they are not predicted a second time
+        eval_texts = [r["text"] for r in eval_rows] if eval_rows else []
+        parity = student.save(tmp, (eval_texts + texts)[:PARITY_LIMIT])
         metrics: dict = {
             "student": student_name,
             **({"requested_student": "auto"} if selection else {}),
@@ -324,7 +326,9 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
             metrics["selection"] = selection
         if eval_rows:
             progress(f"evaluating on {len(eval_rows)} held-out examples")
-            report, predicted = _evaluate_rows(tmp, task, eval_rows)
+            checked = student.checked_outputs_
+            report, predicted = _evaluate_rows(tmp, task, eval_rows,
+                                               checked[:len(eval_rows)] if checked and len(checked) >= len(eval_rows) else None)
             metrics["eval"] = {"data": Path(eval_name).name, **report}
         if quantize:
             progress("quantising to int8 and checking accuracy against the float graph")
@@ -357,11 +361,14 @@ def _requirements(student, task: TaskSpec) -> list[str]:
     return ["onnxruntime", "numpy", *extra]
 
 
-def _evaluate_rows(student_dir: Path, task: TaskSpec, eval_rows: list[dict]) -> tuple[dict, list]:
-    """(metrics, predictions) of the shipped student, in its own runtime, on held-out rows."""
+def _evaluate_rows(student_dir: Path, task: TaskSpec, eval_rows: list[dict],
+                   outputs: list[dict] | None = None) -> tuple[dict, list]:
+    """(metrics, predictions) of the shipped student, in its own runtime, on held-out rows.
+    `outputs`: that runtime's outputs on those rows when already known (the parity check's run of
+    the same graph, `Student.checked_outputs_`); otherwise the folder is loaded and run on them."""
     from evokd.runtime import load_student
 
-    out = load_student(student_dir).predict([r["text"] for r in eval_rows])
+    out = outputs if outputs is not None else load_student(student_dir).predict([r["text"] for r in eval_rows])
     pred = task.rules.shipped_answers(out)
     return task.rules.report([r[task.target_key] for r in eval_rows], pred, task.label_names), pred
 

@@ -76,10 +76,11 @@ def distill(dataset, task_file, student, out_dir, eval_path, quantize, int8_max_
     if task_file is None and not is_run_dir(dataset):
         raise EvokdError(f"{dataset}: --task TASK.yaml is required when DATASET is a file (a run directory records its task)")
     task = load_task(task_file) if task_file is not None else run_task(dataset)
+    config = run_config(dataset) if is_run_dir(dataset) and (noise is None or student is None) else None
     if noise is None:  # the run's students weighed its teacher's labels this way (runs from before --noise: plainly)
-        noise = run_noise(run_config(dataset)) if is_run_dir(dataset) else DEFAULT_NOISE
-    if student is None and is_run_dir(dataset):  # the student the run retrained every round and measured
-        student = run_config(dataset).get("student")
+        noise = run_noise(config) if config is not None else DEFAULT_NOISE
+    if student is None and config is not None:  # the student the run retrained every round and measured
+        student = config.get("student")
     student = student or task.rules.default_student
     overrides = {}
     for item in params:

@@ -110,7 +110,8 @@ INPUT_ENCODERS = {"text": TextFeeds, "token_ids": TokenIdFeeds}
 
 
 def make_session(model_path, intra_op_num_threads: int = 1) -> onnxruntime.InferenceSession:
-    """One CPU session; a single thread is fastest for the single-sentence calls a CLI makes."""
+    """One CPU session; a single thread is fastest for the single-sentence calls a CLI makes
+    (0: onnxruntime's default, a thread per physical core, for large batches)."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = intra_op_num_threads
     options.inter_op_num_threads = 1

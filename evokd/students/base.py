@@ -56,6 +56,11 @@ class Student(ABC):
     auto_min_rows: int = 0  # `--student auto` tries it only on at least this many training rows
     targets_name: str = "labels"  # what `fit` takes beside the texts, as errors name it
     _fitted_attribute: str = "labels_"  # set by fit; predict and save refuse to run without it
+    # After `save`: the saved folder's own outputs on `check_texts`, in their order and in the form
+    # its runtime's `predict` gives them, where the parity check ran the shipped graph on all of
+    # them (ONNX classifiers); None where it did not. `evokd distill` scores eval rows from it
+    # instead of running the same graph over them a second time.
+    checked_outputs_: list[dict] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -171,7 +176,9 @@ class ClassifierStudent(Student):
         """Write the ONNX graph to `path`, then check it in onnxruntime against `check_texts`.
 
         Raises ParityError unless every label agrees and every probability is within
-        PARITY_ATOL of the framework's.
+        PARITY_ATOL of the framework's. The batched check runs on as many threads as the student
+        trains with (its `n_threads`; onnxruntime's default, every core, when it has none); the
+        shipped folder's runtime itself defaults to one thread. Sets `checked_outputs_`.
         """
         self._check_fitted()
         check_texts = _check_texts(check_texts, what="check_texts")
@@ -186,8 +193,11 @@ class ClassifierStudent(Student):
         path.write_bytes(model.SerializeToString())
         self._write_runtime_files(path.parent)
 
-        session = RuntimeStudent(path, self.labels_, input_kind=self.input)
-        onnx_proba = session.predict_proba(check_texts).astype(np.float64)
+        self.checked_outputs_ = None
+        session = RuntimeStudent(path, self.labels_, input_kind=self.input,
+                                 intra_op_num_threads=getattr(self, "n_threads", None) or 0)
+        onnx_proba32 = session.predict_proba(check_texts)
+        onnx_proba = onnx_proba32.astype(np.float64)
         # one text per run too, as a CLI call makes it: batching or padding must not change a result
         n_single = min(len(check_texts), SINGLE_CHECKS)
         single_proba = np.concatenate([session.predict_proba([t]) for t in check_texts[:n_single]]).astype(np.float64)
@@ -211,6 +221,8 @@ class ClassifierStudent(Student):
                 f"max |Δp| {max_abs_diff:.2e} (limit {PARITY_ATOL:g})"
                 + (f", first disagreement on {first[:60]!r}" if first is not None else "")
             )
+        best = onnx_proba32.argmax(axis=1)  # what RuntimeStudent.predict returns for the same rows
+        self.checked_outputs_ = [{"label": self.labels_[j], "score": float(onnx_proba32[i, j])} for i, j in enumerate(best)]
         return report
 
     def save(self, out_dir, check_texts: list[str]) -> dict:
