@@ -53,7 +53,8 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     from evokd.loop.guard import rolled_back
     from evokd.report import load_run
     from evokd.noise import fit_on_rows, run_noise
-    from evokd.students import run_student
+    from evokd.students import make_student, run_student
+    from evokd.vector_cache import VECTORS_DIR, remember_for
     from evokd.task import TaskSpec
 
     run = load_run(run_dir)
@@ -74,6 +75,8 @@ def compare(run_dir: str | Path, *, teacher_n: int = 60, eval_path: str | Path |
     texts = [r["text"] for r in rows]
     gold = [r[target] for r in rows]
 
+    # the eval rows' encoder vectors, as the run saved them (else encoded once here and saved for next time)
+    remember_for(make_student(name), Path(run_dir) / VECTORS_DIR, texts)
     students = {}
     for key, train in (("seed_only", seeds), ("final", accepted)):
         progress("step", name=f"training the {key.replace('_', '-')} student ({name}) on {len(train)} rows")

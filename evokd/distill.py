@@ -23,9 +23,10 @@ from evokd.errors import EvokdError, InputError
 from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
-from evokd.run_dir import dataset_file
+from evokd.run_dir import dataset_file, is_run_dir
 from evokd.noise import DEFAULT_NOISE, weights_once
 from evokd.task_kinds import kind_rules
+from evokd.vector_cache import VECTORS_DIR, remember_for
 
 PARITY_LIMIT = 2000
 CV_FOLDS = 5
@@ -296,6 +297,8 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
         # the eval rows first: when they all fit in the check, the check's own run of the shipped
         # graph scores them (below) and they are not predicted a second time
         eval_texts = [r["text"] for r in eval_rows] if eval_rows else []
+        if is_run_dir(dataset):  # the encoder vectors generate saved for the run's eval rows (evokd.vector_cache)
+            remember_for(student, Path(dataset) / VECTORS_DIR, eval_texts)
         parity = student.save(tmp, (eval_texts + texts)[:PARITY_LIMIT])
         metrics: dict = {
             "student": student_name,

@@ -5,9 +5,7 @@ run_ceiling, run_teacher_score), and the on-disk cache of MiniLM vectors they sh
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from evokd.errors import EvokdError
 from evokd.io import read_labeled, write_json_atomic
 from evokd.noise import DEFAULT_NOISE
 from evokd.task import TaskSpec, load_task
+from evokd.vector_cache import cached, remember_vectors
 
 if TYPE_CHECKING:
     from evokd.loop import LoopConfig
@@ -217,35 +216,16 @@ def _finished(job: Job) -> bool:
 
 def cached_vectors(vectors_dir: Path, texts: list[str]) -> None:
     """Put the frozen MiniLM vectors of `texts` in the student's memo, from disk when cached there."""
-    from evokd.students import minilm
+    from evokd.students.encoders import MINILM
 
-    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
-    path = vectors_dir / f"minilm-{len(texts)}-{key}.npy"
-    if path.is_file():
-        vectors = np.load(path)
-    else:
-        vectors = minilm.frozen_vectors(texts)
-        vectors_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
-    minilm.remember_frozen_vectors(texts, vectors)  # the memo MiniLMStudent reads
+    remember_vectors(vectors_dir, texts, MINILM)
 
 
 def pool_vectors(vectors_dir: Path, texts: list[str]) -> np.ndarray:
     """The store's MiniLM vectors of a pool (evokd.embed), computed once per pool and shared by its cells."""
-    from evokd.embed import encode
+    from evokd.embed import EMBED_DIM, encode
 
-    key = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:16]
-    path = vectors_dir / f"pool-{len(texts)}-{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    vectors = encode(texts)
-    vectors_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, path)
-    return vectors
+    return cached(vectors_dir, "pool", texts, EMBED_DIM, encode)
 
 
 def _teacher_lm(cell: Cell, task: TaskSpec, *, knows_eval: bool = False):

@@ -42,6 +42,7 @@ from evokd.students import run_student
 from evokd.task import TaskSpec
 from evokd.teacher.gateway import BudgetExceeded, TeacherGateway
 from evokd.teacher.wording import statistics_aim
+from evokd.vector_cache import VECTORS_DIR, remember_for
 
 Progress = Callable[..., None]
 CV_FOLDS = 5  # round 0: out-of-fold predictions on the seeds
@@ -74,6 +75,7 @@ class RoundRunner:
         self.filters = CandidateFilter(self.labels, config)
         self.eval_rows, self.eval_report = task.eval_data()
         self.guard_off = guard.inactive_reason(config.eval_guard, self.eval_rows)  # None: the eval guard runs
+        self._eval_vectors_read = False  # the eval rows' frozen-encoder vectors (evokd.vector_cache)
         self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
         # after run(): (label, confirmed, written) for labels the teacher rarely gives the texts it wrote for them
         self.unconfirmed: list[tuple[str, int, int]] = []
@@ -88,7 +90,11 @@ class RoundRunner:
     def _evaluate(self, student) -> dict | None:
         if not self.eval_rows:
             return None
-        pred = student.predict([r["text"] for r in self.eval_rows])
+        texts = [r["text"] for r in self.eval_rows]
+        if not self._eval_vectors_read:  # once a process: saved in the run for distill, compare and a resume
+            remember_for(student, self.out_dir / VECTORS_DIR, texts)
+            self._eval_vectors_read = True
+        pred = student.predict(texts)
         return self.rules.report([r[self.rules.target_key] for r in self.eval_rows], list(pred), self.labels)
 
     def _cross_predictions(self, rows: list[dict]) -> list:
