@@ -14,6 +14,7 @@ the wrong shape, is encoded again and replaced.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -46,15 +47,20 @@ def _read(path: Path, n: int, dim: int) -> np.ndarray | None:
 
 def cached(folder: Path, prefix: str, texts: list[str], dim: int, encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
     """`encode(texts)` (float32, one row of `dim` per text) as saved in `folder` under `prefix` by an
-    earlier process; on a miss, encoded now and saved there (atomically)."""
+    earlier process; on a miss, encoded now and saved there (atomically; not at all where the folder
+    cannot be written, as for a run someone else owns)."""
     path = vectors_file(folder, prefix, texts)
     vectors = _read(path, len(texts), dim)
     if vectors is None:
         vectors = encode(texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(tmp, vectors)
+            os.replace(tmp, path)
+        except OSError:  # a folder this process may not write to (a shared run): the vectors still serve now
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return vectors
 
 

@@ -91,3 +91,10 @@ def test_distill_and_compare_read_the_eval_vectors_the_run_saved(sst2_task, scri
     assert out["final"]["eval"]["accuracy"] == pytest.approx(rounds[-1]["eval_accuracy"])
     assert out["seed_only"]["eval"]["accuracy"] == pytest.approx(rounds[0]["eval_accuracy"])
     assert metrics["eval"]["accuracy"] == pytest.approx(rounds[-1]["eval_accuracy"])
+
+
+def test_a_folder_that_cannot_be_written_still_gives_the_vectors(tmp_path, encoded):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")  # its "vectors/" cannot be made, even by root
+    vectors = remember_vectors(blocked / VECTORS_DIR, TEXTS, MINILM)
+    assert vectors.shape == (3, MINILM.dim) and encoded == TEXTS and blocked.read_text() == "not a folder"

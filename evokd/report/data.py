@@ -73,7 +73,8 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
     if retrain:
         rows, note = _eval_rows(run, eval_path)
         if rows:
-            from evokd.students import run_student
+            from evokd.students import make_student, run_student
+            from evokd.vector_cache import VECTORS_DIR, remember_for
 
             accepted = [s for s in run.samples if s["status"] == "accepted"]
             name = run_student(run.info["config"], run.info["task_kind"])
@@ -83,6 +84,7 @@ def latest_student_eval(run: RunData, eval_path: str | Path | None, retrain: boo
                 from evokd.task import TaskSpec
 
                 config = run.info["config"]
+                remember_for(make_student(name), run.run_dir / VECTORS_DIR, [r["text"] for r in rows])
                 student = fit_on_rows(name, accepted, TaskSpec.model_validate(run.info["task"]), run_noise(config),
                                       config.get("seed", 0))
                 pred = list(student.predict([r["text"] for r in rows]))
