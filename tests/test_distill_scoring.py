@@ -70,3 +70,15 @@ def test_more_eval_rows_than_the_check_holds_are_run_through_the_folder(trec, fo
     assert len(folder_loads) == 2  # the 150 eval rows, then the latency measure
     again = evaluate(out, task_file.parent / "eval.jsonl")
     assert again["n"] == metrics["eval"]["n"] == 150 and again["accuracy"] == pytest.approx(metrics["eval"]["accuracy"])
+
+
+def test_latency_stops_timing_once_its_seconds_are_spent(trec, tmp_path):
+    from evokd.distill import LATENCY_MIN_CALLS, measure_latency
+
+    task_file, data = trec
+    out = tmp_path / "student"
+    metrics = distill(data, load_task(task_file), "tfidf", out)
+    assert metrics["latency"]["n_calls"] == 300  # tfidf answers in well under 5 s / 300
+    texts = ["what is the capital of peru ?", "who wrote hamlet ?"]
+    cut = measure_latency(out, texts, n=300, max_seconds=0.0)  # no time at all: the minimum is still timed
+    assert cut["n_calls"] == LATENCY_MIN_CALLS and 0 < cut["single_sentence_ms_p50"] <= cut["single_sentence_ms_p95"]
