@@ -112,6 +112,19 @@ def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, mo
 
     assert metrics(resumed) == metrics(clean)  # the resumed cell ends where an uninterrupted one does
 
+    # the work dir logs which bench command finished which jobs (the interrupted run too; --render-only
+    # ran none), and the results say so, whichever command rendered them last
+    runs = [json.loads(line) for line in (work / "bench-runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 2 and all(r["command"].startswith("evokd bench ") and "--render-only" not in r["command"]
+                                  for r in runs)
+    assert "trec-s1 tfidf static" in runs[0]["jobs"] and "trec-s1 tfidf pool-random" not in runs[0]["jobs"]
+    assert runs[1]["jobs"] == ["trec-s1 tfidf pool-random"]
+    final = json.loads((results / "smoke.json").read_text())
+    assert final["runs"] == runs and final["unlogged"] == []
+    md = (results / "smoke.md").read_text()
+    assert "The finished jobs were run by:" in md and md.count(f"`{runs[0]['command']}`") >= 1
+    assert "`trec-s1 tfidf pool-random`)" in md and "before the bench logged its runs" not in md
+
 
 def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bench.yaml"

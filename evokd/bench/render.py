@@ -123,6 +123,23 @@ def _gain(row: dict, key: str) -> str:
     return f"{row[f'gain_{key}_points']:+.2f}{sd}"
 
 
+def _runs_lines(result: dict) -> list[str]:
+    """Which `evokd bench` commands ran the finished jobs, when and where (the work dir's bench-runs.jsonl),
+    and how many finished jobs ran before the bench kept that log."""
+    runs = result.get("runs") or []
+    if not runs:
+        return []
+    lines = ["The finished jobs were run by:", ""]
+    for run in runs:
+        lines.append(f"- {run['started']} – {run['ended']}, {run['machine']}, evokd {run['evokd']}: `{run['command']}` "
+                     f"({len(run['jobs'])} job{'s' if len(run['jobs']) != 1 else ''}: "
+                     + ", ".join(f"`{k}`" for k in run["jobs"]) + ")")
+    if result.get("unlogged"):
+        lines.append(f"- {len(result['unlogged'])} more, before the bench logged its runs (the results README and the "
+                     "config's comment say how)")
+    return lines + [""]
+
+
 def render_markdown(result: dict) -> str:
     cfg, m = result["config"], result["machine"]
     tagged = [not _rules_of(d).one_label_per_text for d in result["datasets"].values()]  # NER: spans, not one label
@@ -131,6 +148,7 @@ def render_markdown(result: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}; evokd "
              f"{result['evokd']}; {result['date']}.", "",
              f"Command (from the project root): `{result['command']}`", "",
+             *_runs_lines(result),
              _teacher_line(result), "",
              f"Each random seed ({', '.join(map(str, cfg['seeds']))}) draws its own seeds ("
              + (f"k sentences of {NER_MIN_SEED_WORDS}+ words per entity type" if all_tagged else

@@ -19,6 +19,33 @@ from evokd.errors import EvokdError
 from evokd.io import write_json_atomic, write_text_atomic
 from evokd.task import TaskSpec
 
+RUNS_LOG = "bench-runs.jsonl"  # in the work dir: one line per `evokd bench` invocation that ran jobs
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def log_runs(work_dir: Path, command: str, started: str, finished: list[str], where: str | None = None) -> None:
+    """Append one line to WORK/bench-runs.jsonl: which bench command finished which jobs, when and on
+    what machine (`where`, else this one), so results rendered later (--render-only) still say how
+    their cells were run."""
+    if not finished:
+        return
+    m = machine()
+    entry = {"command": command, "started": started, "ended": _utc_now(), "machine": where or f"{m['cpu']}, {m['cores']} cores",
+             "evokd": __version__, "jobs": finished}
+    with (work_dir / RUNS_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+def read_runs(work_dir: Path) -> list[dict]:
+    """The lines of WORK/bench-runs.jsonl (none for a work dir from before the bench kept it)."""
+    path = work_dir / RUNS_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
 
 def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path, results_dir: Path, n_workers: int = 1,
               command: str = "", events: Events = lambda event, **info: None, run: bool = True,
@@ -43,10 +70,16 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
             raise EvokdError(f"--dataset {unknown[0]}: not a dataset of this config; expected one of: {', '.join(tasks)}")
         todo = [job for job in todo if job.dataset in datasets]
     events("plan", total=len(jobs), done=len(jobs) - len(todo))
-    if run and executor == "ray":
-        run_jobs_ray(todo, events, address=address, cpus_per_cell=cpus_per_cell)
-    elif run:
-        run_jobs(todo, n_workers, events)
+    started = _utc_now()
+    try:
+        if run and executor == "ray":
+            run_jobs_ray(todo, events, address=address, cpus_per_cell=cpus_per_cell)
+        elif run:
+            run_jobs(todo, n_workers, events)
+    finally:  # an interrupted bench still records the jobs it finished
+        if run:
+            log_runs(work_dir, command, started, [j.key for j in todo if j.result_path.is_file()],
+                     where=f"a Ray cluster ({address or 'local'})" if executor == "ray" else None)
     done = [j for j in jobs if j.result_path.is_file()]
     unfinished = [j.key for j in jobs if not j.result_path.is_file()]
     # each cell's command as evokd spells it now (its settings match, see _finished): a cell from before an
@@ -61,9 +94,11 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
         datasets[name] = {"kind": tasks[name].kind, "shots": entry.shots, "labels": len(tasks[name].labels),
                           "eval_n": sum(1 for _ in (folder / "eval.jsonl").open(encoding="utf-8")),
                           "pool_n": sum(1 for _ in (folder / POOL_FILE).open(encoding="utf-8"))}
+    runs = read_runs(work_dir)
     summary = summarize(config, {name: task.kind for name, task in tasks.items()}, cells, ceilings, teacher_scores)
     result = {
-        "name": config.name, "command": command, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "name": config.name, "command": command, "date": _utc_now(), "runs": runs,
+        "unlogged": [j.key for j in done if j.key not in {key for r in runs for key in r["jobs"]}],
         "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,
         "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students, config),
         "summary": summary, "ceilings": ceilings, "teacher_scores": teacher_scores, "cells": cells,
