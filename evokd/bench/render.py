@@ -133,7 +133,7 @@ def _runs_lines(result: dict) -> list[str]:
     for run in runs:
         lines.append(f"- {run['started']} – {run['ended']}, {run['machine']}, evokd {run['evokd']}: `{run['command']}` "
                      f"({len(run['jobs'])} job{'s' if len(run['jobs']) != 1 else ''}: "
-                     + ", ".join(f"`{k}`" for k in run["jobs"]) + ")")
+                     + ", ".join(f"`{k}`" for k in run["jobs"]) + ")" + (f"; {run['note']}" if run.get("note") else ""))
     if result.get("unlogged"):
         lines.append(f"- {len(result['unlogged'])} more, before the bench logged its runs (the results README and the "
                      "config's comment say how)")

@@ -40,7 +40,8 @@ def log_runs(work_dir: Path, command: str, started: str, finished: list[str], wh
 
 
 def read_runs(work_dir: Path) -> list[dict]:
-    """The lines of WORK/bench-runs.jsonl (none for a work dir from before the bench kept it)."""
+    """The lines of WORK/bench-runs.jsonl (none for a work dir from before the bench kept it). A line may
+    carry a `note`, which the results print beside it (a line written by hand for a run from before the log)."""
     path = work_dir / RUNS_LOG
     if not path.is_file():
         return []
