@@ -25,14 +25,19 @@ def _round(n: int, f1: float, kept: bool | None = None, seed_only: float = 0.7) 
     return {"round": n, "eval_macro_f1": f1, "training": training, "eval_accuracy": f1}
 
 
-def test_a_round_is_kept_only_when_its_student_scores_at_least_the_seed_only_student():
+def test_a_round_is_kept_only_when_its_student_scores_at_least_the_seed_only_student_and_near_the_best():
     report = RULES.report(["a", "b", "a", "b"], ["a", "b", "a", "a"], ["a", "b"])  # macro-F1 0.733
-    kept = guard.judge(RULES, report, [_round(0, 0.70), _round(1, 0.76, kept=True)])
-    assert kept.kept and kept.seed_only == 0.70 and round(kept.score, 3) == 0.733  # below round 1, above seed-only
+    assert guard.GUARD_MARGIN == 0.02
+    kept = guard.judge(RULES, report, [_round(0, 0.70), _round(1, 0.75, kept=True)])
+    assert kept.kept and kept.seed_only == 0.70 and round(kept.score, 3) == 0.733  # below round 1 by < 0.02
+    assert round(kept.bar, 3) == 0.73
+    # 0.027 below the best round: rolled back although above seed-only (a slide, round by round)
+    slid = guard.judge(RULES, report, [_round(0, 0.70), _round(1, 0.76, kept=True), _round(2, 0.76, kept=False)])
+    assert not slid.kept and round(slid.bar, 3) == 0.74 and slid.seed_only == 0.70
     dropped = guard.judge(RULES, report, [_round(0, 0.74)])
-    assert not dropped.kept and dropped.seed_only == 0.74
+    assert not dropped.kept and dropped.seed_only == 0.74 == dropped.bar
     assert guard.judge(RULES, report, []) is None
-    assert dropped.record() == {"kept": False, "score": 0.7333, "seed_only": 0.74, "metric": "macro_f1"}
+    assert dropped.record() == {"kept": False, "score": 0.7333, "seed_only": 0.74, "bar": 0.74, "metric": "macro_f1"}
 
 
 def test_the_guard_says_why_it_does_not_run():
@@ -46,10 +51,14 @@ def test_the_guard_says_why_it_does_not_run():
     assert guard.summary(rounds, "the task has no eval file") == (
         "eval guard: did not run (the task has no eval file); every round's texts were kept")
     assert guard.summary(rounds[:2], None) == (
-        "eval guard: kept all 1 rounds (none took the student's eval score below the seed-only one)")
-    assert guard.summary(rounds, None) == (
+        "eval guard: kept all 1 rounds (none took the student's eval score below the seed-only one, or 0.02 below "
+        "the best so far)")
+    assert guard.summary(rounds, None) == (  # a record from before the margin has no bar: the floor was its bar
         "eval guard: rolled back 1 of 3 rounds whose texts took the student's eval macro_f1 below the seed-only "
-        "student's 0.700: round 2 (0.670); their texts are in the store, rejected as eval_drop")
+        "student's 0.700, or 0.02 below the best so far: round 2 (0.670 < 0.700); their texts are in the store, "
+        "rejected as eval_drop")
+    rounds[2]["training"]["guard"].update(score=0.705, bar=0.72)
+    assert "round 2 (0.705 < 0.720)" in guard.summary(rounds, None)
 
 
 def test_after_a_rolled_back_round_the_analysis_sees_the_last_kept_batch():
@@ -81,7 +90,8 @@ def test_a_round_that_lowers_the_eval_score_is_rolled_back_and_its_texts_are_not
     assert all(r["training"]["guard"]["metric"] == "macro_f1" for r in rounds[1:] if r["training"].get("guard"))
     for r in back:
         assert r["n_accepted"] == 0 and r["rejected_by_reason"]["eval_drop"] > 0
-        assert r["training"]["guard"]["score"] < r["training"]["guard"]["seed_only"] == round(rounds[0]["eval_macro_f1"], 4)
+        verdict = r["training"]["guard"]
+        assert verdict["score"] < verdict["bar"] and verdict["bar"] >= verdict["seed_only"] == round(rounds[0]["eval_macro_f1"], 4)
     con = duckdb.connect(str(tmp_path / "run" / "evokd.duckdb"), read_only=True)
     dropped = con.execute("SELECT text, teacher_label, status FROM samples WHERE reject_reason = 'eval_drop'").fetchall()
     con.close()

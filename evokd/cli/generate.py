@@ -81,7 +81,8 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
                    "took this many minutes; compares strategies at equal time with a local teacher.")
 @click.option("--eval-guard/--no-eval-guard", default=True, show_default=True,
               help="Roll back a round whose texts take the student's score (macro-F1; entity F1 for NER) on the task's "
-                   "eval file below the seed-only student's: its texts stay in the store, rejected as eval_drop. Runs "
+                   "eval file below the seed-only student's, or 0.02 below the best so far: its texts stay in the store, "
+                   "rejected as eval_drop. Runs "
                    "when the eval file has 200+ rows. Turn it off where the eval rows are also the rows you report on "
                    "(a benchmark's test rows).")
 @click.option("--prompts", "prompts_path", type=click.Path(path_type=Path), default=None,

@@ -245,7 +245,7 @@ class RoundRunner:
         if verdict is not None:
             training = {**training, "guard": verdict.record()}
             if not verdict.kept:  # roll the round back: the student and the data stay as they were
-                self.progress("step", round=round_, name="rolled back: below the seed-only student on the eval file")
+                self.progress("step", round=round_, name="rolled back: below the eval guard's bar on the eval file")
                 for c in accepted:
                     c.reject_reason = guard.EVAL_DROP
                 accepted, train_rows, new_student = [], state.accepted, student
