@@ -96,10 +96,11 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
                           "eval_n": sum(1 for _ in (folder / "eval.jsonl").open(encoding="utf-8")),
                           "pool_n": sum(1 for _ in (folder / POOL_FILE).open(encoding="utf-8"))}
     runs = read_runs(work_dir)
+    logged = {key for run in runs for key in run["jobs"]}
     summary = summarize(config, {name: task.kind for name, task in tasks.items()}, cells, ceilings, teacher_scores)
     result = {
         "name": config.name, "command": command, "date": _utc_now(), "runs": runs,
-        "unlogged": [j.key for j in done if j.key not in {key for r in runs for key in r["jobs"]}],
+        "unlogged": [j.key for j in done if j.key not in logged],
         "evokd": __version__, "machine": machine(), "config": _config_dict(config), "test_double": config.test_double,
         "work_dir": _relative(work_dir), "datasets": datasets, "targets": targets(summary, config.students, config),
         "summary": summary, "ceilings": ceilings, "teacher_scores": teacher_scores, "cells": cells,

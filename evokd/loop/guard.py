@@ -10,7 +10,7 @@ has lost what the run gained. Replayed on the local-teacher-30min cells with 200
 draw that no cell saw (benchmarks/results/local-teacher-30min-guard-rules.md), `static` on sst2 with
 mpnet (mislabeled invented texts, a slow slide) ended -0.7 +- 4.9 points against seed-only under the
 floor alone (-7.4 on one draw) and +1.7 +- 0.5 under the bar with a 0.02 margin; on the default loop's
-cells the margin moved the mean by 0.3 points or less. A margin of 0 (the best score so far) chases the
+cells the margin moved the mean by 0.2 points or less. A margin of 0 (the best score so far) chases the
 eval file's noise and drops good rounds. The score is the task kind's selection metric (macro-F1;
 entity F1 for NER). The guard needs an eval file of at least GUARD_MIN_EVAL_ROWS rows: on fewer, one
 round's score moves by more than the round changes.
