@@ -55,7 +55,7 @@ demo: export EVOKD_LOCAL_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 # on the same rows of datasets/sst2/eval.jsonl (shipped: GLUE SST-2 dev, 872 sentences).
 demo: install-local
 	$(BIN)/evokd teacher info
-	$(BIN)/evokd generate datasets/sst2/task.yaml --rounds 3 --per-round 8 --out $(RUN)
+	$(BIN)/evokd generate datasets/sst2/task.yaml --rounds 3 --per-round 8 --max-minutes 2 --out $(RUN)
 	$(BIN)/evokd distill $(RUN) --task datasets/sst2/task.yaml --out $(STUDENT_OUT)
 	$(BIN)/evokd predict $(STUDENT_OUT) "a gorgeous, witty, seductive movie." \
 		"the plot is nothing but boilerplate clichés from start to finish." \

@@ -82,12 +82,14 @@ _EVAL_HEADS = {"eval_entity_f1": "entity F1", "eval_accuracy": "eval acc", "eval
 
 
 def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None,
-                  unconfirmed: list[tuple[str, int, int]] | None = None, guard_off: str | None = None) -> None:
+                  unconfirmed: list[tuple[str, int, int]] | None = None, guard_off: str | None = None,
+                  time_budget: str | None = None) -> None:
     """The rounds table of `evokd generate`, then a line per data file read (`data`: the run config's
     "data", e.g. {"pool": ReadReport.as_dict()}) saying what reading it changed, then a line per label
     the teacher rarely gave the texts it wrote for it (`unconfirmed`: (label, confirmed, written),
     `loop.candidates.unconfirmed_labels`), then what the eval guard rolled back, or why it did not
-    run (`guard_off`, `loop.guard.inactive_reason`)."""
+    run (`guard_off`, `loop.guard.inactive_reason`), then why the run ended before its last round
+    (`time_budget`: `RoundRunner.time_budget`, --max-minutes spent)."""
     table = Table(title=f"evokd generate → {out_dir}")
     scored = (("eval_entity_f1",) if any(r.get("eval_entity_f1") is not None for r in rounds)
               else ("eval_accuracy", "eval_macro_f1"))  # the eval columns the rounds fill
@@ -117,6 +119,8 @@ def print_summary(rounds: list[dict], out_dir: Path, data: dict | None = None,
     line = guard_summary(rounds, guard_off)
     if line:
         console.print(line, markup=False, highlight=False)
+    if time_budget:
+        console.print(time_budget, markup=False, highlight=False)
 
 
 class JsonProgress:

@@ -243,7 +243,7 @@ def _teacher_lm(cell: Cell, task: TaskSpec, *, knows_eval: bool = False):
 
 def run_cell(cell: Cell) -> dict:
     """Run (or resume) one cell and write its cell.json."""
-    from evokd.loop import RoundRunner, TimeBudgetReached, needs_teacher
+    from evokd.loop import RoundRunner, needs_teacher
 
     start = time.perf_counter()
     config = cell.loop_config()
@@ -257,10 +257,7 @@ def run_cell(cell: Cell) -> dict:
     name = (SCRIPTED_NAME if cell.teacher == SCRIPTED else cell.teacher) if uses_lm else ""
     runner = RoundRunner(task, cell.out_dir, config, teacher_lm=lm, teacher_name=name,
                          pool_vectors=lambda texts: pool_vectors(cell.vectors_dir, texts))
-    try:
-        rounds = runner.run()
-    except TimeBudgetReached:  # --max-minutes: the cell ends with the rounds it committed in its time
-        rounds = runner.committed_rounds()
+    rounds = runner.run()  # with --max-minutes: the rounds it committed in its time
     n_seeds = rounds[0]["train_size"]
     scores = tuple(f"eval_{k}" for k in sorted(metrics_of(task.kind)))
     kept = ("round", "train_size", "eval_n", *scores, "n_accepted", "prompt_tokens", "completion_tokens", "n_calls")

@@ -78,7 +78,8 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--max-calls", default=None, type=click.IntRange(1), help="Budget: stop once the run has sent this many calls.")
 @click.option("--max-minutes", default=None, type=click.FloatRange(0, min_open=True),
               help="Time budget: start no new round once the run's committed rounds (earlier sessions included) "
-                   "took this many minutes; compares strategies at equal time with a local teacher.")
+                   "took this many minutes; the run then ends normally (exit code 0), its summary saying so. "
+                   "Compares strategies at equal time with a local teacher.")
 @click.option("--eval-guard/--no-eval-guard", default=True, show_default=True,
               help="Roll back a round whose texts take the student's score (macro-F1; entity F1 for NER) on the task's "
                    "eval file below the seed-only student's, or 0.02 below the best so far: its texts stay in the store, "
@@ -164,7 +165,7 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     elif not quiet:
         from evokd.progress import print_summary
 
-        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed, loop.guard_off)
+        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed, loop.guard_off, loop.time_budget)
 
 
 @click.command("strategies")

@@ -52,10 +52,6 @@ def _noop(event: str, **info: Any) -> None:
     pass
 
 
-class TimeBudgetReached(BudgetExceeded):
-    """--max-minutes is spent: the committed rounds stand, and a re-run with a higher limit continues."""
-
-
 class RoundRunner:
     """Runs (or resumes) generation into `out_dir`: `RoundRunner(task, out, config, ...).run()`."""
 
@@ -79,6 +75,9 @@ class RoundRunner:
         self.data: dict[str, dict] = {}  # after run(): what reading its eval and pool data changed, as recorded
         # after run(): (label, confirmed, written) for labels the teacher rarely gives the texts it wrote for them
         self.unconfirmed: list[tuple[str, int, int]] = []
+        # after run(): why it ended before --rounds because --max-minutes was spent (the planned end of a
+        # time-budgeted run, not an error), or None
+        self.time_budget: str | None = None
         self.seeds = task.seed_rows()
         self.plan = settle(config, task)
 
@@ -152,7 +151,10 @@ class RoundRunner:
             total = self.plan.rounds
             self.progress("resume" if last > 0 else "start", done=last, total=total)
             for round_ in range(last + 1, total + 1):
-                self._check_time(state, round_)
+                self.time_budget = self._time_spent(state, round_, total)
+                if self.time_budget:
+                    self.progress("time_budget", message=self.time_budget)
+                    break
                 try:
                     student = self._round(store, state, source, teacher, student, round_)
                 except BudgetExceeded as exc:
@@ -167,21 +169,17 @@ class RoundRunner:
             self.unconfirmed = unconfirmed_labels(store.samples(status=None, source="generated"))
             return store.rounds()
 
-    def committed_rounds(self) -> list[dict]:
-        """The rounds committed in the run folder so far (what run() returns once it has finished)."""
-        with Store(self.out_dir / STORE_NAME) as store:
-            return store.rounds()
-
-    def _check_time(self, state: RunState, round_: int) -> None:
-        """The time budget (--max-minutes): no new round once the committed rounds, those of earlier
-        sessions of the run included, took that long; the round that crossed it stays committed."""
+    def _time_spent(self, state: RunState, round_: int, total: int) -> str | None:
+        """The time budget (--max-minutes): why round `round_` does not start, as one line, once the
+        committed rounds, those of earlier sessions of the run included, took that long (the round that
+        crossed it stays committed); None while time is left or without a budget."""
         budget = self.config.max_minutes
         spent = sum(r["seconds"] or 0.0 for r in state.rounds)
-        if budget is not None and spent >= 60 * budget:
-            raise TimeBudgetReached(
-                f"time budget reached: the committed rounds took {spent / 60:.2f} of --max-minutes {budget:g} minutes; "
-                f"rounds up to {round_ - 1} are committed in {self.out_dir}; re-run with a higher --max-minutes "
-                "(or without it) to continue")
+        if budget is None or spent < 60 * budget:
+            return None
+        return (f"time budget reached: the committed rounds took {spent / 60:.2f} of --max-minutes {budget:g} minutes, "
+                f"so round {round_} of {total} did not start; re-run with a higher --max-minutes (or without it) "
+                "to continue")
 
     def _record_data(self, store: Store, use: str, report) -> None:
         """Record in the run's config what reading its `use` ("eval", "pool") data changed, and say it."""
