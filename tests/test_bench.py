@@ -570,3 +570,27 @@ def test_dataset_option_runs_only_that_datasets_jobs(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     err = result.stderr.strip()
     assert err == "evokd: error: --dataset sst3: not a dataset of this config; expected one of: trec, sst2", err
+
+
+def test_seed_option_runs_only_that_random_seeds_jobs(tmp_path):
+    """`--seed N` runs the cells (and teacher rows) of that random seed only, the ceilings whatever the seed;
+    the results cover the whole config and list the other seeds' cells as unfinished. A seed the config
+    does not draw is a one-line error. (Oracle pool cells: no teacher is called.)"""
+    config = _config(tmp_path, (
+        f"name: draws\ndatasets:\n  - task: {ROOT / 'datasets' / 'trec' / 'task.yaml'}\n    data: {DATA / 'trec'}\n"
+        "seeds: [1, 2, 3]\nstrategies: [pool-random]\nstudents: [tfidf]\nteacher: scripted\noracle: true\n"
+        "rounds: 1\nper_round: 4\neval_n: 50\npool_size: 100\nceiling: true\n"))
+    results, work = tmp_path / "r", tmp_path / "w"
+    result = invoke(config, "--results-dir", results, "--work-dir", work, "--quiet", "--seed", "2", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    data = json.loads((results / "draws.json").read_text())
+    assert sorted((c["seed"], c["strategy"]) for c in data["cells"]) == [(2, "pool-random"), (3, "pool-random")]
+    assert data["unfinished"] == ["trec-s1 tfidf pool-random"] and len(data["ceilings"]) == 1
+    assert not (work / "cells" / "trec-s1").exists()
+    assert json.loads((work / "bench-runs.jsonl").read_text().splitlines()[-1])["jobs"] == [
+        "trec tfidf ceiling", "trec-s2 tfidf pool-random", "trec-s3 tfidf pool-random"]
+
+    result = invoke(config, "--results-dir", results, "--work-dir", work, "--quiet", "--seed", "4")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    err = result.stderr.strip()
+    assert err == "evokd: error: --seed 4: not a random seed of this config; expected one of: 1, 2, 3", err

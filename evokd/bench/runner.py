@@ -50,12 +50,13 @@ def read_runs(work_dir: Path) -> list[dict]:
 
 def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path, results_dir: Path, n_workers: int = 1,
               command: str = "", events: Events = lambda event, **info: None, run: bool = True,
-              only: tuple[str, ...] = (), datasets: tuple[str, ...] = (), executor: str = "local",
-              address: str | None = None, cpus_per_cell: int = 1) -> dict:
+              only: tuple[str, ...] = (), datasets: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
+              executor: str = "local", address: str | None = None, cpus_per_cell: int = 1) -> dict:
     """Prepare, run every unfinished job, then write NAME.md, NAME.json and NAME-DATASET.png; returns the paths.
     With run=False nothing runs: the results show the jobs finished so far and list the others.
     `only` limits this run to the cells of those strategies (and the ceilings and teacher rows); `datasets`
-    limits it to the jobs of those datasets (by task name). The results always cover the whole config."""
+    limits it to the jobs of those datasets (by task name); `seeds` to the cells and teacher rows of those
+    random seeds (and the ceilings, which belong to no seed). The results always cover the whole config."""
     folders = prepare(config, tasks, work_dir)
     jobs = plan(config, tasks, folders, work_dir)
     todo = [job for job in jobs if not _finished(job)]
@@ -70,6 +71,12 @@ def run_bench(config: BenchConfig, tasks: dict[str, TaskSpec], *, work_dir: Path
         if unknown:
             raise EvokdError(f"--dataset {unknown[0]}: not a dataset of this config; expected one of: {', '.join(tasks)}")
         todo = [job for job in todo if job.dataset in datasets]
+    if seeds:
+        unknown = sorted(set(seeds) - set(config.seeds))
+        if unknown:
+            raise EvokdError(f"--seed {unknown[0]}: not a random seed of this config; expected one of: "
+                             f"{', '.join(map(str, config.seeds))}")
+        todo = [job for job in todo if isinstance(job, Ceiling) or job.seed in seeds]
     events("plan", total=len(jobs), done=len(jobs) - len(todo))
     started = _utc_now()
     try:

@@ -24,6 +24,9 @@ from evokd.cli.common import _command_line, friendly_errors
 @click.option("--dataset", "datasets", multiple=True, metavar="NAME",
               help="Run only this dataset's jobs now (repeatable; its task's name); the results list the others "
                    "as unfinished.")
+@click.option("--seed", "seeds", multiple=True, type=int, metavar="N",
+              help="Run only this random seed's cells and teacher rows now (repeatable; one of the config's seeds); "
+                   "the results list the others as unfinished.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: --jobs processes on this machine; ray: every cell a Ray task on a cluster (extra [ray]).")
 @click.option("--address", default=None,
@@ -34,8 +37,8 @@ from evokd.cli.common import _command_line, friendly_errors
               help="The benchmark data folder that configs call $EVOKD_DATA [default: the EVOKD_DATA variable].")
 @click.option("--quiet", is_flag=True, help="No progress display; print only the results' path.")
 @friendly_errors
-def bench(config_file, work_dir, results_dir, jobs, render_only, only, datasets, executor, address, cpus_per_cell,
-          data_dir, quiet):
+def bench(config_file, work_dir, results_dir, jobs, render_only, only, datasets, seeds, executor, address,
+          cpus_per_cell, data_dir, quiet):
     """Benchmark strategies x students on real datasets over several random seeds.
 
     CONFIG.yaml names the datasets (an example task file for the description and labels, the
@@ -57,6 +60,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, datasets,
       evokd bench benchmarks/configs/pool-oracle-ner.yaml --jobs 2   # NER: CoNLL-2003, entity F1
       evokd bench benchmarks/configs/local-teacher.yaml --render-only   # tables of what has finished so far
       evokd bench benchmarks/configs/local-teacher-30min.yaml --jobs 2 --only static --dataset sst2 --dataset trec
+      evokd bench benchmarks/configs/local-teacher-30min-ner.yaml --jobs 2 --seed 1   # one draw now, the others later
       evokd bench benchmarks/configs/pool-oracle.yaml --executor ray --address auto   # cells on a Ray cluster
     """
     from evokd import datadir
@@ -69,7 +73,7 @@ def bench(config_file, work_dir, results_dir, jobs, render_only, only, datasets,
     with BenchProgress(quiet=quiet) as progress:
         out = run_bench(config, tasks, work_dir=work_dir, results_dir=results_dir, n_workers=jobs,
                         command=_command_line(), events=progress, run=not render_only,
-                        only=tuple(only), datasets=tuple(datasets), executor=executor, address=address,
+                        only=tuple(only), datasets=tuple(datasets), seeds=tuple(seeds), executor=executor, address=address,
                         cpus_per_cell=cpus_per_cell)
     click.echo(out["paths"]["md"])
     if not quiet:
