@@ -122,7 +122,10 @@ def render(result: dict) -> str:
     others = [str(c) for c in C_VALUES if c != DEFAULT_C]
     lines = [f"# The head's C on the bench cells' data: {', '.join(result['benches'])}", "",
              f"- Machine: {result['machine']}. Date: {result['date']}. Commit `{result['commit']}`.",
-             f"- Command: `{result['command']}`", "", __doc__.split("\n\n", 2)[2].strip(), "",
+             f"- Command: `{result['command']}`",
+             f"- Cells swept: {len(result['cells'])}"
+             + (f"; **partial**, not swept yet: {', '.join(f'`{c}`' for c in result['unswept'])}" if result.get("unswept") else "")
+             + ".", "", __doc__.split("\n\n", 2)[2].strip(), "",
              "Macro-F1 at C = 10 (mean ± sd over the seeds), then each other C's paired difference from it in points. "
              "\"loop:\" names the student the cell's loop trained (it chose the texts).", ""]
     for dataset, rows in result["summary"].items():
@@ -143,25 +146,33 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, action="append", required=True, help="an `evokd bench` work dir (repeatable)")
     parser.add_argument("--students", nargs="+", default=["minilm", "mpnet"])
     parser.add_argument("--out", type=Path, required=True, help="the results' JSON path (the Markdown goes beside it)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="sweep nothing: write the results of the cells swept so far and list the others")
     parser.add_argument("--vector-cache", type=Path, default=ROOT / "runs" / "head-c-vectors",
                         help="where each text list's frozen vectors are kept between runs")
     args = parser.parse_args()
     old = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
     cells = old.get("cells", {}) if old.get("students") == args.students else {}
+    todo = []
     for work_dir in args.work_dir:
         for cell_file in sorted(work_dir.glob(f"cells/*/*/*/{CELL_FILE}")):
             cell = json.loads(cell_file.read_text(encoding="utf-8"))
             key = f"{work_dir.resolve().name}/{cell_file.parent.relative_to(work_dir)}"
-            if key in cells or cell["strategy"] == "seed-only":
-                continue
-            cells[key] = sweep(cell_file.parent, args.students, args.vector_cache)
-            print(key, {s: round(v[str(DEFAULT_C)], 4) for s, v in cells[key]["scores"]["final"].items()}, flush=True)
-            result = {**result_header(", ".join(w.resolve().name for w in args.work_dir), "head_c.py"),
-                      "benches": [w.resolve().name for w in args.work_dir], "students": args.students,
-                      "c_values": list(C_VALUES), "cells": cells}
-            result["summary"] = summarize(cells)
-            write_result(args.out, result, render)
+            if key not in cells and cell["strategy"] != "seed-only":
+                todo.append((key, cell_file.parent))
 
+    def write() -> None:
+        result = {**result_header(", ".join(w.resolve().name for w in args.work_dir), "head_c.py"),
+                  "benches": [w.resolve().name for w in args.work_dir], "students": args.students,
+                  "c_values": list(C_VALUES), "cells": cells, "unswept": [key for key, _ in todo if key not in cells]}
+        result["summary"] = summarize(cells)
+        write_result(args.out, result, render)
+
+    for key, cell_dir in [] if args.render_only else todo:
+        cells[key] = sweep(cell_dir, args.students, args.vector_cache)
+        print(key, {s: round(v[str(DEFAULT_C)], 4) for s, v in cells[key]["scores"]["final"].items()}, flush=True)
+        write()
+    write()
 
 if __name__ == "__main__":
     main()
