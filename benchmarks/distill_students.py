@@ -30,29 +30,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from evokd.bench.config import CELL_FILE, TASK_FILE, TEACHER_DIR  # noqa: E402
+from evokd.bench.config import CELL_FILE, TEACHER_DIR  # noqa: E402
+from evokd.bench.finished import read_cell  # noqa: E402
 
 SCORE = "macro_f1"
 
 
 def score_cell(cell_dir: Path, students: list[str], draws: dict) -> dict:
     """Each student on the cell's accepted rows; the seed-only scores go to `draws` once per draw."""
-    from evokd.noise import fit_on_rows, run_noise
-    from evokd.report import load_run
+    from evokd.noise import fit_on_rows
     from evokd.students import CANDIDATES
-    from evokd.task import load_task
 
-    cell = json.loads((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
-    run = load_run(cell_dir)
-    draw = f"{cell['dataset']}-s{cell['seed']}"
-    task = load_task(cell_dir.parents[3] / "tasks" / draw / TASK_FILE)  # WORK/cells/DRAW/STUDENT/ROW
+    cell = read_cell(cell_dir)
+    task, accepted, draw = cell.task, cell.accepted, cell.draw
     rows = task.eval_rows()
     texts, gold = [r["text"] for r in rows], [r[task.target_key] for r in rows]
-    accepted = [s for s in run.samples if s["status"] == "accepted"]
     seeds = [s for s in accepted if s["source"] == "seed"]
-    mode, seed = run_noise(run.info["config"]), run.info["config"].get("seed", 0)
-    out = {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row", cell["strategy"]),
-           "train_size": len(accepted), "added": len(accepted) - len(seeds), "loop_student": cell["student"],
+    out = {"dataset": cell.record["dataset"], "seed": cell.record["seed"], "row": cell.row,
+           "train_size": len(accepted), "added": len(accepted) - len(seeds), "loop_student": cell.record["student"],
            "students": {}}
     for student in students:
         if student not in CANDIDATES[task.kind]:
@@ -61,7 +56,7 @@ def score_cell(cell_dir: Path, students: list[str], draws: dict) -> dict:
             if key == "seed_only" and student in draws.setdefault(draw, {}):
                 continue
             started = time.perf_counter()
-            fitted = fit_on_rows(student, train, task, mode, seed)
+            fitted = fit_on_rows(student, train, task, cell.noise, cell.seed)
             value = task.rules.scores(task.rules.report(gold, list(fitted.predict(texts)), task.label_names))[SCORE]
             if key == "seed_only":
                 draws[draw][student] = value

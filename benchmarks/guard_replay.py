@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from distill_students import _mean_sd, result_header, write_result  # noqa: E402
 
-from evokd.bench.config import CELL_FILE, MIN_SEED_WORDS, POOL_FILE, TASK_FILE  # noqa: E402
+from evokd.bench.config import CELL_FILE, MIN_SEED_WORDS  # noqa: E402
+from evokd.bench.finished import read_cell  # noqa: E402
 from evokd.loop.guard import GUARD_MARGIN  # noqa: E402
 
 VALIDATION_SEED = 7  # draws each cell's validation rows from its pool
@@ -47,25 +48,19 @@ VALIDATIONS = {"pool": 0, "seed-like": MIN_SEED_WORDS}
 def replay_cell(cell_dir: Path) -> dict:
     """The guard replayed on one cell: its seed-only, unguarded and guarded test scores."""
     from evokd.loop import guard
-    from evokd.noise import fit_on_rows, run_noise
-    from evokd.report import load_run
-    from evokd.task import load_task
+    from evokd.noise import fit_on_rows
 
-    cell = json.loads((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
-    run = load_run(cell_dir)
-    draw_dir = cell_dir.parents[3] / "tasks" / f"{cell['dataset']}-s{cell['seed']}"  # WORK/cells/DRAW/STUDENT/ROW
-    task = load_task(draw_dir / TASK_FILE)
+    finished = read_cell(cell_dir)
+    cell, task, accepted = finished.record, finished.task, finished.accepted
     rules, key = task.rules, task.target_key
     test = task.eval_rows()
-    seen = {s["text"] for s in run.samples}
-    unseen = [r for r in task.read_rows(draw_dir / POOL_FILE, unique=False) if r["text"] not in seen]
-    accepted = [s for s in run.samples if s["status"] == "accepted"]
-    mode, seed = run_noise(run.info["config"]), run.info["config"].get("seed", 0)
+    unseen = finished.unseen_pool()
     rounds = sorted({s["round"] for s in accepted})
     metric = rules.selection_metric
 
     def scored(kept: set[int], rows: list[dict]) -> dict:
-        student = fit_on_rows(cell["student"], [s for s in accepted if s["round"] in kept], task, mode, seed)
+        student = fit_on_rows(cell["student"], [s for s in accepted if s["round"] in kept], task, finished.noise,
+                              finished.seed)
         return rules.report([r[key] for r in rows], list(student.predict([r["text"] for r in rows])), task.label_names)
 
     def guarded(min_words: int) -> dict:
@@ -84,7 +79,7 @@ def replay_cell(cell_dir: Path) -> dict:
                 "guarded": rules.scores(scored(kept, test))[metric]}
 
     by_validation = {name: guarded(min_words) for name, min_words in VALIDATIONS.items()}
-    return {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row", cell["strategy"]),
+    return {"dataset": cell["dataset"], "seed": cell["seed"], "row": finished.row,
             "student": cell["student"], "margin": GUARD_MARGIN, "train_size": len(accepted), "rounds": len(rounds) - 1,
             "added": sum(s["round"] > 0 for s in accepted), **by_validation["pool"],
             "validations": by_validation, "seed_only": rules.scores(scored({0}, test))[metric],

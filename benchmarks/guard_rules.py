@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from distill_students import result_header, write_result  # noqa: E402
 from guard_replay import VALIDATION_SEED  # noqa: E402
 
-from evokd.bench.config import CELL_FILE, POOL_FILE, TASK_FILE  # noqa: E402
+from evokd.bench.config import CELL_FILE  # noqa: E402
+from evokd.bench.finished import read_cell  # noqa: E402
 
 # rule name -> margin below the best score so far (None: the seed-only floor alone)
 RULES = {"floor": None, "best": 0.0, "best-0.01": 0.01, "best-0.02": 0.02, "best-0.03": 0.03}
@@ -38,32 +39,25 @@ RULES = {"floor": None, "best": 0.0, "best-0.01": 0.01, "best-0.02": 0.02, "best
 def replay(cell_dir: Path) -> dict:
     """One cell's seed-only and unguarded test scores, and its guarded test score and kept rounds per rule."""
     from evokd.loop import guard
-    from evokd.noise import fit_on_rows, run_noise
-    from evokd.report import load_run
-    from evokd.task import load_task
+    from evokd.noise import fit_on_rows
 
-    cell = json.loads((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
-    run = load_run(cell_dir)
-    draw_dir = cell_dir.parents[3] / "tasks" / f"{cell['dataset']}-s{cell['seed']}"  # WORK/cells/DRAW/STUDENT/ROW
-    task = load_task(draw_dir / TASK_FILE)
+    finished = read_cell(cell_dir)
+    cell, task, accepted = finished.record, finished.task, finished.accepted
     rules, key, metric = task.rules, task.target_key, task.rules.selection_metric
     test = task.eval_rows()
-    seen = {s["text"] for s in run.samples}
-    unseen = [r for r in task.read_rows(draw_dir / POOL_FILE, unique=False) if r["text"] not in seen]
-    validation = random.Random(VALIDATION_SEED).sample(unseen, guard.GUARD_MIN_EVAL_ROWS)
-    accepted = [s for s in run.samples if s["status"] == "accepted"]
-    mode, seed = run_noise(run.info["config"]), run.info["config"].get("seed", 0)
+    validation = random.Random(VALIDATION_SEED).sample(finished.unseen_pool(), guard.GUARD_MIN_EVAL_ROWS)
     rounds = sorted({s["round"] for s in accepted})
     memo: dict = {}
 
     def score(kept: set[int], rows: list[dict], name: str) -> float:
         if (frozenset(kept), name) not in memo:
-            student = fit_on_rows(cell["student"], [s for s in accepted if s["round"] in kept], task, mode, seed)
+            student = fit_on_rows(cell["student"], [s for s in accepted if s["round"] in kept], task, finished.noise,
+                                  finished.seed)
             report = rules.report([r[key] for r in rows], list(student.predict([r["text"] for r in rows])), task.label_names)
             memo[frozenset(kept), name] = rules.scores(report)[metric]
         return memo[frozenset(kept), name]
 
-    out = {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row", cell["strategy"]),
+    out = {"dataset": cell["dataset"], "seed": cell["seed"], "row": finished.row,
            "student": cell["student"], "rounds": len(rounds) - 1, "seed_only": score({0}, test, "test"),
            "unguarded": cell[metric], "rules": {}}
     for name, margin in RULES.items():

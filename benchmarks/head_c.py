@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from distill_students import result_header, write_result  # noqa: E402
 
-from evokd.bench.config import CELL_FILE, POOL_FILE, TASK_FILE  # noqa: E402
+from evokd.bench.config import CELL_FILE  # noqa: E402
+from evokd.bench.finished import read_cell  # noqa: E402
 
 C_VALUES = (0.25, 0.5, 1.0, 2.0, 4.0, 10.0)
 DEFAULT_C = 10.0
@@ -56,24 +57,18 @@ def preload(student: str, texts: list[str], cache: Path) -> None:
 
 def sweep(cell_dir: Path, students: list[str], cache: Path) -> dict:
     """One cell: {row set: {student: {C: macro-F1 on the test rows}}}."""
-    from evokd.noise import run_noise, training_weights
-    from evokd.report import load_run
+    from evokd.noise import training_weights
     from evokd.students import fit_student, make_student
-    from evokd.task import load_task
 
-    cell = json.loads((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
-    run = load_run(cell_dir)
-    draw_dir = cell_dir.parents[3] / "tasks" / f"{cell['dataset']}-s{cell['seed']}"  # WORK/cells/DRAW/STUDENT/ROW
-    task = load_task(draw_dir / TASK_FILE)
+    finished = read_cell(cell_dir)
+    cell, task, accepted = finished.record, finished.task, finished.accepted
     key, rules = task.target_key, task.rules
     test = task.eval_rows()
-    accepted = [s for s in run.samples if s["status"] == "accepted"]
-    mode, seed = run_noise(run.info["config"]), run.info["config"].get("seed", 0)
     sets = {"final": accepted}
     if cell["strategy"] == "evokd":
         sets["seed-only"] = [s for s in accepted if s["source"] == "seed"]
     if cell["strategy"].startswith("pool-"):
-        gold = {r["text"]: r[key] for r in task.read_rows(draw_dir / POOL_FILE, unique=False)}
+        gold = finished.gold_pool()
         sets["gold labels"] = [{**s, key: gold.get(s["text"], s[key]), "teacher_confidence": None} for s in accepted]
     out: dict = {}
     for student_name in students:
@@ -82,11 +77,11 @@ def sweep(cell_dir: Path, students: list[str], cache: Path) -> dict:
         for name, rows in sets.items():
             for c in C_VALUES:
                 student = make_student(student_name, C=c)
-                weights, _ = training_weights(student, rows, task, mode, seed)
+                weights, _ = training_weights(student, rows, task, finished.noise, finished.seed)
                 fitted = fit_student(student, [r["text"] for r in rows], [r[key] for r in rows], task, sample_weight=weights)
                 report = rules.report([r[key] for r in test], list(fitted.predict([r["text"] for r in test])), task.label_names)
                 out.setdefault(name, {}).setdefault(student_name, {})[str(c)] = rules.scores(report)["macro_f1"]
-    return {"dataset": cell["dataset"], "seed": cell["seed"], "row": cell.get("row") or cell["strategy"],
+    return {"dataset": cell["dataset"], "seed": cell["seed"], "row": finished.row,
             "loop_student": cell["student"], "added": sum(s["source"] != "seed" for s in accepted), "scores": out}
 
 

@@ -67,6 +67,25 @@ def test_smoke_writes_tables_json_and_curves(smoke):
     assert len(pool) == 200 and not {r["text"] for r in pool} & {r["text"] for r in task.seed_rows() + task.eval_rows()}
 
 
+def test_a_finished_cell_reads_back_with_its_draw_its_accepted_rows_and_the_pools_gold(smoke):
+    """evokd.bench.finished: what the analysis scripts in benchmarks/ read of a finished cell."""
+    from evokd.bench.finished import read_cell
+
+    _, work = smoke
+    cell = read_cell(work / "cells" / "trec-s1" / "tfidf" / "pool-random")
+    assert (cell.draw, cell.row, cell.record["student"]) == ("trec-s1", "pool-random", "tfidf")
+    assert cell.task.label_names == load_task(work / "tasks" / "trec-s1" / "task.yaml").label_names
+    assert len(cell.accepted) == cell.record["rounds"][-1]["train_size"]
+    added = [s for s in cell.accepted if s["source"] != "seed"]
+    assert len(cell.accepted) - len(added) == 12 and 0 < len(added) <= 8
+    gold = cell.gold_pool()
+    assert len(gold) == 200 and all(gold[s["text"]] == s["label"] for s in added)  # --oracle: the pool's own labels
+    stored = {s["text"] for s in cell.run.samples} & set(gold)
+    unseen = cell.unseen_pool()
+    assert len(unseen) == 200 - len(stored) and not {r["text"] for r in unseen} & stored
+    assert cell.noise == cell.run.info["config"]["noise"] and cell.seed == 1
+
+
 def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, monkeypatch):
     results, work = tmp_path / "results", tmp_path / "work"
     real_round = RoundRunner._round

@@ -21,6 +21,7 @@ The package, a module per job (each imports only those before it):
   aggregate  mean and sd over seeds, learning curves, targets
   render     the Markdown report and the learning-curve PNGs
   runner     run_bench: all of the above, then the result files
+  finished   a finished cell read back (its run, draw, task, accepted rows) for the scripts in benchmarks/
 """
 
 from evokd.bench.aggregate import cell_scores, machine, summarize, targets
