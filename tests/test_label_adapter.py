@@ -98,6 +98,11 @@ def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monk
     assert slots.families == ["label"]  # labeling runs on its own context
     (call,) = teacher.drain_calls()
     assert call.ok and call.prompt_tokens_cached == len(scored[0][0]) - 1  # what the context already held
+    # every label's probability, from the same scored prompt (not scored again)
+    distribution = teacher.label_distribution(0, "Team wins the cup.")
+    raw = {"World": -3.0, "Sports": -0.1, "Business": -2.9, "Sci/Tech": -4.0}
+    total = sum(math.exp(v) for v in raw.values())
+    assert distribution == pytest.approx({k: math.exp(v) / total for k, v in raw.items()}) and len(scored) == 1
     # a second (sampled) vote on the same prompt is not scored again
     assert teacher.label_scored(0, "Team wins the cup.", votes=2)[0] in ("Sports", None) and len(scored) == 1
 
@@ -105,6 +110,21 @@ def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monk
     assert json_teacher.label_vote(0, "Team wins the cup.") == "Sports"
     assert fake.calls[0]["grammar"] is not None  # a JSON answer is written under a grammar, not scored
     assert slots.families[-1] != "label"
+
+
+def test_answer_distribution_needs_every_label_among_the_listed_tokens():
+    from evokd.teacher.adapter import answer_distribution
+
+    def entry(tops):
+        return {"content": [{"token": tops[0][0], "logprob": tops[0][1],
+                             "top_logprobs": [{"token": t, "logprob": lp} for t, lp in tops]}]}
+
+    labels = ["positive", "negative"]
+    both = answer_distribution(entry([("positive", math.log(0.6)), ("negative", math.log(0.2))]), labels)
+    assert both == pytest.approx({"positive": 0.75, "negative": 0.25})  # renormalised over the labels
+    # a hosted teacher's first token: "pos" is not a label, so nothing but the answer's own probability is known
+    assert answer_distribution(entry([("pos", -0.1), ("negative", -2.5)]), labels) is None
+    assert answer_distribution(None, labels) is None and answer_distribution({"content": [{}]}, labels) is None
 
 
 def test_ner_labeling_stays_json_and_bad_formats_are_refused():

@@ -233,6 +233,12 @@ def test_real_model_answers_the_plain_label_question_with_a_bare_name(real_lm):
     assert {top["token"] for top in entry["top_logprobs"]} == {"positive", "negative"}
     assert sum(math.exp(top["logprob"]) for top in entry["top_logprobs"]) == pytest.approx(1.0)
     assert math.exp(entry["logprob"]) > 0.5
+    # the whole distribution, from the same labeling call that gave the label and its confidence
+    text = "a tedious , joyless mess that wastes its cast ."
+    label, confidence = teacher.label_vote_scored(0, text)
+    distribution = teacher.label_distribution(0, text)
+    assert set(distribution) == {"positive", "negative"} and sum(distribution.values()) == pytest.approx(1.0)
+    assert max(distribution, key=distribution.get) == label and distribution[label] == pytest.approx(confidence)
 
 
 @pytest.mark.slow

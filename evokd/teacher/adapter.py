@@ -121,3 +121,24 @@ def answer_probability(logprobs) -> float | None:
         return float(math.exp(sum(float(entry["logprob"]) for entry in content)))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def answer_distribution(logprobs, labels) -> dict[str, float] | None:
+    """Every label's probability, from the logprobs DSPy attached to a labeling prediction, renormalised
+    over `labels`. The embedded teacher scores every label name, so its one entry lists them all; a
+    hosted teacher's first answer token lists only its top tokens, which name whole labels only by
+    chance. None unless every label is there (then nothing but the answer's own probability is known)."""
+    import math
+
+    content = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return None
+    try:
+        listed = {str(top["token"]): math.exp(float(top["logprob"])) for top in content[0].get("top_logprobs") or ()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not all(label in listed for label in labels):
+        return None
+    total = sum(listed[label] for label in labels)
+    return {label: listed[label] / total for label in labels} if total > 0 else None
+

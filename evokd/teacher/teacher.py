@@ -21,7 +21,7 @@ from evokd.filters import REASON_LABEL_DISAGREES, REASON_NO_LABEL, clean_generat
 from evokd.store import CallRow
 from evokd.task import TaskSpec
 from evokd.task_kinds import ErrorStats
-from evokd.teacher.adapter import PlainLabelAdapter, answer_probability
+from evokd.teacher.adapter import PlainLabelAdapter, answer_distribution, answer_probability
 from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.wording import error_stats_text, without_quoted_examples
 from evokd.teacher.answers import ANSWERS
@@ -326,6 +326,23 @@ class Teacher(dspy.Module):
             task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
         )
         return out if out is not None else (None, None)
+
+    def label_distribution(self, round_: int, text: str) -> dict[str, float] | None:
+        """Every label's probability for `text`, from the labeling call `label_vote_scored` makes (the same
+        prompt and cache key, so one call serves both); None when the teacher does not give them all (see
+        `evokd.teacher.adapter.answer_distribution`; the embedded teacher always does)."""
+        labels = self.task.label_names
+
+        def validate(pred):  # a bad label is retried, as in label_vote_scored; missing probabilities are not
+            if pred.label not in labels:
+                return None, f"label {pred.label!r} not in the task's labels"
+            return answer_distribution(pred.get("logprobs"), labels), None
+
+        return self._call(
+            self.label, round_=round_, step="label", key=text, validate=validate,
+            max_tokens=self.answers.label_max_tokens, first_temperature=self.label_temperature,
+            task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
+        )
 
     def label_vote(self, round_: int, text: str, vote: int = 0) -> str | None:
         return self.label_vote_scored(round_, text, vote)[0]
