@@ -141,4 +141,3 @@ def answer_distribution(logprobs, labels) -> dict[str, float] | None:
         return None
     total = sum(listed[label] for label in labels)
     return {label: listed[label] / total for label in labels} if total > 0 else None
-
