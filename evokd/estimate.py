@@ -60,7 +60,9 @@ def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
     """First-attempt teacher calls by step, one dict per round that adds samples (round 1 first),
     asked of the same source object the run uses (evokd.loop.sources). Top-ups and retries are not
     counted (they depend on the answers); the class budget is the even split (the run's follows the
-    student's errors) and every generated text is assumed to reach the labeling step."""
+    student's errors) and every generated text is assumed to reach the labeling step. A pool strategy's
+    first round counts the labeling calls that calibrate the teacher's labels (at most
+    `CALIBRATION_TEXTS`; `evokd.loop.sources.pool.calibrate_labels`)."""
     from evokd.loop.config import settle
     from evokd.loop.sources import Context, make_source
 
@@ -73,7 +75,7 @@ def planned_calls(task: TaskSpec, config, plan=None) -> list[dict[str, int]]:
             calls.update(source.plan_calls(round_, source.budget(round_, None)))
             label = source.labeling_calls(config.per_round)
             if label:
-                calls["label"] = label
+                calls["label"] = calls.get("label", 0) + label  # plus a pool's calibration texts (round 1)
         rounds.append(calls)
     return rounds
 

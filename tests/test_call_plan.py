@@ -18,6 +18,7 @@ from evokd.loop import LoopConfig, RoundRunner
 from evokd.run_dir import open_run
 from evokd.strategies import STRATEGIES
 from evokd.task import load_task
+from evokd.teacher.calibration import CALIBRATION_TEXTS
 from evokd.teacher.scripted import scripted_lm
 from conftest import ner_examples, write_jsonl, write_ner_task
 
@@ -77,7 +78,8 @@ def test_dry_run_plan_equals_the_run_with_a_pool(strategy, sst2_task, sst2_pool,
     pool = tmp_path / "pool.jsonl"
     write_jsonl(pool, [{"text": r["text"]} for r in sst2_pool[300:420]])  # the teacher labels what is taken
     estimate = _check(sst2_task, tmp_path / "run", sst2_pool, ["negative", "positive"], strategy, pool=str(pool))
-    assert estimate["calls_by_round"][0]["label"] == 4
+    # round 1 also asks about the random pool texts that calibrate the teacher's labels (50 of the 120)
+    assert [r["label"] for r in estimate["calls_by_round"]] == [4 + CALIBRATION_TEXTS, 4, 4]
 
 
 @pytest.mark.parametrize("strategy", ["evokd", "evokd-paper", "pool-evokd"])

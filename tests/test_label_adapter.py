@@ -105,6 +105,13 @@ def test_local_engine_scores_the_bare_names_and_returns_their_probabilities(monk
     assert distribution == pytest.approx({k: math.exp(v) / total for k, v in raw.items()}) and len(scored) == 1
     # a second (sampled) vote on the same prompt is not scored again
     assert teacher.label_scored(0, "Team wins the cup.", votes=2)[0] in ("Sports", None) and len(scored) == 1
+    # batch calibration: the same scores divided by a prior that says the teacher gives Sports to nearly
+    # everything; Business (the second most probable, and the least expected) wins, from the same call
+    teacher.label_prior = {"World": 0.01, "Sports": 0.97, "Business": 0.01, "Sci/Tech": 0.01}
+    scaled = {k: distribution[k] / teacher.label_prior[k] for k in raw}
+    label, reason, confidence = teacher.label_scored(0, "Team wins the cup.")
+    assert (label, reason) == ("Business", None) and len(scored) == 1
+    assert confidence == pytest.approx(scaled["Business"] / sum(scaled.values()))
 
     json_teacher = Teacher(task, lm, label_format="json")
     assert json_teacher.label_vote(0, "Team wins the cup.") == "Sports"

@@ -334,3 +334,69 @@ def test_cli_pool_errors_and_bad_pool_file(sst2_task, pool_file, tmp_path):
     res = runner.invoke(main, ["generate", str(sst2_task), "--strategy", "nope", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "unknown strategy 'nope'" in res.output
 
+
+
+def test_pool_labels_are_calibrated_against_a_teacher_that_favours_one_label(sst2_task, sst2_pool, tmp_path, capsys):
+    """The scripted TEST DOUBLE favours "positive" whatever it reads (`favoured`), as the embedded teacher
+    favours TREC's DESC, and lists every label's probability. Raw, it labels every pool text positive; with
+    batch calibration (the default) its probabilities are divided by their mean over 50 random pool texts,
+    and the labels follow the texts again. The prior is recorded in the run and said in the summary; a
+    resumed run reads it back instead of asking the teacher again; the dry-run plan counts the calls."""
+    from evokd.estimate import planned_calls
+    from evokd.progress import print_summary
+    from evokd.teacher.calibration import CALIBRATION_TEXTS
+
+    task = load_task(sst2_task)
+    unlabeled = write_jsonl(tmp_path / "unlabeled.jsonl", [{"text": r["text"]} for r in sst2_pool[:300]])
+    gold = {r["text"]: r["label"] for r in sst2_pool}
+
+    def labels(out, calibrate, rounds):
+        lm = scripted_lm(sst2_pool, task.label_names, seed=1, favoured="positive")
+        config = LoopConfig(rounds=rounds, per_round=16, strategy="pool-random", pool=str(unlabeled), eval_guard=False,
+                            calibrate_labels=calibrate, student="tfidf", seed=2)
+        done = RoundRunner(task, out, config, teacher_lm=lm, teacher_name="scripted")
+        done.rounds = done.run()
+        return done, config, query(out, "SELECT text, label FROM samples WHERE round > 0 AND status = 'accepted'")
+
+    _, _, raw = labels(tmp_path / "raw", False, 1)
+    assert len(raw) == 16 and {label for _, label in raw} == {"positive"}
+    assert any(gold[t] == "negative" for t, _ in raw)  # the favoured label took texts of the other one
+    run_, config, calibrated = labels(tmp_path / "calibrated", True, 1)
+    assert len(calibrated) == 16 and all(gold[t] == label for t, label in calibrated)
+    record = run_.data["label calibration"]
+    assert record["texts"] == CALIBRATION_TEXTS and record["prior"]["positive"] > 0.7 > record["prior"]["negative"]
+    assert sum(record["prior"].values()) == pytest.approx(1.0)
+    # round 1 asked the teacher about the 50 calibration texts, then about the 16 texts it took
+    first = query(tmp_path / "calibrated", "SELECT count(*) FROM calls WHERE round = 1 AND step = 'label' AND attempt = 1")
+    assert first == [(CALIBRATION_TEXTS + 16,)]
+    assert planned_calls(task, config)[0] == {"label": CALIBRATION_TEXTS + 16}
+    print_summary(run_.rounds, tmp_path / "calibrated", run_.data)
+    said = capsys.readouterr().out
+    assert "label calibration" in said and "divided by their mean over 50 random pool texts" in said
+    # resumed for a second round: the recorded prior is read back, no calibration calls again
+    _, _, resumed = labels(tmp_path / "calibrated", True, 2)
+    assert query(tmp_path / "calibrated", "SELECT count(*) FROM calls WHERE round = 2 AND step = 'label' AND attempt = 1") == [(16,)]
+    assert len(resumed) == 32 and all(gold[t] == label for t, label in resumed)
+    # with the oracle nothing is calibrated and no calibration call is planned
+    assert planned_calls(task, LoopConfig(rounds=1, per_round=16, strategy="pool-random", pool=str(unlabeled),
+                                          oracle=True)) == [{}]
+
+
+def test_a_teacher_without_label_probabilities_is_not_calibrated(sst2_task, sst2_pool, tmp_path):
+    """The plain scripted TEST DOUBLE gives only its answer's probability (as most hosted teachers do): the
+    run asks about the calibration texts once, says it could not calibrate, and takes the labels as given."""
+    unlabeled = write_jsonl(tmp_path / "unlabeled.jsonl", [{"text": r["text"]} for r in sst2_pool[:30]])
+    out = tmp_path / "run"
+    task = load_task(sst2_task)
+    runner = RoundRunner(task, out, LoopConfig(rounds=2, per_round=5, strategy="pool-random", pool=str(unlabeled),
+                                               eval_guard=False, student="tfidf"),
+                         teacher_lm=scripted_lm(sst2_pool, task.label_names, seed=1), teacher_name="scripted")
+    runner.run()
+    record = runner.data["label calibration"]
+    assert record["prior"] is None and record["texts"] == 0
+    assert record["description"].startswith("not calibrated: the teacher gave every label's probability for 0 of 30")
+    by_round = query(out, "SELECT round, count(*) FROM calls WHERE step = 'label' AND attempt = 1 GROUP BY round ORDER BY round")
+    assert by_round == [(1, 30 + 5), (2, 5)]  # the whole (small) pool asked once, not again in round 2
+    gold = {r["text"]: r["label"] for r in sst2_pool}
+    rows = query(out, "SELECT text, label FROM samples WHERE round > 0 AND status = 'accepted'")
+    assert len(rows) == 10 and all(gold[t] == label for t, label in rows)  # the double's labels are gold

@@ -99,6 +99,8 @@ class BenchConfig(BaseModel):
     # Time budget of every cell that calls a teacher (`evokd generate --max-minutes`): no new round once
     # the committed rounds took this long, so `rounds` becomes a cap and the cells compare at equal time.
     max_minutes: Optional[float] = Field(default=None, gt=0)
+    # Pool cells without the oracle: the teacher's labels batch-calibrated (`evokd generate --calibrate-labels`).
+    calibrate_labels: bool = True
     # A row for the teacher itself: it labels every eval row of each draw, asked as the cells ask (the draw's
     # seeds as demonstrations, label temperature and format), so the table shows what the students distil.
     teacher_row: bool = False

@@ -5,6 +5,7 @@ run_ceiling, run_teacher_score), and the on-disk cache of MiniLM vectors they sh
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import time
@@ -47,6 +48,7 @@ class Cell:
     label_format: str = "plain"
     noise: str = DEFAULT_NOISE  # how the student weighs teacher labels (`--noise`)
     max_minutes: float | None = None  # time budget of a cell that calls a teacher (`--max-minutes`)
+    calibrate_labels: bool = True  # pool cells the teacher labels: batch calibration (`--calibrate-labels`)
     row: str = ""  # its row in the tables (BenchConfig.row_name); the strategy's name when empty
 
     @property
@@ -68,9 +70,19 @@ class Cell:
                 out["label_format"] = self.label_format
             if get(self.strategy).labels_by_teacher(self.oracle):
                 out["noise"] = self.noise
+            if self.calibrate_labels and self.calibrates():  # cells from before the switch took raw labels
+                out["calibrate_labels"] = True
             if self.max_minutes is not None:
                 out["max_minutes"] = self.max_minutes
         return out
+
+    def calibrates(self) -> bool:
+        """Whether `calibrate_labels` applies: the teacher labels the pool texts this cell takes, with a
+        label per text (classification; a NER answer is not a label distribution)."""
+        from evokd.strategies import get
+
+        spec = get(self.strategy)
+        return spec.needs_pool and spec.labels_by_teacher(self.oracle) and _labeled_by_votes(self.task_dir)
 
     def loop_config(self) -> LoopConfig:
         from evokd.loop import LoopConfig
@@ -81,6 +93,7 @@ class Cell:
                           strategy=self.strategy, pool=str(self.task_dir / POOL_FILE) if pool else None,
                           oracle=self.oracle and pool, label_temperature=self.label_temperature,
                           label_format=self.label_format, noise=self.noise, max_minutes=self.max_minutes,
+                          calibrate_labels=self.calibrate_labels,
                           eval_guard=False)  # the eval rows are the bench's test rows: picking rounds on them is not allowed
 
     def command(self) -> str:
@@ -101,9 +114,17 @@ class Cell:
                      "--label-format", self.label_format]
             if get(self.strategy).labels_by_teacher(self.oracle):
                 args += ["--noise", self.noise]
+            if self.calibrates() and not self.calibrate_labels:
+                args += ["--no-calibrate-labels"]
             if self.max_minutes is not None:
                 args += ["--max-minutes", f"{self.max_minutes:g}"]
         return " ".join(shlex.quote(a) for a in args + ["--out", _relative(self.out_dir)])
+
+
+@functools.lru_cache(maxsize=None)
+def _labeled_by_votes(task_dir: Path) -> bool:
+    """Whether the draw's task labels a text with one label (classification), read from its task.yaml."""
+    return load_task(task_dir / TASK_FILE).rules.labeled_by_votes
 
 
 @dataclass(frozen=True)
@@ -184,7 +205,7 @@ def plan(config: BenchConfig, tasks: dict[str, TaskSpec], folders: dict[tuple[st
                                          work_dir / "cells" / f"{name}-s{seed}" / student / folder, rounds,
                                          config.per_round, config.teacher, config.oracle, vectors,
                                          config.label_temperature, config.label_format, noise,
-                                         config.max_minutes, row))
+                                         config.max_minutes, config.calibrate_labels, row))
         if config.teacher_row:
             for name in tasks:
                 asking = next((j for j in jobs if isinstance(j, Cell) and (j.dataset, j.seed) == (name, seed)

@@ -50,6 +50,11 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @click.option("--min-confidence", default=None, type=click.FloatRange(0.0, 1.0),
               help="Reject a teacher label whose probability (teacher_confidence) is below this; labels without a "
                    "probability (a provider that returns none) are kept. [default: off]")
+@click.option("--calibrate-labels/--no-calibrate-labels", default=True, show_default=True,
+              help="Pool strategies without --oracle: divide the teacher's label probabilities by their mean over 50 "
+                   "random pool texts before taking its label, so that a label it favours whatever it reads stops "
+                   "taking other labels' texts (50 extra labeling calls in round 1; needs every label's probability, "
+                   "which the embedded teacher gives and most hosted ones do not).")
 @click.option("--noise", type=click.Choice(NOISE_MODES), default=DEFAULT_NOISE, show_default=True,
               help="How the student trains on the teacher's labels: confidence (each text weighted by the teacher's "
                    "confidence beyond chance), clean (texts that cross-validation flags as mislabeled dropped), agree "
@@ -96,7 +101,7 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
 @friendly_errors
 def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, student, strategy, pool, oracle, near_dup,
              easy, correct_feedback,
-             review_every, separate_labeling, label_votes, min_confidence, noise, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
+             review_every, separate_labeling, label_votes, min_confidence, calibrate_labels, noise, temperature, label_temperature, label_format, concurrency, rpm, tpm, timeout_s, max_retries,
              max_tokens, max_cost, max_calls, max_minutes, eval_guard, prompts_path, dry_run, quiet, as_json):
     """Run the EvoKD loop and build an evolving, deduplicated labeled dataset.
 
@@ -140,7 +145,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
         config = LoopConfig(rounds=rounds, per_round=per_round, seed=seed, student=student, strategy=strategy,
                             pool=str(pool) if pool else None, oracle=oracle, near_dup_threshold=near_dup,
                             use_easy=easy, correct_feedback=correct_feedback, review_every=review_every,
-                            separate_labeling=separate_labeling, label_votes=label_votes, min_confidence=min_confidence, noise=noise,
+                            separate_labeling=separate_labeling, label_votes=label_votes, min_confidence=min_confidence,
+                            calibrate_labels=calibrate_labels, noise=noise,
                             label_temperature=label_temperature, label_format=label_format, gateway=gateway,
                             prompts=str(prompts_path) if prompts_path else None, max_minutes=max_minutes,
                             eval_guard=eval_guard)

@@ -30,6 +30,9 @@ class LoopConfig:
     review_every: int | None = None  # paper ablation: replay earlier hard mistakes every N rounds (0 = off)
     separate_labeling: bool | None = None  # paper ablation: label in a separate call
     label_votes: int = 1  # label each text this many times; keep it only if all votes agree
+    # Pool texts the teacher labels: divide its label probabilities by their mean over random pool texts
+    # (evokd.teacher.calibration), where it gives every label's probability (the embedded teacher does).
+    calibrate_labels: bool = True
     min_confidence: float | None = None  # reject a teacher label whose probability is below this (None: off)
     noise: str = DEFAULT_NOISE  # how the student trains on teacher labels (evokd.noise.NOISE_MODES)
     label_temperature: float | None = 0.0  # first labeling vote's temperature (0 greedy; None: the teacher's)

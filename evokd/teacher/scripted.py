@@ -15,7 +15,7 @@ import random
 import re
 
 import dspy
-from dspy.lm15 import Message, Response, TextPart, TokenLogprob, Usage, response_to_events
+from dspy.lm15 import Message, Response, TextPart, TokenLogprob, TopLogprob, Usage, response_to_events
 
 from evokd.teacher.adapter import QUESTION
 
@@ -45,8 +45,12 @@ class ScriptedEngine:
     GOLD_PROBABILITY, NOISE_PROBABILITY = 0.95, 0.55  # the plain question's answer probability: gold label, noisy one
 
     def __init__(self, pool: list[dict], labels: list[str], *, label_noise: float = 0.0, seed: int = 0,
-                 fail_every: int = 0, extra_mention: str | None = None, blind_to: str | None = None):
+                 fail_every: int = 0, extra_mention: str | None = None, blind_to: str | None = None,
+                 favoured: str | None = None):
         self.pool = list(pool)
+        # a label the plain question's scores favour whatever the text (as the embedded teacher favours TREC's
+        # DESC): its answers then list every label's probability, as the embedded teacher's do (`distribution`)
+        self.favoured = favoured
         # a label the labeling call never gives (another label instead), as the embedded teacher all but
         # never says ag_news's Sci/Tech; generation still writes texts for it
         self.blind_to = blind_to
@@ -72,6 +76,9 @@ class ScriptedEngine:
     def _answer(self, request, rng: random.Random) -> dict | str:
         prompt = "\n".join(m.text or "" for m in request.messages)
         if request.messages and is_plain_question(request.messages[-1].text or ""):  # answered with a bare label name
+            if self.favoured:  # the scored argmax, as the embedded teacher answers at temperature 0
+                scores = self.distribution(prompt)
+                return max(scores, key=scores.get)
             answer = self.answer({"label"}, prompt, rng)
             return answer["label"] if isinstance(answer, dict) else answer
         schema = (request.config.response_format or {}).get("schema", {})
@@ -142,12 +149,30 @@ class ScriptedEngine:
         return Response(id=None, model="scripted", message=Message.assistant((TextPart(out),)), finish_reason="stop",
                         usage=Usage(input_tokens=n_in, output_tokens=len(out.split())), logprobs=self._logprobs(request, out))
 
+    FAVOURED_GOLD, FAVOURED_BOOST = 0.7, 4.0  # with `favoured`: the gold label's share, and the favoured one's factor
+
+    def distribution(self, prompt: str) -> dict[str, float]:
+        """With `favoured`: every label's probability for the prompt's text, the gold label FAVOURED_GOLD and the
+        others the rest evenly, then the favoured label multiplied by FAVOURED_BOOST and all renormalised, so
+        the favoured label wins texts of other labels (on 2 labels, all of them) until divided by its mean."""
+        gold = self.gold.get(_last_text(prompt), self.labels[0])
+        raw = {lab: self.FAVOURED_GOLD if lab == gold else (1 - self.FAVOURED_GOLD) / (len(self.labels) - 1)
+               for lab in self.labels}
+        raw[self.favoured] *= self.FAVOURED_BOOST
+        total = sum(raw.values())
+        return {lab: p / total for lab, p in raw.items()}
+
     def _logprobs(self, request, out: str):
         """A plain question's answer with its probability, as the embedded teacher gives it: higher for the gold
-        label than for a noisy one. None when logprobs were not asked for or the answer is not a bare label."""
+        label than for a noisy one (with `favoured`, every label listed with its `distribution` probability).
+        None when logprobs were not asked for or the answer is not a bare label."""
         if request.config.logprobs is None or out not in self.labels or not request.messages:
             return None
         prompt = "\n".join(m.text or "" for m in request.messages)
+        if self.favoured:
+            scores = self.distribution(prompt)
+            return (TokenLogprob(token=out, logprob=math.log(scores[out]),
+                                 top=tuple(TopLogprob(token=lab, logprob=math.log(p)) for lab, p in scores.items())),)
         p = self.GOLD_PROBABILITY if self.gold.get(_last_text(prompt)) == out else self.NOISE_PROBABILITY
         return (TokenLogprob(token=out, logprob=math.log(p)),)
 

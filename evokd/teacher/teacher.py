@@ -25,6 +25,7 @@ from evokd.teacher.adapter import PlainLabelAdapter, answer_distribution, answer
 from evokd.teacher.gateway import TeacherGateway, first_line
 from evokd.teacher.wording import error_stats_text, without_quoted_examples
 from evokd.teacher.answers import ANSWERS
+from evokd.teacher.calibration import calibrate
 from evokd.teacher.signatures import (AnalyzeWeaknesses, ListSubtopics, class_generate_signature, generate_signature,
                                      paraphrase_signature)
 
@@ -81,6 +82,9 @@ class Teacher(dspy.Module):
         # (0 = greedy; None = the LM's own). Retries and further votes sample at the LM's temperature,
         # so an agreement vote is a real second opinion.
         self.label_temperature = label_temperature
+        # Batch calibration (evokd.teacher.calibration): each label's mean probability over texts not chosen
+        # by class; when set, a label is the argmax of the probabilities divided by it. None: raw labels.
+        self.label_prior: dict[str, float] | None = None
         if label_format not in LABEL_FORMATS:
             raise ValueError(f"label_format {label_format!r}: expected one of {', '.join(LABEL_FORMATS)}")
         # How the classification labeling step is put to the teacher: "plain" (a short question answered
@@ -344,6 +348,17 @@ class Teacher(dspy.Module):
             task=self.task.description, labels=self.describe_labels(), demonstrations=self.demonstrations_text(), text=text,
         )
 
+    def label_calibrated(self, round_: int, text: str) -> tuple[str | None, float | None]:
+        """(label, probability) after batch calibration by `label_prior`: the label whose probability, divided
+        by its mean probability, is highest, and that share renormalised. The call is the one
+        `label_vote_scored` makes; a teacher that gives no full distribution answers as it did uncalibrated."""
+        distribution = self.label_distribution(round_, text)
+        if distribution is None or not self.label_prior:
+            return self.label_vote_scored(round_, text)
+        calibrated = calibrate(distribution, self.label_prior)
+        label = max(calibrated, key=calibrated.get)
+        return label, calibrated[label]
+
     def label_vote(self, round_: int, text: str, vote: int = 0) -> str | None:
         return self.label_vote_scored(round_, text, vote)[0]
 
@@ -353,11 +368,13 @@ class Teacher(dspy.Module):
         Returns (label, None, confidence) or (None, reject reason, None); the confidence is the
         first vote's probability of the label. With a weak teacher, agreement filters out many
         wrong labels at the price of extra calls (none for the embedded teacher, which samples a
-        later vote from the probabilities it scored for the first).
+        later vote from the probabilities it scored for the first). With `label_prior` set, the first
+        vote is `label_calibrated` (the same call); later votes are asked as before and must agree with it.
         """
         labels, confidence = [], None
         for vote in range(votes):
-            label, probability = self.label_vote_scored(round_, text, vote)
+            label, probability = (self.label_calibrated(round_, text) if vote == 0 and self.label_prior
+                                  else self.label_vote_scored(round_, text, vote))
             if label is None:
                 return None, REASON_NO_LABEL, None
             labels.append(label)

@@ -9,6 +9,7 @@ The pool lives in the run store and is read in blocks, so memory stays bounded o
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,58 @@ def pool_candidates(ctx: Context, ids: list[int], *, queries: list[Candidate] | 
     return out
 
 
+CALIBRATION_DATA = "label calibration"  # the run config's "data" entry recording the prior
+
+
+def calibrate_labels(ctx: Context, round_: int) -> None:
+    """Batch calibration of the teacher's labels of pool texts (`evokd.teacher.calibration`): once per run,
+    the teacher's label distribution for CALIBRATION_TEXTS random pool texts (the run's seed), whose mean
+    becomes `Teacher.label_prior`, recorded in the run's config (a resumed run reads it back) and said
+    in the run summary. Off with --oracle or --no-calibrate-labels, for NER (its answer is not a label
+    distribution), and when the teacher gives every label's probability for too few of the texts
+    (a hosted teacher's first token lists whole labels only by chance)."""
+    from evokd.io import cut_text
+    from evokd.loop.candidates import TEACHER_TEXT_CHARS
+    from evokd.teacher.calibration import CALIBRATION_TEXTS, describe_prior, mean_distribution
+
+    cfg, teacher = ctx.config, ctx.teacher
+    if (not cfg.calibrate_labels or cfg.oracle or teacher is None or teacher.label_prior is not None
+            or not ctx.task.rules.labeled_by_votes):
+        return
+    recorded = (ctx.store.run_info()["config"].get("data") or {}).get(CALIBRATION_DATA)
+    if recorded is not None:  # estimated by an earlier session of this run
+        teacher.label_prior = recorded.get("prior") or {}
+        return
+    free = [int(i) for i in ctx.store.pool_free_ids()]
+    ids = sorted(random.Random(cfg.seed).sample(free, min(CALIBRATION_TEXTS, len(free))))
+    rows, _ = ctx.store.pool_rows(ids)
+    distributions = []
+    for k, row in enumerate(rows):
+        ctx.progress("step", round=round_, name=f"calibrating the teacher's labels {k}/{len(rows)}")
+        distributions.append(teacher.label_distribution(round_, cut_text(row["text"], TEACHER_TEXT_CHARS)))
+    prior = mean_distribution(distributions, ctx.labels)
+    known = sum(d is not None for d in distributions)
+    if prior is None:
+        description = (f"not calibrated: the teacher gave every label's probability for {known} of {len(rows)} "
+                       "random pool texts, too few to estimate its label bias; its labels are taken as given")
+    else:
+        description = describe_prior(prior, known)
+    ctx.store.record_run_data(CALIBRATION_DATA, {"prior": prior, "texts": known, "description": description})
+    ctx.progress("data", use=CALIBRATION_DATA, description=description)
+    teacher.label_prior = prior or {}  # {}: tried, nothing to divide by
+
+
+def calibration_calls(ctx: Context, round_: int) -> dict[str, int]:
+    """The labeling calls `calibrate_labels` makes in a new run's first round (for --dry-run's plan):
+    one per calibration text, at most CALIBRATION_TEXTS (fewer on a smaller pool)."""
+    from evokd.teacher.calibration import CALIBRATION_TEXTS
+
+    cfg = ctx.config
+    if round_ != 1 or not cfg.calibrate_labels or cfg.oracle or not ctx.task.rules.labeled_by_votes:
+        return {}
+    return {"label": min(CALIBRATION_TEXTS, ctx.store.pool_size()) if ctx.store is not None else CALIBRATION_TEXTS}
+
+
 class PoolRankSource(Source):
     """Pool texts in the order the strategy's `pool_select` ranks them (random, uncertainty, errors)."""
 
@@ -98,6 +151,7 @@ class PoolRankSource(Source):
 
     def collect(self, rnd: Round) -> list[Candidate]:
         self.ranked = None
+        calibrate_labels(self.ctx, rnd.number)
         return super().collect(rnd)
 
     def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
@@ -108,7 +162,7 @@ class PoolRankSource(Source):
         return pool_candidates(self.ctx, picks)
 
     def plan_calls(self, round_: int, need) -> dict[str, int]:
-        return {}
+        return calibration_calls(self.ctx, round_)
 
     def labeling_calls(self, n: int) -> int:
         """Pool texts carry no intended class: the teacher labels them, unless --oracle takes the pool's."""
@@ -171,10 +225,17 @@ class NearestPoolSource(Source):
         return self.inner.budget(round_, state)
 
     def plan_calls(self, round_: int, need) -> dict[str, int]:
-        return self.inner.plan_calls(round_, need)
+        calls = dict(self.inner.plan_calls(round_, need))
+        for step, n in calibration_calls(self.ctx, round_).items():
+            calls[step] = calls.get(step, 0) + n
+        return calls
 
     def labeling_calls(self, n: int) -> int:
         return 0 if self.ctx.config.oracle else self.inner.labeling_calls(n)
+
+    def collect(self, rnd: Round) -> list[Candidate]:
+        calibrate_labels(self.ctx, rnd.number)
+        return super().collect(rnd)
 
     def batch(self, rnd: Round, need, attempt: int) -> list[Candidate]:
         queries = self.inner.batch(rnd, need, attempt)
