@@ -373,6 +373,16 @@ def test_pool_labels_are_calibrated_against_a_teacher_that_favours_one_label(sst
     print_summary(run_.rounds, tmp_path / "calibrated", run_.data)
     said = capsys.readouterr().out
     assert "label calibration" in said and "divided by their mean over 50 random pool texts" in said
+    # `evokd compare` rebuilds the run's teacher from the run's stored config: it labels with the same prior
+    from evokd.compare import teacher_labels
+    from evokd.run_dir import open_run
+
+    with open_run(tmp_path / "calibrated") as store:
+        stored = store.run_info()["config"]
+    negatives = [t for t, _ in raw if gold[t] == "negative"]
+    favoured = scripted_lm(sst2_pool, task.label_names, seed=1, favoured="positive")
+    assert teacher_labels(task, task.seed_rows(), stored, favoured, negatives) == ["negative"] * len(negatives)
+    assert set(teacher_labels(task, task.seed_rows(), {**stored, "data": {}}, favoured, negatives)) == {"positive"}
     # resumed for a second round: the recorded prior is read back, no calibration calls again
     _, _, resumed = labels(tmp_path / "calibrated", True, 2)
     assert query(tmp_path / "calibrated", "SELECT count(*) FROM calls WHERE round = 2 AND step = 'label' AND attempt = 1") == [(16,)]
