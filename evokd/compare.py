@@ -36,9 +36,9 @@ def _report(task, gold: list, pred: list) -> dict:
 
 
 def _fingerprint(teacher_name: str, api_base: str | None, config: dict, demos: list[dict], texts: list[str]) -> str:
-    keys = ("label_temperature", "label_format", "prompts", "seed", "demonstrations_per_label")
     from evokd.loop.teacher_setup import recorded_label_prior
 
+    keys = ("label_temperature", "label_format", "prompts", "seed", "demonstrations_per_label")
     blob = json.dumps({"teacher": teacher_name, "api_base": api_base, "config": {k: config.get(k) for k in keys},
                        "label_prior": recorded_label_prior(config),
                        "demos": demos, "texts": texts}, sort_keys=True, ensure_ascii=False)

@@ -83,7 +83,8 @@ class Teacher(dspy.Module):
         # so an agreement vote is a real second opinion.
         self.label_temperature = label_temperature
         # Batch calibration (evokd.teacher.calibration): each label's mean probability over texts not chosen
-        # by class; when set, a label is the argmax of the probabilities divided by it. None: raw labels.
+        # by class; when set, a label is the argmax of the probabilities divided by it. None or {} (estimation
+        # tried and failed): raw labels.
         self.label_prior: dict[str, float] | None = None
         if label_format not in LABEL_FORMATS:
             raise ValueError(f"label_format {label_format!r}: expected one of {', '.join(LABEL_FORMATS)}")
