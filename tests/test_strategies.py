@@ -410,3 +410,17 @@ def test_a_teacher_without_label_probabilities_is_not_calibrated(sst2_task, sst2
     gold = {r["text"]: r["label"] for r in sst2_pool}
     rows = query(out, "SELECT text, label FROM samples WHERE round > 0 AND status = 'accepted'")
     assert len(rows) == 10 and all(gold[t] == label for t, label in rows)  # the double's labels are gold
+
+
+def test_dry_run_says_the_calibration_calls_of_a_pool_run(sst2_task, sst2_pool, tmp_path):
+    unlabeled = write_jsonl(tmp_path / "unlabeled.jsonl", [{"text": r["text"]} for r in sst2_pool[:120]])
+    args = ["generate", str(sst2_task), "--strategy", "pool-errors", "--pool", str(unlabeled), "--rounds", "2",
+            "--per-round", "4", "--dry-run", "--out", str(tmp_path / "run")]
+    calibrated = CliRunner().invoke(main, args)
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "calls by round: 54, 4" in calibrated.output and "calls: 58 expected" in calibrated.output
+    assert "round 1 also labels up to 50 random pool texts to calibrate the teacher's labels" in calibrated.output
+    raw = CliRunner().invoke(main, args + ["--no-calibrate-labels"])
+    assert raw.exit_code == 0, raw.output
+    assert "calls: 8 expected" in raw.output and "calibrate" not in raw.output and "calls by round" not in raw.output
+    assert not (tmp_path / "run").exists()

@@ -199,6 +199,12 @@ def _print_estimate(task, config, teacher: str) -> None:
     for s in est["steps"]:
         click.echo(f"  {s['step']:<17} {s['calls_per_round']:>4.3g} call(s)/round   ~{s['prompt_tokens']:>6,} prompt tokens"
                    f"   <= {s['max_completion_tokens']:>5,} completion tokens per call")
+    by_round = [sum(r.values()) for r in est["calls_by_round"]]
+    if len(set(by_round)) > 1:
+        click.echo(f"  calls by round: {', '.join(map(str, by_round))}")
+    if config.pool and config.calibrate_labels and not config.oracle and task.rules.labeled_by_votes:
+        click.echo("  round 1 also labels up to 50 random pool texts to calibrate the teacher's labels "
+                   "(--no-calibrate-labels turns that off)")
     click.echo(f"  calls: {est['calls']:,} expected, {est['calls_worst_case']:,} at worst (every retry and top-up)")
     click.echo(f"  tokens: ~{est['prompt_tokens']:,} prompt + <= {est['completion_tokens_max']:,} completion"
                f" = <= {est['tokens_max']:,}")
