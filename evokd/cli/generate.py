@@ -192,6 +192,8 @@ def strategies_cmd():
 
 def _print_estimate(task, config, teacher: str) -> None:
     from evokd.estimate import estimate_run
+    from evokd.loop.sources.pool import calibration_applies
+    from evokd.teacher.calibration import CALIBRATION_TEXTS
     from evokd.teacher.local import MODEL_NAME
 
     est = estimate_run(task, config, MODEL_NAME if teacher == "local" else teacher)
@@ -202,9 +204,9 @@ def _print_estimate(task, config, teacher: str) -> None:
     by_round = [sum(r.values()) for r in est["calls_by_round"]]
     if len(set(by_round)) > 1:
         click.echo(f"  calls by round: {', '.join(map(str, by_round))}")
-    if config.pool and config.calibrate_labels and not config.oracle and task.rules.labeled_by_votes:
-        click.echo("  round 1 also labels up to 50 random pool texts to calibrate the teacher's labels "
-                   "(--no-calibrate-labels turns that off)")
+    if config.pool and calibration_applies(config, task.rules):
+        click.echo(f"  round 1 also labels up to {CALIBRATION_TEXTS} random pool texts to calibrate the teacher's "
+                   "labels (--no-calibrate-labels turns that off)")
     click.echo(f"  calls: {est['calls']:,} expected, {est['calls_worst_case']:,} at worst (every retry and top-up)")
     click.echo(f"  tokens: ~{est['prompt_tokens']:,} prompt + <= {est['completion_tokens_max']:,} completion"
                f" = <= {est['tokens_max']:,}")

@@ -93,6 +93,12 @@ def pool_candidates(ctx: Context, ids: list[int], *, queries: list[Candidate] | 
 CALIBRATION_DATA = "label calibration"  # the run config's "data" entry recording the prior
 
 
+def calibration_applies(config, rules) -> bool:
+    """Whether a pool run with `config` calibrates the teacher's labels: --calibrate-labels, no --oracle,
+    and a task whose answer is one label (the caller knows the run is a pool run)."""
+    return config.calibrate_labels and not config.oracle and rules.labeled_by_votes
+
+
 def calibrate_labels(ctx: Context, round_: int) -> None:
     """Batch calibration of the teacher's labels of pool texts (`evokd.teacher.calibration`): once per run,
     the teacher's label distribution for CALIBRATION_TEXTS random pool texts (the run's seed), whose mean
@@ -105,8 +111,7 @@ def calibrate_labels(ctx: Context, round_: int) -> None:
     from evokd.teacher.calibration import CALIBRATION_TEXTS, describe_prior, mean_distribution
 
     cfg, teacher = ctx.config, ctx.teacher
-    if (not cfg.calibrate_labels or cfg.oracle or teacher is None or teacher.label_prior is not None
-            or not ctx.task.rules.labeled_by_votes):
+    if teacher is None or teacher.label_prior is not None or not calibration_applies(cfg, ctx.task.rules):
         return
     recorded = (ctx.store.run_info()["config"].get("data") or {}).get(CALIBRATION_DATA)
     if recorded is not None:  # estimated by an earlier session of this run
@@ -136,8 +141,7 @@ def calibration_calls(ctx: Context, round_: int) -> dict[str, int]:
     one per calibration text, at most CALIBRATION_TEXTS (fewer on a smaller pool)."""
     from evokd.teacher.calibration import CALIBRATION_TEXTS
 
-    cfg = ctx.config
-    if round_ != 1 or not cfg.calibrate_labels or cfg.oracle or not ctx.task.rules.labeled_by_votes:
+    if round_ != 1 or not calibration_applies(ctx.config, ctx.task.rules):
         return {}
     return {"label": min(CALIBRATION_TEXTS, ctx.store.pool_size()) if ctx.store is not None else CALIBRATION_TEXTS}
 
