@@ -33,9 +33,9 @@ def api_key(monkeypatch):
     return KEY
 
 
-def _generate(task: Path, out: Path, url: str, *extra: str):
-    args = ["generate", str(task), "--teacher", "openai/fake-model", "--api-base", url, "--out", str(out), "--quiet",
-            "--timeout", "1", "--rounds", "2", "--per-round", "6", *extra]
+def _generate(task: Path, out: Path, url: str, *extra: str, quiet: bool = True):
+    args = ["generate", str(task), "--teacher", "openai/fake-model", "--api-base", url, "--out", str(out),
+            *(["--quiet"] if quiet else []), "--timeout", "1", "--rounds", "2", "--per-round", "6", *extra]
     return CliRunner().invoke(main, args)
 
 
@@ -135,6 +135,12 @@ def test_max_calls_stops_cleanly_and_max_cost_needs_a_known_price(tmp_path, sst2
         stopped = _generate(sst2_task, tmp_path / "run", server.url, "--max-calls", "5")
         assert stopped.exit_code == 3 and "call budget reached: 5 of --max-calls 5" in stopped.output
         assert sum(server.sent.values()) == 5
+        # a budget stop still prints the summary of the committed rounds (round 0: the seeds) before its line
+        shown = _generate(sst2_task, tmp_path / "shown", server.url, "--max-calls", "5", quiet=False)
+        assert shown.exit_code == 3 and "call budget reached" in shown.stderr
+        assert "evokd generate" in shown.stdout and "eval acc" in shown.stdout
+        as_json = _generate(sst2_task, tmp_path / "json", server.url, "--max-calls", "5", "--json", quiet=False)
+        assert as_json.exit_code == 3 and [r["round"] for r in json.loads(as_json.stdout)] == [0]
         no_price = _generate(sst2_task, tmp_path / "run2", server.url, "--max-cost", "0.1")
     assert no_price.exit_code == 2 and "no price is known for openai/fake-model" in no_price.output
 

@@ -109,7 +109,8 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     and DIR/rounds.jsonl (per-round eval metrics). Re-running on the same DIR resumes after the
     last committed round.
 
-    A run stopped by a budget (exit code 3), Ctrl-C or a kill keeps every committed round, and
+    A run stopped by a budget (exit code 3, after the summary of its committed rounds), Ctrl-C or a
+    kill keeps every committed round, and
     the teacher calls of the interrupted round are cached with the run: re-running the same
     command (with a higher limit) continues without paying for them again.
 
@@ -163,15 +164,23 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s) if needs_teacher(config) else None
     from evokd.progress import JsonProgress, RoundProgress
 
+    from evokd.teacher.gateway import BudgetExceeded
+
+    stopped = None  # a spent --max-tokens / --max-calls / --max-cost: the summary of the committed rounds, then exit 3
     with (JsonProgress() if as_json else RoundProgress(quiet=quiet)) as progress:
         loop = RoundRunner(task, out_dir, config, teacher_lm=lm, teacher_name=teacher, api_base=api_base, progress=progress)
-        rounds_done = loop.run()
+        try:
+            loop.run()
+        except BudgetExceeded as exc:
+            stopped = exc
     if as_json:
-        click.echo(json.dumps(rounds_done, default=str))
+        click.echo(json.dumps(loop.rounds, default=str))
     elif not quiet:
         from evokd.progress import print_summary
 
-        print_summary(rounds_done, out_dir, loop.data, loop.unconfirmed, loop.guard_off, loop.time_budget)
+        print_summary(loop.rounds, out_dir, loop.data, loop.unconfirmed, loop.guard_off, loop.time_budget)
+    if stopped is not None:
+        raise stopped
 
 
 @click.command("strategies")

@@ -78,6 +78,8 @@ class RoundRunner:
         # after run(): why it ended before --rounds because --max-minutes was spent (the planned end of a
         # time-budgeted run, not an error), or None
         self.time_budget: str | None = None
+        # after run(), or once a budget (--max-tokens, --max-calls, --max-cost) stopped it: the committed rounds
+        self.rounds: list[dict] = []
         self.seeds = task.seed_rows()
         self.plan = settle(config, task)
 
@@ -159,15 +161,22 @@ class RoundRunner:
                     student = self._round(store, state, source, teacher, student, round_)
                 except BudgetExceeded as exc:
                     done = store.last_round() or 0
+                    self._finish(store)  # the committed rounds stay readable: the CLI prints their summary
                     raise BudgetExceeded(
                         f"{exc}; stopped in round {round_}, rounds up to {done} are committed in {self.out_dir} "
                         f"(the paid calls of round {round_} are cached); re-run with a higher limit to continue") from None
                 state = RunState.read(store)
                 write_outputs(self.out_dir, store, self.task.kind)
-            write_outputs(self.out_dir, store, self.task.kind)
-            self.data = store.run_info()["config"].get("data", {})
-            self.unconfirmed = unconfirmed_labels(store.samples(status=None, source="generated"))
-            return store.rounds()
+            return self._finish(store)
+
+    def _finish(self, store: Store) -> list[dict]:
+        """Write the run's outputs and read back what its summary says (`data`, `unconfirmed`, `rounds`):
+        at the end of a run, and when a budget stops it (the committed rounds are its result so far)."""
+        write_outputs(self.out_dir, store, self.task.kind)
+        self.data = store.run_info()["config"].get("data", {})
+        self.unconfirmed = unconfirmed_labels(store.samples(status=None, source="generated"))
+        self.rounds = store.rounds()
+        return self.rounds
 
     def _time_spent(self, state: RunState, round_: int, total: int) -> str | None:
         """The time budget (--max-minutes): why round `round_` does not start, as one line, once the
