@@ -109,10 +109,10 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     and DIR/rounds.jsonl (per-round eval metrics). Re-running on the same DIR resumes after the
     last committed round.
 
-    A run stopped by a budget (exit code 3, after the summary of its committed rounds), Ctrl-C or a
-    kill keeps every committed round, and
-    the teacher calls of the interrupted round are cached with the run: re-running the same
-    command (with a higher limit) continues without paying for them again.
+    A run stopped by a budget (exit code 3, after the summary of its committed rounds), Ctrl-C or
+    a kill keeps every committed round, and the teacher calls of the interrupted round are cached
+    with the run: re-running the same command (with a higher limit) continues without paying for
+    them again.
 
     \b
     Example:
