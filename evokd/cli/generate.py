@@ -163,7 +163,6 @@ def generate(task_file, teacher, api_base, rounds, per_round, out_dir, seed, stu
     # No LLM is loaded (or contacted) for strategies that do not call one: seed-only, pool + --oracle.
     lm = make_lm(teacher, api_base=api_base, temperature=temperature, timeout=timeout_s) if needs_teacher(config) else None
     from evokd.progress import JsonProgress, RoundProgress
-
     from evokd.teacher.gateway import BudgetExceeded
 
     stopped = None  # a spent --max-tokens / --max-calls / --max-cost: the summary of the committed rounds, then exit 3
