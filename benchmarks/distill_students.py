@@ -1,7 +1,7 @@
 """The same data, shipped as other students: what `evokd distill --student NAME` makes of each finished
 cell of an `evokd bench` work dir.
 
-    .venv/bin/python benchmarks/distill_students.py --work-dir runs/bench/local-teacher-30min [--students minilm mpnet]
+    .venv/bin/python benchmarks/distill_students.py --work-dir runs/bench/local-teacher-30min [--students minilm mpnet] [--jobs 2]
 
 Why: a bench cell retrains its loop student (the config's `students`) every round, and its table
 scores that student. A user ships whichever student distils the accepted data best, and frozen minilm
@@ -11,8 +11,9 @@ its draw's seeds alone (with label anchors) and on everything the cell accepted 
 cell's `--noise`, as `evokd distill RUN` does), and scored on the draw's eval rows. The teacher row is
 the bench's own (`teacher_row: true`), where it ran.
 
-Writes benchmarks/results/NAME-students.md and .json beside the bench's NAME.md. Each cell's scores are
-kept in the JSON with the cell's final train size, so a re-run after more cells finish trains only theirs.
+Writes benchmarks/results/NAME-students.md and .json beside the bench's NAME.md, again after every cell.
+Each cell's scores are kept in the JSON with the cell's final train size, so a re-run (after more cells
+finish, or after an interruption) trains only the cells not scored yet.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -31,13 +34,15 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from evokd.bench.config import CELL_FILE, TEACHER_DIR  # noqa: E402
+from evokd.bench.executors import _worker_init  # noqa: E402
 from evokd.bench.finished import read_cell  # noqa: E402
 
 SCORE = "macro_f1"
 
 
-def score_cell(cell_dir: Path, students: list[str], draws: dict) -> dict:
-    """Each student on the cell's accepted rows; the seed-only scores go to `draws` once per draw."""
+def score_cell(cell_dir: Path, students: list[str], draws: dict) -> tuple[str, dict, dict]:
+    """(the cell's draw, its students' seed-only scores fitted here, each student on the cell's accepted
+    rows). A student whose seed-only score `draws` holds for the draw is not fitted on the seeds again."""
     from evokd.noise import fit_on_rows
     from evokd.students import CANDIDATES
 
@@ -49,22 +54,23 @@ def score_cell(cell_dir: Path, students: list[str], draws: dict) -> dict:
     out = {"dataset": cell.record["dataset"], "seed": cell.record["seed"], "row": cell.row,
            "train_size": len(accepted), "added": len(accepted) - len(seeds), "loop_student": cell.record["student"],
            "students": {}}
+    seed_only: dict = {}
     for student in students:
         if student not in CANDIDATES[task.kind]:
             continue
         for key, train in (("seed_only", seeds), ("final", accepted)):
-            if key == "seed_only" and student in draws.setdefault(draw, {}):
+            if key == "seed_only" and student in draws.get(draw, {}):
                 continue
             started = time.perf_counter()
             fitted = fit_on_rows(student, train, task, cell.noise, cell.seed)
             value = task.rules.scores(task.rules.report(gold, list(fitted.predict(texts)), task.label_names))[SCORE]
             if key == "seed_only":
-                draws[draw][student] = value
+                seed_only[student] = value
             else:
                 out["students"][student] = value
             print(f"{draw} {out['row']} {student} {key}: {value:.4f} ({time.perf_counter() - started:.0f} s)",
                   file=sys.stderr, flush=True)
-    return out
+    return draw, seed_only, out
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -147,6 +153,8 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, required=True, help="an `evokd bench` work dir (runs/bench/NAME)")
     parser.add_argument("--students", nargs="+", default=["minilm", "mpnet"])
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--jobs", type=int, default=1, help="cells scored at a time, each in its own process with "
+                        "one torch thread (default 1: one at a time, with torch's default threads)")
     args = parser.parse_args()
     name = args.work_dir.resolve().name
     path = args.results_dir / f"{name}-students.json"
@@ -154,17 +162,37 @@ def main() -> None:
     same_students = old.get("students") == args.students
     cells = old.get("cells", {}) if same_students else {}
     draws = old.get("draws", {}) if same_students else {}
+    teacher = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((args.work_dir / TEACHER_DIR).glob("*.json"))]
+
+    def save() -> None:  # after every cell: a fine-tuned student takes most of an hour a cell, and a re-run resumes
+        result = {**result_header(name, "distill_students.py"), "students": args.students, "cells": cells,
+                  "draws": draws, "teacher": teacher}
+        result["summary"] = summarize(result)
+        write_result(path, result, render)
+
+    todo = []
     for cell_file in sorted(args.work_dir.glob(f"cells/*/*/*/{CELL_FILE}")):
         cell = json.loads(cell_file.read_text(encoding="utf-8"))
         key = str(cell_file.parent.relative_to(args.work_dir))
         if cell["rounds"][-1]["added"] == 0 or cells.get(key, {}).get("train_size") == cell["rounds"][-1]["train_size"]:
             continue  # seed-only (its scores are each draw's seed-only ones), or scored already
-        cells[key] = score_cell(cell_file.parent, args.students, draws)
-    result = {**result_header(name, "distill_students.py"), "students": args.students, "cells": cells, "draws": draws,
-              "teacher": [json.loads(p.read_text(encoding="utf-8"))
-                          for p in sorted((args.work_dir / TEACHER_DIR).glob("*.json"))]}
-    result["summary"] = summarize(result)
-    write_result(path, result, render)
+        todo.append((key, cell_file.parent))
+
+    def keep(key: str, scored: tuple[str, dict, dict]) -> None:
+        draw, seed_only, cells[key] = scored
+        draws.setdefault(draw, {}).update(seed_only)
+        save()
+
+    if args.jobs <= 1:
+        for key, cell_dir in todo:
+            keep(key, score_cell(cell_dir, args.students, draws))
+    else:  # spawned workers with one torch/BLAS thread each, as `evokd bench --jobs` runs its cells
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            futures = {pool.submit(score_cell, cell_dir, args.students, draws): key for key, cell_dir in todo}
+            for future in as_completed(futures):
+                keep(futures[future], future.result())
+    save()
 
 
 if __name__ == "__main__":
