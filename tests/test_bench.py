@@ -86,6 +86,32 @@ def test_a_finished_cell_reads_back_with_its_draw_its_accepted_rows_and_the_pool
     assert cell.noise == cell.run.info["config"]["noise"] and cell.seed == 1
 
 
+def test_distill_students_scores_cells_in_worker_processes_and_a_rerun_resumes(smoke, tmp_path):
+    """benchmarks/distill_students.py --jobs 2 on the smoke run's finished cells, in real spawned workers:
+    tfidf retrained on a cell's accepted rows scores what the cell's own final student scored, and a
+    re-run with the results written fits nothing again."""
+    import subprocess
+    import sys
+
+    _, work = smoke
+    command = [sys.executable, str(ROOT / "benchmarks" / "distill_students.py"), "--work-dir", str(work),
+               "--students", "tfidf", "--jobs", "2", "--results-dir", str(tmp_path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    result = json.loads((tmp_path / f"{work.name}-students.json").read_text())
+    cells = {key: json.loads((work / key / "cell.json").read_text()) for key in result["cells"]}
+    assert sorted(cells) == ["cells/trec-s1/tfidf/pool-random", "cells/trec-s1/tfidf/static"]
+    for key, cell in cells.items():
+        assert result["cells"][key]["students"]["tfidf"] == pytest.approx(cell["macro_f1"])
+    assert result["draws"] == {"trec-s1": {"tfidf": pytest.approx(
+        json.loads((work / "cells" / "trec-s1" / "tfidf" / "static" / "cell.json").read_text())["rounds"][0]["eval_macro_f1"])}}
+    assert first.stderr.count(" final: ") == 2 and "| pool-random | 1 |" in (tmp_path / f"{work.name}-students.md").read_text()
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and " final: " not in again.stderr and "seed_only" not in again.stderr
+    assert json.loads((tmp_path / f"{work.name}-students.json").read_text())["cells"] == result["cells"]
+
+
 def test_rerun_after_ctrl_c_resumes_and_skips_finished_cells(smoke, tmp_path, monkeypatch):
     results, work = tmp_path / "results", tmp_path / "work"
     real_round = RoundRunner._round
