@@ -164,7 +164,7 @@ def main() -> None:
     draws = old.get("draws", {}) if same_students else {}
     teacher = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((args.work_dir / TEACHER_DIR).glob("*.json"))]
 
-    def save() -> None:  # after every cell: a fine-tuned student takes most of an hour a cell, and a re-run resumes
+    def save() -> None:  # after every cell: mpnet-tuned takes 20-30 minutes of one thread a cell, and a re-run resumes
         result = {**result_header(name, "distill_students.py"), "students": args.students, "cells": cells,
                   "draws": draws, "teacher": teacher}
         result["summary"] = summarize(result)
