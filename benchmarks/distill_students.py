@@ -189,9 +189,26 @@ def main() -> None:
     else:  # spawned workers with one torch/BLAS thread each, as `evokd bench --jobs` runs its cells
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_worker_init) as pool:
-            futures = {pool.submit(score_cell, cell_dir, args.students, draws): key for key, cell_dir in todo}
-            for future in as_completed(futures):
-                keep(futures[future], future.result())
+            futures, held = {}, {}  # held: draw -> its cells waiting for the draw's first cell (its seed-only fits)
+
+            def submit(key: str, cell_dir: Path) -> None:
+                futures[pool.submit(score_cell, cell_dir, args.students, draws)] = key
+
+            for key, cell_dir in todo:
+                draw = read_cell(cell_dir).draw
+                if draw in held:
+                    held[draw].append((key, cell_dir))
+                else:
+                    submit(key, cell_dir)
+                    if draw not in draws:  # its seed-only students are fitted by this cell, then known to the rest
+                        held[draw] = []
+            while futures:
+                future = next(as_completed(futures))
+                key = futures.pop(future)
+                scored = future.result()
+                keep(key, scored)
+                for later in held.pop(scored[0], []):
+                    submit(*later)
     save()
 
 

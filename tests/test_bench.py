@@ -106,6 +106,7 @@ def test_distill_students_scores_cells_in_worker_processes_and_a_rerun_resumes(s
     assert result["draws"] == {"trec-s1": {"tfidf": pytest.approx(
         json.loads((work / "cells" / "trec-s1" / "tfidf" / "static" / "cell.json").read_text())["rounds"][0]["eval_macro_f1"])}}
     assert first.stderr.count(" final: ") == 2 and "| pool-random | 1 |" in (tmp_path / f"{work.name}-students.md").read_text()
+    assert first.stderr.count(" seed_only: ") == 1  # the draw's second cell waits for the first one's seed-only fit
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and " final: " not in again.stderr and "seed_only" not in again.stderr
