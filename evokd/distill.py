@@ -110,17 +110,38 @@ def _candidates(task: TaskSpec, onnx_only: bool = False) -> list[str]:
     return [n for n in CANDIDATES[task.kind] if not onnx_only or getattr(STUDENTS[n], "runtime", "onnxruntime") == "onnxruntime"]
 
 
-def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec, weights=None) -> float:
+def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec, weights=None,
+         progress=lambda msg: None) -> float:
     """Fit (with per-text `weights`, when given) and return the seconds it took; a student's own
-    ValueError (a bad --param value, data its method cannot use) becomes a one-line error."""
+    ValueError (a bad --param value, data its method cannot use) becomes a one-line error. A student
+    that fine-tunes its encoder reports each epoch to `progress` (minutes of it on a CPU)."""
     from evokd.students import fit_student
 
     start = time.perf_counter()
+    if hasattr(student, "on_epoch"):
+        student.on_epoch = lambda info: progress(epoch_line(name, info))
     try:
         fit_student(student, texts, targets, task, sample_weight=weights)
     except ValueError as exc:
         raise EvokdError(f"--student {name}: {exc}") from None
+    finally:
+        if hasattr(student, "on_epoch"):
+            student.on_epoch = None
     return time.perf_counter() - start
+
+
+def epoch_line(name: str, info: dict) -> str:
+    """One progress line after a fine-tuning epoch: where it is, the held-out accuracy, the time left."""
+    epoch, epochs, seconds = info["epoch"], info["epochs"], info["seconds"]
+    held = info.get("held_out_accuracy")
+    left = seconds / epoch * (epochs - epoch)
+
+    def span(s: float) -> str:
+        return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+    return (f"fine-tuning {name}: epoch {epoch} of {epochs} done"
+            + (f", held-out accuracy {held:.3f}" if held is not None else "")
+            + f", {span(seconds)} so far" + (f", about {span(left)} left" if epoch < epochs else ""))
 
 
 def _score(task: TaskSpec, gold: list, pred: list) -> dict:
@@ -191,7 +212,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
         start = time.perf_counter()
         if eval_rows:
             progress(f"auto: training {name} on {len(texts)} examples, scoring on {method['data']}")
-            seconds = _fit(student, name, texts, targets, task, weights)
+            seconds = _fit(student, name, texts, targets, task, weights, progress)
             fitted[name] = (student, seconds)
             records.append({"student": name, **_score(task, gold, student.predict([r["text"] for r in eval_rows])),
                             "seconds": round(seconds, 2)})
@@ -226,7 +247,7 @@ def select_student(task: TaskSpec, rows: list[dict], candidates: list[str], *,
     else:
         progress(f"auto: {best} scored best; training it on all {len(texts)} examples")
         student = _build_student(best, task, None)
-        seconds = _fit(student, best, texts, targets, task, weigh(student)[0])
+        seconds = _fit(student, best, texts, targets, task, weigh(student)[0], progress)
     skipped = [f"{r['student']} ({r['skipped']})" for r in records if "skipped" in r]
     why = (f"{best} had the best {metric} ({best_record['score']:.4f}) of the {len(scored)} candidates scored by "
            f"{method['method']}" + (f"; not scored: {'; '.join(skipped)}" if skipped else ""))
@@ -292,7 +313,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
     else:
         progress(f"training {student_name} on {len(rows)} examples")
         weights, noise_record = weigh(student)
-        fit_seconds = _fit(student, student_name, texts, targets, task, weights)
+        fit_seconds = _fit(student, student_name, texts, targets, task, weights, progress)
     runtime_name = getattr(student, "runtime", "onnxruntime")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import data_rows, write_jsonl
 from evokd.cli import main
-from evokd.distill import QuantizationError, distill
+from evokd.distill import QuantizationError, distill, epoch_line
 from evokd.task import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,6 +224,26 @@ def test_param_sets_a_hyper_parameter(trec_task, trec_data, tmp_path):
     assert result.exit_code == 0, result.output
     params = json.loads((tmp_path / "s" / "student.json").read_text())["params"]
     assert params["C"] == 0.5 and params["ngram_range"] == [1, 1]
+
+
+def test_fine_tuning_reports_every_epoch_and_the_card_says_how_long(trec_task, trec_data, tmp_path):
+    """minilm-tuned really fine-tunes on 30 trec questions (2 epochs; too few texts for a
+    held-out slice): distill prints a line after each epoch, with the time left, before the export."""
+    out = tmp_path / "s"
+    result = run(["distill", str(trec_data), "--task", str(trec_task), "--student", "minilm-tuned", "--param", "epochs=2",
+                  "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "fine-tuning minilm-tuned" in line]
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("· fine-tuning minilm-tuned: epoch 1 of 2 done, ") and lines[0].endswith(" left")
+    assert lines[1].startswith("· fine-tuning minilm-tuned: epoch 2 of 2 done, ") and lines[1].endswith(" so far")
+    assert result.stderr.index(lines[1]) < result.stderr.index("exporting to ONNX")
+    params = json.loads((out / "student.json").read_text())["params"]
+    assert params["epochs"] == 2
+    assert "fine-tuned with its head for 2 epochs" in (out / "MODEL_CARD.md").read_text()
+    # with a held-out slice the line gives its accuracy; minutes from a minute on
+    assert epoch_line("mpnet-tuned", {"epoch": 1, "epochs": 4, "seconds": 300, "held_out_accuracy": 0.8712}) == (
+        "fine-tuning mpnet-tuned: epoch 1 of 4 done, held-out accuracy 0.871, 5.0 min so far, about 15.0 min left")
 
 
 @pytest.mark.parametrize(

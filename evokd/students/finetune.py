@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def held_out_split(labels: list[str], fraction: float, seed: int) -> tuple[list[
 def fine_tune_classifier(model, texts: list[str], targets: np.ndarray, weights: np.ndarray, coef: np.ndarray,
                          intercept: np.ndarray, train_idx: list[int], held_idx: list[int], *, epochs: int,
                          learning_rate: float, head_learning_rate: float, batch_size: int,
-                         seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+                         seed: int, on_epoch=None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fine-tune `model` (a sentence-transformers copy; changed in place) and a linear head on the rows
     `train_idx` of (texts, targets: class indices, weights: per-text loss weights), stopping early on the
     rows `held_idx` (see `held_out_split`; none: keep the last epoch). `coef`/`intercept` start the head
@@ -57,7 +58,9 @@ def fine_tune_classifier(model, texts: list[str], targets: np.ndarray, weights: 
     (scikit-learn's form) becomes two rows [0, w] so that softmax equals scikit-learn's sigmoid.
     Returns (coef, intercept, record): record["best_epoch"] 0 means that the linear-probed start beat
     the best epoch on the held-out rows by more than 1/sqrt(their number) (about two standard errors of
-    an accuracy there); the caller then keeps the frozen encoder, and what the model holds is moot."""
+    an accuracy there); the caller then keeps the frozen encoder, and what the model holds is moot.
+    on_epoch, when given, is called after each epoch with {"epoch", "epochs", "seconds" (since the
+    start), "held_out_accuracy" (None without held-out rows)}: how `evokd distill` shows its progress."""
     import torch
 
     torch.manual_seed(seed)
@@ -114,6 +117,7 @@ def fine_tune_classifier(model, texts: list[str], targets: np.ndarray, weights: 
 
     frozen_score = measure() if held_idx else None
     best = None
+    started = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):
             encoder.train()
@@ -126,10 +130,12 @@ def fine_tune_classifier(model, texts: list[str], targets: np.ndarray, weights: 
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-            if held_idx:
-                score = measure()
-                if best is None or score > best[0]:
-                    best = (score, epoch, state())
+            score = measure() if held_idx else None
+            if score is not None and (best is None or score > best[0]):
+                best = (score, epoch, state())
+            if on_epoch is not None:
+                on_epoch({"epoch": epoch, "epochs": epochs, "seconds": time.perf_counter() - started,
+                          "held_out_accuracy": None if score is None else score[0]})
     finally:
         encoder.eval()
     if best is None:

@@ -180,6 +180,9 @@ class MiniLMStudent(ClassifierStudent):
     input = "token_ids"
     takes_sample_weight = True
     base_encoder: EncoderSpec = MINILM
+    # not a parameter: set by `evokd distill` around a fit, called after each epoch of full fine-tuning with
+    # what `evokd.students.finetune.fine_tune_classifier` passes it
+    on_epoch = None
 
     def __init__(
         self,
@@ -268,7 +271,7 @@ class MiniLMStudent(ClassifierStudent):
                     model, all_texts, targets, all_weights * self._class_weights(all_labels, all_weights), start.coef_,
                     start.intercept_, train, held, epochs=int(self.epochs), learning_rate=self._learning_rate(),
                     head_learning_rate=self.head_learning_rate, batch_size=self.fine_tune_batch_size,
-                    seed=self.random_state)
+                    seed=self.random_state, on_epoch=self.on_epoch)
                 if self.fine_tuning_["best_epoch"] > 0:
                     self.encoder_ = model
                     self.head_ = LinearHead(coef, intercept, self.labels_)
