@@ -28,9 +28,9 @@ def dev():
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    """minilm-tuned on 40 sentences, 2 epochs, nothing held out (every epoch trains on all of them)."""
+    """minilm-tuned on 40 sentences, 2 epochs (min_steps=0: not the 20 its recipe gives 40 texts)."""
     texts, labels = sst2(40)
-    student = make_student("minilm-tuned", epochs=2, held_out_fraction=0.0).fit(texts, labels)
+    student = make_student("minilm-tuned", epochs=2, min_steps=0).fit(texts, labels)
     out = tmp_path_factory.mktemp("minilm-tuned")
     report = student.save(out, texts + CHECK)
     return student, out, report
@@ -64,11 +64,32 @@ def test_fine_tuning_moves_the_encoder_and_exports_one_graph_with_parity(tuned):
     assert meta["graph"].endswith("linear head (fine-tuned)") and meta["fine_tuning"]["best_epoch"] == 2
 
 
+def test_each_tuned_student_has_its_measured_recipe_and_minilm_tuned_trains_at_least_640_steps():
+    """Logic only (no fit): the defaults each fine-tuned student reports, and the epochs minilm-tuned
+    runs for n training texts (anchors included) in batches of 16."""
+    minilm = make_student("minilm-tuned")
+    assert {k: minilm.get_params()[k] for k in ("fine_tune", "learning_rate", "epochs", "min_steps",
+                                                 "held_out_fraction")} == {
+        "fine_tune": "full", "learning_rate": 2e-5, "epochs": 3, "min_steps": 640, "held_out_fraction": 0.0}
+    # 514 texts: 33 steps an epoch -> 20 epochs (the recipe measured on 512 gold sst2 texts); 1,006: 11;
+    # 5,000: the 3-epoch floor; 10 texts: capped at 20 epochs, not 640
+    assert [minilm._epochs(n) for n in (514, 1006, 5000, 10)] == [20, 11, 3, 20]
+    assert make_student("minilm-tuned", epochs=2, min_steps=0)._epochs(514) == 2
+    assert make_student("minilm-tuned", fine_tune_batch_size=8)._epochs(514) == 10
+    mpnet = make_student("mpnet-tuned")
+    assert (mpnet.learning_rate, mpnet.epochs, mpnet.min_steps, mpnet.held_out_fraction) == (None, 4, 0, 0.15)
+    assert mpnet._epochs(10) == 4 and mpnet._learning_rate() == 5e-5
+    assert MiniLMStudent().fine_tune == "none" and MiniLMStudent().held_out_fraction == 0.15
+    with pytest.raises(TypeError):
+        make_student("minilm-tuned", no_such_param=1)
+
+
 def test_early_stopping_keeps_the_best_epoch_and_falls_back_to_the_frozen_head(dev):
     """A held-out slice of the training texts decides. A learning rate that wrecks the encoder makes
     every epoch far worse there than the frozen start, so the student stays the frozen one."""
     texts, labels = sst2(200)
-    wrecked = make_student("minilm-tuned", epochs=1, learning_rate=0.3).fit(texts, labels)
+    wrecked = make_student("minilm-tuned", epochs=1, min_steps=0, held_out_fraction=0.15, learning_rate=0.3).fit(
+        texts, labels)
     record = wrecked.fine_tuning_
     assert record["held_out_texts"] == 30 and record["train_texts"] == 170 and len(record["held_out"]) == 2
     assert record["best_epoch"] == 0 and wrecked.encoder_ is None

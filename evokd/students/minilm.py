@@ -57,6 +57,7 @@ ONNX_OPSET = 17
 FINE_TUNE_MODES = ("none", "setfit", "full")
 AUTO_MIN_TUNING_ROWS = 200  # `--student auto` cross-validates the fine-tuned students from this many rows
 DEFAULT_LEARNING_RATE = {"setfit": 2e-5, "full": 5e-5}  # the encoder's, when learning_rate is None
+MAX_EPOCHS_FOR_MIN_STEPS = 20  # `min_steps` adds epochs up to this many
 _CACHE_LIMIT = 200_000
 
 _lock = threading.Lock()
@@ -195,6 +196,7 @@ class MiniLMStudent(ClassifierStudent):
         learning_rate: float | None = None,
         fine_tune_batch_size: int = 16,
         epochs: int = 4,
+        min_steps: int = 0,
         head_learning_rate: float = 1e-3,
         held_out_fraction: float = 0.15,
         batch_size: int = 32,
@@ -206,9 +208,11 @@ class MiniLMStudent(ClassifierStudent):
         weight of each label's description in the head (0: descriptions are not used). fine_tune: "none",
         "setfit" (pairs_per_text rounds of SetFit pair sampling, at most max_pairs pairs, one epoch at
         learning_rate, default 2e-5, in batches of fine_tune_batch_size pairs) or "full" (`evokd.students.finetune`: the
-        encoder and the head trained together with weighted cross-entropy for up to `epochs` epochs,
-        encoder at learning_rate, default 5e-5 (sst2, 512 texts: 78.2% at 2e-5, 79.5% at 5e-5), and head at head_learning_rate, batches of fine_tune_batch_size texts,
-        the best epoch on a held_out_fraction slice kept). batch_size: texts per encoder
+        encoder and the head trained together with weighted cross-entropy for `epochs` epochs, more
+        when that is fewer than min_steps optimizer steps (then as many as reach min_steps, at most
+        MAX_EPOCHS_FOR_MIN_STEPS), encoder at learning_rate, default 5e-5, and head at head_learning_rate, batches of
+        fine_tune_batch_size texts; with held_out_fraction > 0 the best epoch on that slice of the
+        training texts is kept, with 0 the last). batch_size: texts per encoder
         call. n_threads: torch intra-op threads while training and predicting (None: torch's default)."""
         self.C = C
         self.class_weight = class_weight
@@ -219,6 +223,7 @@ class MiniLMStudent(ClassifierStudent):
         self.learning_rate = learning_rate
         self.fine_tune_batch_size = fine_tune_batch_size
         self.epochs = epochs
+        self.min_steps = min_steps
         self.head_learning_rate = head_learning_rate
         self.held_out_fraction = held_out_fraction
         self.batch_size = batch_size
@@ -269,7 +274,7 @@ class MiniLMStudent(ClassifierStudent):
                 targets = np.array([self.labels_.index(label) for label in all_labels])
                 coef, intercept, self.fine_tuning_ = fine_tune_classifier(
                     model, all_texts, targets, all_weights * self._class_weights(all_labels, all_weights), start.coef_,
-                    start.intercept_, train, held, epochs=int(self.epochs), learning_rate=self._learning_rate(),
+                    start.intercept_, train, held, epochs=self._epochs(len(train)), learning_rate=self._learning_rate(),
                     head_learning_rate=self.head_learning_rate, batch_size=self.fine_tune_batch_size,
                     seed=self.random_state, on_epoch=self.on_epoch)
                 if self.fine_tuning_["best_epoch"] > 0:
@@ -278,6 +283,13 @@ class MiniLMStudent(ClassifierStudent):
                     return
             # frozen (or SetFit-tuned) encoder; also what "full" keeps when no epoch beat its start
             self.head_ = self._head(self._vectors(all_texts), all_labels, all_weights)
+
+    def _epochs(self, n_train: int) -> int:
+        """Epochs of full fine-tuning on n_train texts: `epochs`, or more where that is fewer than
+        `min_steps` optimizer steps (few-sample fine-tuning needs enough steps; Mosbach et al., 2021)."""
+        per_epoch = -(-n_train // int(self.fine_tune_batch_size))
+        needed = min(MAX_EPOCHS_FOR_MIN_STEPS, -(-int(self.min_steps) // per_epoch))
+        return max(int(self.epochs), needed)
 
     def _learning_rate(self) -> float:
         return float(self.learning_rate) if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.fine_tune]
@@ -363,22 +375,37 @@ class MiniLMStudent(ClassifierStudent):
 
 
 class MiniLMTunedStudent(MiniLMStudent):
-    """The minilm student with `fine_tune="full"` by default: every encoder layer trained with its head.
+    """The minilm student with every encoder layer fine-tuned with its head (`fine_tune="full"`).
 
-    Worth it once there are hundreds of texts (benchmarks/students.md); with a handful it falls back
-    to the frozen head, since no epoch beats the linear-probed start on the held-out slice, or overfits.
+    Its recipe (benchmarks/finetune_recipes.md, measured on 512 gold sst2 texts and on the teacher-labeled
+    trec and sst2 rows of benchmarks/students.md): the encoder at 2e-5, every text trained on (no held-out
+    slice, the last epoch kept) for at least 640 optimizer steps (20 epochs of 512 texts), at least
+    3 epochs and at most 20. Worth it once there are hundreds of texts; with a handful it overfits them,
+    so `--student auto` tries it only from AUTO_MIN_TUNING_ROWS rows.
     """
 
     name = "minilm-tuned"
     auto_min_rows = AUTO_MIN_TUNING_ROWS
+    recipe = {"fine_tune": "full", "learning_rate": 2e-5, "epochs": 3, "min_steps": 640, "held_out_fraction": 0.0}
 
-    def __init__(self, *args, fine_tune: str = "full", **kwargs):
-        super().__init__(*args, fine_tune=fine_tune, **kwargs)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _show_recipe(cls)
 
 
-MiniLMTunedStudent.__init__.__signature__ = inspect.signature(MiniLMStudent.__init__).replace(parameters=[
-    p.replace(default="full") if p.name == "fine_tune" else p
-    for p in inspect.signature(MiniLMStudent.__init__).parameters.values()])
+def _show_recipe(cls) -> None:
+    """Give `cls` an `__init__` whose defaults are MiniLMStudent's with the class's recipe over them, and
+    whose signature says so (what `--param` checks, `get_params` reads and the docs show)."""
+    def __init__(self, **kwargs):
+        MiniLMStudent.__init__(self, **{**cls.recipe, **kwargs})
+
+    __init__.__signature__ = inspect.signature(MiniLMStudent.__init__).replace(parameters=[
+        p.replace(default=cls.recipe[p.name]) if p.name in cls.recipe else p
+        for p in inspect.signature(MiniLMStudent.__init__).parameters.values()])
+    cls.__init__ = __init__
+
+
+_show_recipe(MiniLMTunedStudent)
 
 
 class MpnetStudent(MiniLMStudent):
@@ -390,7 +417,10 @@ class MpnetStudent(MiniLMStudent):
 
 
 class MpnetTunedStudent(MiniLMTunedStudent):
-    """mpnet with every encoder layer fine-tuned with its head (`fine_tune="full"`)."""
+    """mpnet with every encoder layer fine-tuned with its head (`fine_tune="full"`): the encoder at 5e-5
+    for up to 4 epochs, the best epoch on a 15% held-out slice of the training texts kept (the recipe
+    benchmarked in benchmarks/students.md and the local-teacher-30min-*-students results)."""
 
     name = "mpnet-tuned"
     base_encoder = MPNET
+    recipe = {"fine_tune": "full", "learning_rate": None, "epochs": 4, "min_steps": 0, "held_out_fraction": 0.15}
