@@ -114,7 +114,7 @@ def _fit(student, name: str, texts: list[str], targets: list, task: TaskSpec, we
          progress=lambda msg: None) -> float:
     """Fit (with per-text `weights`, when given) and return the seconds it took; a student's own
     ValueError (a bad --param value, data its method cannot use) becomes a one-line error. A student
-    that fine-tunes its encoder reports each epoch to `progress` (minutes of it on a CPU)."""
+    that fine-tunes its encoder (minutes to half an hour on a CPU) reports each epoch to `progress`."""
     from evokd.students import fit_student
 
     start = time.perf_counter()
