@@ -524,11 +524,23 @@ def render_section(t: dict) -> list[str]:
         lines += [f"### Gold labels: {g['n_train']} sst2 train texts (6+ words), {g['n_test']} sst2 test texts", "",
                   *accuracy_table(g["rows"], g["fit_seconds"]), *paired_table(g["paired"]), "",
                   "Other fine-tuning recipes of minilm-tuned on these rows: `benchmarks/finetune_recipes.md`."]
-        for draw, cells in g["mpnet_tuned"]["per_draw"].items():
-            lines += ["", f"mpnet-tuned beside its frozen head (draw {draw} only): "
-                          f"mpnet {cells['mpnet']['accuracy']:.3f}, mpnet-tuned {cells['mpnet-tuned']['accuracy']:.3f} "
-                          f"({cells['mpnet-tuned']['fit_seconds']:.0f} s to fit, best epoch "
-                          f"{cells['mpnet-tuned'].get('best_epoch')})."]
+        tuned = g["mpnet_tuned"]["per_draw"]
+        if len(tuned) == 1:
+            for draw, cells in tuned.items():
+                lines += ["", f"mpnet-tuned beside its frozen head (draw {draw} only): "
+                              f"mpnet {cells['mpnet']['accuracy']:.3f}, mpnet-tuned {cells['mpnet-tuned']['accuracy']:.3f} "
+                              f"({cells['mpnet-tuned']['fit_seconds']:.0f} s to fit, best epoch "
+                              f"{cells['mpnet-tuned'].get('best_epoch')})."]
+        elif tuned:
+            gains = [100 * (c["mpnet-tuned"]["accuracy"] - c["mpnet"]["accuracy"]) for c in tuned.values()]
+            lines += ["", f"mpnet-tuned beside its frozen head (draws {', '.join(tuned)}): mpnet "
+                          f"{statistics.mean(c['mpnet']['accuracy'] for c in tuned.values()):.3f}, mpnet-tuned "
+                          f"{statistics.mean(c['mpnet-tuned']['accuracy'] for c in tuned.values()):.3f}: "
+                          f"{statistics.mean(gains):+.1f} ± {statistics.stdev(gains):.1f} points (per draw "
+                          + ", ".join(f"{x:+.1f}" for x in gains) + "); "
+                          + ", ".join(f"{c['mpnet-tuned']['fit_seconds']:.0f}" for c in tuned.values())
+                          + " s to fit, best epochs " + ", ".join(str(c["mpnet-tuned"].get("best_epoch"))
+                                                                   for c in tuned.values()) + "."]
         lines.append("")
     if t.get("footprint"):
         lines += ["### Size and latency as shipped", "",
