@@ -195,7 +195,7 @@ def main() -> None:
                 futures[pool.submit(score_cell, cell_dir, args.students, draws)] = key
 
             for key, cell_dir in todo:
-                draw = read_cell(cell_dir).draw
+                draw = cell_dir.parents[1].name  # WORK/cells/DRAW/STUDENT/ROW: read_cell's draw, without its store
                 if draw in held:
                     held[draw].append((key, cell_dir))
                 else:

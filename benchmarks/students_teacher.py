@@ -48,6 +48,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 from evokd import datadir  # noqa: E402
 from evokd.noise import DEFAULT_NOISE  # noqa: E402
+from evokd.task_kinds import kind_rules  # noqa: E402
 
 DATA = datadir.for_script(__file__, required="--render" not in sys.argv)
 LABELS = HERE / "data" / "teacher_labels"
@@ -442,8 +443,6 @@ def targets(t: dict) -> list[dict]:
                         "measured": ", ".join(f"{n} {g:+.1f}" for n, g in gains.items()),
                         "met": sum(g >= 1 for g in gains.values()) >= 2 and min(gains.values()) >= -0.5})
     default = t.get("default_noise", "confidence")
-    from evokd.task_kinds import kind_rules
-
     default_student = kind_rules("classification").default_student
     for student in ("minilm", "minilm-tuned", "mpnet"):
         key = f"{student}, noise {default} - " + ("minilm, noise none" if student == "minilm" else f"{student}, noise none")
@@ -525,18 +524,13 @@ def render_section(t: dict) -> list[str]:
                   *accuracy_table(g["rows"], g["fit_seconds"]), *paired_table(g["paired"]), "",
                   "Other fine-tuning recipes of minilm-tuned on these rows: `benchmarks/finetune_recipes.md`."]
         tuned = g["mpnet_tuned"]["per_draw"]
-        if len(tuned) == 1:
-            for draw, cells in tuned.items():
-                lines += ["", f"mpnet-tuned beside its frozen head (draw {draw} only): "
-                              f"mpnet {cells['mpnet']['accuracy']:.3f}, mpnet-tuned {cells['mpnet-tuned']['accuracy']:.3f} "
-                              f"({cells['mpnet-tuned']['fit_seconds']:.0f} s to fit, best epoch "
-                              f"{cells['mpnet-tuned'].get('best_epoch')})."]
-        elif tuned:
+        if tuned:
             gains = [100 * (c["mpnet-tuned"]["accuracy"] - c["mpnet"]["accuracy"]) for c in tuned.values()]
-            lines += ["", f"mpnet-tuned beside its frozen head (draws {', '.join(tuned)}): mpnet "
+            spread = f" ± {statistics.stdev(gains):.1f}" if len(gains) > 1 else ""
+            lines += ["", f"mpnet-tuned beside its frozen head (draw{'s' * (len(tuned) > 1)} {', '.join(tuned)}): mpnet "
                           f"{statistics.mean(c['mpnet']['accuracy'] for c in tuned.values()):.3f}, mpnet-tuned "
                           f"{statistics.mean(c['mpnet-tuned']['accuracy'] for c in tuned.values()):.3f}: "
-                          f"{statistics.mean(gains):+.1f} ± {statistics.stdev(gains):.1f} points (per draw "
+                          f"{statistics.mean(gains):+.1f}{spread} points (per draw "
                           + ", ".join(f"{x:+.1f}" for x in gains) + "); "
                           + ", ".join(f"{c['mpnet-tuned']['fit_seconds']:.0f}" for c in tuned.values())
                           + " s to fit, best epochs " + ", ".join(str(c["mpnet-tuned"].get("best_epoch"))
