@@ -57,7 +57,7 @@ def preload(student: str, texts: list[str], cache: Path) -> None:
 
 def sweep(cell_dir: Path, students: list[str], cache: Path) -> dict:
     """One cell: {row set: {student: {C: macro-F1 on the test rows}}}."""
-    from evokd.noise import training_weights
+    from evokd.noise import training_rows, training_weights
     from evokd.students import fit_student, make_student
 
     finished = read_cell(cell_dir)
@@ -75,6 +75,7 @@ def sweep(cell_dir: Path, students: list[str], cache: Path) -> dict:
         for texts in ([s["text"] for s in accepted], [r["text"] for r in test], list(task.label_descriptions.values())):
             preload(student_name, texts, cache)
         for name, rows in sets.items():
+            rows = training_rows(rows, task, finished.noise, finished.seed)[0]  # "fuse" trains on other labels
             for c in C_VALUES:
                 student = make_student(student_name, C=c)
                 weights, _ = training_weights(student, rows, task, finished.noise, finished.seed)

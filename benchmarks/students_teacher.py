@@ -14,8 +14,10 @@ Two parts, one process, one machine; every student fitted with the example task'
    each plain and with the noise handling named by `--tuned-noise`; on the datasets named by
    `--mpnet-tuned-on`, mpnet-tuned with that noise handling only. The "agree" handling needs trusted rows
    (a run's seeds) to fit its anchored student on: its rows, and a "confidence" row beside them, train
-   minilm on the example task's seeds plus the same teacher-labeled rows (and mpnet, with "confidence" and
-   "agree", on the datasets named by `--seeded-mpnet-on`).
+   minilm on the example task's seeds plus the same teacher-labeled rows (and mpnet, with "confidence",
+   "agree" and "fuse", on the datasets named by `--seeded-mpnet-on`). So do the "fuse" rows, whose labels
+   are the teacher's fused with that anchored student's (`evokd.noise.fuse_labels`; how many of them are
+   right is recorded beside the teacher's own).
 2. **Gold sst2 rows**: `--gold-n` random sst2 train rows of 6+ words with their gold labels (random
    seed = the draw); minilm, minilm-tuned and mpnet on the same test rows, and mpnet-tuned on the draws
    `--mpnet-tuned-draws` (752 s a fit on 2 threads, 2026-12-05).
@@ -57,7 +59,8 @@ OLD_PARTIAL = ROOT / "runs" / "bench-cache" / "students-teacher.partial.json"  #
 OUT = HERE / "students_teacher.json"
 DATASETS = ("sst2", "trec", "ag_news")
 FROZEN_NOISE = ("none", "confidence", "clean", "confidence+clean")
-SEEDED_NOISE = ("none", "confidence", "agree", "confidence+agree")  # frozen minilm on the seeds + the teacher-labeled rows
+SEEDED_NOISE = ("none", "confidence", "agree", "confidence+agree", "fuse")  # frozen minilm on the seeds + the teacher-labeled rows
+SEEDED_MPNET_NOISE = ("confidence", "agree", "fuse")  # and mpnet, on the datasets of --seeded-mpnet-on
 
 
 class Cache:
@@ -168,7 +171,7 @@ def fit_and_score(name: str, texts, labels, task, test_texts, test_gold, *, weig
 
 def teacher_cells(name: str, draw: int, train_n: int, tuned_noise: str, cache: dict, students: tuple[str, ...],
                   tuned_noise_only: tuple[str, ...] = (), seeded_mpnet: bool = False) -> dict:
-    from evokd.noise import noise_weights
+    from evokd.noise import fuse_labels, noise_weights
     from evokd.task import load_task
 
     task = load_task(ROOT / "datasets" / name / "task.yaml")
@@ -211,14 +214,22 @@ def teacher_cells(name: str, draw: int, train_n: int, tuned_noise: str, cache: d
     # "agree" needs trusted rows to fit the anchored student on, as a run has its seeds: these rows train on the
     # example task's seeds (no confidence: trusted) and the same teacher-labeled rows
     seeded = ([r["text"] for r in seeds] + texts, [r["label"] for r in seeds] + labels, [None] * len(seeds) + confidence)
-    for mode in SEEDED_NOISE:
-        w, cells[f"noise {mode}, with seeds"] = noise_weights(*seeded, task.label_names, mode,
+    # "fuse" trains on other labels: the teacher's fused with the anchored student's (evokd.noise.fuse_labels)
+    fused_labels, fused_confidence, fuse_record = fuse_labels(*seeded, task.label_names,
                                                               label_texts=task.label_descriptions, seed=draw)
+    cells["label_accuracy_of_fused_train_rows"] = accuracy([rows["train"][r["row"]]["label"] for r in train],
+                                                           fused_labels[len(seeds):])
+    for mode in SEEDED_NOISE:
+        fit_on = (seeded[0], fused_labels, fused_confidence) if mode == "fuse" else seeded
+        w, cells[f"noise {mode}, with seeds"] = noise_weights(*fit_on, task.label_names, mode,
+                                                              label_texts=task.label_descriptions, seed=draw)
+        if mode == "fuse":
+            cells[f"noise {mode}, with seeds"] |= fuse_record
         cell(f"minilm, seeds + teacher rows, noise {mode}", lambda: fit_and_score(
-            "minilm", seeded[0], seeded[1], task, test_texts, test_gold, weights=w))
-        if seeded_mpnet and mode in ("confidence", "agree"):
+            "minilm", fit_on[0], fit_on[1], task, test_texts, test_gold, weights=w))
+        if seeded_mpnet and mode in SEEDED_MPNET_NOISE:
             cell(f"mpnet, seeds + teacher rows, noise {mode}", lambda: fit_and_score(
-                "mpnet", seeded[0], seeded[1], task, test_texts, test_gold, weights=w))
+                "mpnet", fit_on[0], fit_on[1], task, test_texts, test_gold, weights=w))
     for student in tuned_noise_only:
         cell(f"{student}, noise {tuned_noise}", lambda: fit_and_score(
             student, texts, labels, task, test_texts, test_gold, weights=weights[tuned_noise]))
@@ -333,7 +344,7 @@ def main() -> None:
     parser.add_argument("--mpnet-tuned-on", default="", help="datasets (comma-separated) whose teacher-labeled part "
                         "also fits mpnet-tuned, with --tuned-noise only (~10 min a fit on 2 threads)")
     parser.add_argument("--seeded-mpnet-on", default="", help="datasets (comma-separated) whose seeds + teacher rows "
-                        "are also fitted by mpnet, with --noise confidence and agree")
+                        "are also fitted by mpnet, with --noise confidence, agree and fuse")
     parser.add_argument("--skip-gold", action="store_true")
     parser.add_argument("--skip-footprint", action="store_true")
     parser.add_argument("--refit", action="append", default=[], metavar="STUDENT",
@@ -357,6 +368,7 @@ def main() -> None:
             "n_train": per_draw[0]["n_train"], "n_test": per_draw[0]["n_test"],
             "n_labeled_train": per_draw[0]["n_labeled_train"],
             "label_accuracy_of_train_rows": statistics.mean(d["label_accuracy_of_train_rows"] for d in per_draw),
+            "label_accuracy_of_fused_train_rows": statistics.mean(d["label_accuracy_of_fused_train_rows"] for d in per_draw),
             "noise": {k: [d[k] for d in per_draw] for k in per_draw[0] if k.startswith("noise ")},
             "rows": {k: summary(per_draw, k) for k in rows},
             "fit_seconds": {k: statistics.mean(d[k].get("fit_seconds", 0) for d in per_draw) for k in rows},
@@ -365,9 +377,9 @@ def main() -> None:
             | {f"minilm, seeds + teacher rows, noise {m} - minilm, seeds + teacher rows, noise {base}": paired(
                 per_draw, f"minilm, seeds + teacher rows, noise {m}", f"minilm, seeds + teacher rows, noise {base}")
                for base in ("none", "confidence") for m in SEEDED_NOISE[SEEDED_NOISE.index(base) + 1:]}
-            | ({"mpnet, seeds + teacher rows, noise agree - mpnet, seeds + teacher rows, noise confidence": paired(
-                per_draw, "mpnet, seeds + teacher rows, noise agree", "mpnet, seeds + teacher rows, noise confidence")}
-               if "mpnet, seeds + teacher rows, noise agree" in rows else {})
+            | {f"mpnet, seeds + teacher rows, noise {m} - mpnet, seeds + teacher rows, noise confidence": paired(
+                per_draw, f"mpnet, seeds + teacher rows, noise {m}", "mpnet, seeds + teacher rows, noise confidence")
+               for m in SEEDED_MPNET_NOISE[1:] if f"mpnet, seeds + teacher rows, noise {m}" in rows}
             | {f"{s}, noise {args.tuned_noise} - {s}, noise none":
                paired(per_draw, f"{s}, noise {args.tuned_noise}", f"{s}, noise none") for s in students},
         }
@@ -434,7 +446,7 @@ def targets(t: dict) -> list[dict]:
                                 + ", ".join(f"{x:+.1f}" for x in gain["per_draw_points"]) + ")",
                     "met": gain["mean_points"] >= 4})
     seeded = "minilm, seeds + teacher rows, noise "
-    for mode in ("agree", "confidence+agree"):
+    for mode in ("agree", "confidence+agree", "fuse"):
         key = f"{seeded}{mode} - {seeded}none"
         gains = {name: d["paired"][key]["mean_points"] for name, d in t["teacher_labeled"].items() if key in d["paired"]}
         if gains:
@@ -499,6 +511,8 @@ def render_section(t: dict) -> list[str]:
         lines += [f"### {name}: {d['n_train']} teacher-labeled train texts, {d['n_test']} test texts", "",
                   f"The teacher's labels of the training rows are {d['label_accuracy_of_train_rows']:.1%} right (mean "
                   f"over the draws)."
+                  + (f" Fused with the anchored student's (`--noise fuse`) {d['label_accuracy_of_fused_train_rows']:.1%}."
+                     if "label_accuracy_of_fused_train_rows" in d else "")
                   + (" The set has exactly these train rows (labeling time), so the draws differ only in order, in "
                      "the fine-tuned students' held-out slice and in the cleaning's folds."
                      if d.get("n_labeled_train") == d["n_train"] else

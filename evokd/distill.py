@@ -24,7 +24,7 @@ from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
 from evokd.run_dir import dataset_file, is_run_dir
-from evokd.noise import DEFAULT_NOISE, weights_once
+from evokd.noise import DEFAULT_NOISE, training_rows, weights_once
 from evokd.task_kinds import kind_rules
 from evokd.vector_cache import VECTORS_DIR, remember_for
 
@@ -284,6 +284,9 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                          "pass --eval FILE or set `eval` in the task")
     target = task.target_key
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
+    if noise == "fuse":
+        progress("fusing the teacher's labels with the anchored student's view (--noise fuse)")
+    rows, fused = training_rows(rows, task, noise)
     texts, targets = [r["text"] for r in rows], [r[target] for r in rows]
     selection = None
     if student is None:
@@ -345,7 +348,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                 "by_label": task.rules.count_answers(rows),
                 "by_source": dict(Counter(r.get("source", "unknown") for r in rows)),
                 "by_round": {str(k): v for k, v in sorted(Counter(r.get("round", 0) for r in rows).items())},
-                "noise": noise_record,
+                "noise": {**noise_record, **fused},
                 **({"label_anchors": {"weight": student.anchor_weight, "labels": list(student.anchors_)}}
                    if getattr(student, "anchors_", None) else {}),
                 **({"encoder": student.base_encoder.title, "fine_tuned": student.encoder_ is not None,

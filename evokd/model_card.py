@@ -71,8 +71,18 @@ def _learning_lines(train: dict) -> list[str]:
                   ""]
     else:
         parts = []
+        if "relabeled" in noise:
+            right = ", ".join(f"{label} {share:.0%}" for label, share in noise.get("teacher_right_estimate", {}).items())
+            parts.append(f"the teacher's labels fused with the anchored student's probabilities (EM over the teacher's "
+                         f"confusions; estimated share of each label's texts the teacher names right: {right}): "
+                         f"{noise['relabeled']} of {noise['of']} labels changed")
+        if "fuse_skipped" in noise:
+            parts.append(f"no label fusion ({noise['fuse_skipped']})")
+        if "why" in noise:
+            parts.append(f"no weights ({noise['why']})")
         if "mean_weight" in noise:
-            parts.append(f"texts weighted by the teacher's confidence beyond chance (mean weight {noise['mean_weight']:.2f}; "
+            whose = "the fused label's probability" if noise["mode"] == "fuse" else "the teacher's confidence"
+            parts.append(f"texts weighted by {whose} beyond chance (mean weight {noise['mean_weight']:.2f}; "
                          "rows without a confidence weigh 1)")
         if "dropped" in noise:
             parts.append(f"{noise['dropped']} texts that cross-validation flagged as mislabeled left out")

@@ -71,10 +71,12 @@ class RoundProgress(_BarProgress):
 def doubted_labels(training: dict | None) -> str:
     """How many of the teacher's labels the round's student doubted, as "5 of 32": those the anchored
     student contradicted (`--noise agree`, weighed AGREE_FLOOR) plus those confident learning dropped
-    (`clean`, weighed 0); "–" where the mode doubts none (confidence, none) or the run predates the record."""
-    if not training or not ({"disagreed", "dropped"} & set(training)):
+    (`clean`, weighed 0) plus those label fusion changed (`fuse`); "–" where the mode doubts none
+    (confidence, none) or the run predates the record."""
+    if not training or not ({"disagreed", "dropped", "relabeled"} & set(training)):
         return "–"
-    return f"{training.get('disagreed', 0) + training.get('dropped', 0)} of {training.get('teacher_rows', '?')}"
+    doubted = training.get("disagreed", 0) + training.get("dropped", 0) + training.get("relabeled", 0)
+    return f"{doubted} of {training.get('teacher_rows', '?')}"
 
 
 # the rounds table's headings of the eval columns

@@ -335,3 +335,21 @@ def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(tre
     assert noise["mode"] == "confidence+agree" and 0 < noise["disagreed"] < len(rows)
     assert (f"; {noise['disagreed']} texts that the anchored student (fitted on the trusted rows and the label "
             "descriptions) labels otherwise weighted a tenth.") in (tmp_path / "a" / "MODEL_CARD.md").read_text()
+
+    # fuse: the labels it trains on are the teacher's fused with the anchored student's; a student without weights
+    # still trains on the fused labels, and the card says both
+    for student, folder in (("minilm", "f"), ("spacy-textcat", "g")):
+        result = run(["distill", str(data), "--task", str(trec_task), "--student", student, "--noise", "fuse",
+                      "--out", str(tmp_path / folder), "--quiet"])
+        assert result.exit_code == 0, result.output
+    fused = json.loads((tmp_path / "f" / "metrics.json").read_text())["train"]
+    assert fused["noise"]["mode"] == "fuse" and fused["noise"]["of"] == sum(r["teacher_confidence"] is not None for r in rows)
+    assert 0 <= fused["noise"]["relabeled"] < fused["noise"]["of"] and "mean_weight" in fused["noise"]
+    assert set(fused["noise"]["teacher_right_estimate"]) == set(TREC_LABELS)
+    assert sum(fused["by_label"].values()) == len(rows)
+    card = (tmp_path / "f" / "MODEL_CARD.md").read_text()
+    assert f"{fused['noise']['relabeled']} of {fused['noise']['of']} labels changed" in card
+    assert "texts weighted by the fused label's probability beyond chance" in card
+    textcat = json.loads((tmp_path / "g" / "metrics.json").read_text())["train"]["noise"]
+    assert textcat["mode"] == "fuse" and textcat["relabeled"] == fused["noise"]["relabeled"]
+    assert "no weights (spacy-textcat trains without weights)" in (tmp_path / "g" / "MODEL_CARD.md").read_text()

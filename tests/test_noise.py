@@ -59,7 +59,7 @@ def test_noise_modes_and_their_edges(sentences):
     # cleaning needs 2 texts of every label for its cross-validation: skipped, and said so
     few, record = noise_weights(texts[:3] + texts[-1:], labels[:3] + labels[-1:], [0.9] * 4, LABELS, "clean")
     assert list(few) == [1.0] * 4 and "2+ texts of every label" in record["clean_skipped"]
-    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, agree, confidence\\+agree, got 'all'"):
+    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, agree, confidence\\+agree, fuse, got 'all'"):
         noise_weights(texts, labels, confidence, LABELS, "all")
 
 
@@ -146,3 +146,78 @@ def test_sample_weights_decide_between_conflicting_labels(make):
 def test_bad_sample_weights_are_refused(make, weights, message):
     with pytest.raises(ValueError, match=message):
         make().fit(["a good film", "a bad film"], LABELS[::-1], sample_weight=weights)
+
+
+def test_fused_posterior_learns_which_label_the_teacher_gets_wrong():
+    """Logic test on made-up numbers (no student): the teacher names label 0 for every text of label 2
+    and is right on the others; a weak prior leans toward the true label. EM must find the teacher's
+    confusion (label 2's texts almost never named 2) and give those texts back to label 2, while
+    keeping the teacher's label where it is reliable."""
+    from evokd.noise import fused_posterior
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 200)
+    given = np.where(truth == 2, 0, truth)
+    prior = rng.dirichlet([1, 1, 1], size=len(truth)) * 0.5
+    prior[np.arange(len(truth)), truth] += 0.5  # the student: right more often than not, never sure
+    posterior, confusion = fused_posterior(prior, given, 3)
+    assert np.allclose(posterior.sum(axis=1), 1.0)
+    assert confusion[2, 2] < 0.05 and confusion[2, 0] > 0.9 and confusion[1, 1] > 0.95
+    fused = posterior.argmax(axis=1)
+    assert (fused[truth == 1] == 1).all()  # a reliable label is kept
+    assert (fused[truth == 2] == 2).mean() > 0.8  # the teacher's "0" on a label-2 text goes back to 2
+    assert (fused[truth == 0] == 0).mean() > 0.8
+
+
+def test_fuse_takes_the_anchored_students_view_where_the_teacher_is_uninformative(sentences, sst2_task):
+    """Real MiniLM on real sst2 sentences. The first 10 of each label are trusted seeds; the teacher
+    labels the other 60 "positive", whatever they say. Fusion must learn that a "positive" from it
+    says nothing, relabel by the anchored student (right far more often than the teacher's 50%),
+    leave the seeds alone and say how many labels it changed."""
+    from evokd.noise import fuse_labels
+
+    texts, gold = sentences
+    trusted = [i % 40 < 10 for i in range(80)]
+    labels = [g if t else "positive" for g, t in zip(gold, trusted)]
+    confidence = [None if t else 0.9 for t in trusted]
+    fused, fused_confidence, record = fuse_labels(texts, labels, confidence, LABELS,
+                                                  label_texts=sst2_task.label_descriptions)
+    taught = [i for i in range(80) if not trusted[i]]
+    assert all(fused[i] == gold[i] and fused_confidence[i] is None for i in range(80) if trusted[i])
+    assert record["relabeled"] == sum(fused[i] != labels[i] for i in taught) > 10 and record["of"] == 60
+    teacher_right = np.mean([labels[i] == gold[i] for i in taught])
+    assert np.mean([fused[i] == gold[i] for i in taught]) > teacher_right + 0.15
+    assert record["teacher_right_estimate"]["negative"] < 0.2  # it found that negatives are named positive
+    assert all(0.5 <= fused_confidence[i] <= 1.0 for i in taught)
+
+
+def test_fuse_keeps_a_reliable_teachers_labels(sentences, sst2_task):
+    """The same rows with the teacher right on every text: fusion changes (almost) nothing."""
+    from evokd.noise import fuse_labels
+
+    texts, gold = sentences
+    confidence = [None if i % 40 < 10 else 0.9 for i in range(80)]
+    fused, _, record = fuse_labels(texts, list(gold), confidence, LABELS, label_texts=sst2_task.label_descriptions)
+    assert record["relabeled"] <= 3 and sum(f != g for f, g in zip(fused, gold)) == record["relabeled"]
+
+
+def test_training_rows_relabel_only_for_fuse_and_only_classification(sentences, sst2_task):
+    """`training_rows` is the identity for every other mode, copies (never edits) the rows it fuses,
+    and leaves NER rows as they are."""
+    from evokd.noise import NOISE_MODES, fit_recorded, training_rows
+
+    texts, gold = sentences
+    rows = [{"text": t, "label": g if i % 40 < 10 else "positive", **({} if i % 40 < 10 else {"teacher_confidence": 0.9})}
+            for i, (t, g) in enumerate(zip(texts, gold))]
+    before = [dict(r) for r in rows]
+    for mode in NOISE_MODES:
+        if mode != "fuse":
+            assert training_rows(rows, sst2_task, mode) == (rows, {})
+    fused, record = training_rows(rows, sst2_task, "fuse")
+    assert rows == before and record["relabeled"] == sum(a["label"] != b["label"] for a, b in zip(rows, fused)) > 10
+    assert all(a is b for a, b in zip(rows, fused) if "teacher_confidence" not in a)
+    student, trained = fit_recorded("tfidf", rows, sst2_task, "fuse")
+    assert trained["relabeled"] == record["relabeled"] and trained["mode"] == "fuse" and trained["teacher_rows"] == 60
+    ner = sst2_task.model_copy(update={"kind": "ner"})
+    same, why = training_rows(rows, ner, "fuse")
+    assert same is rows and "classification" in why["fuse_skipped"]

@@ -59,7 +59,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
               help="How the student trains on the teacher's labels: confidence (each text weighted by the teacher's "
                    "confidence beyond chance), clean (texts that cross-validation flags as mislabeled dropped), agree "
                    "(texts the anchored student, fitted on the seeds and the label descriptions, labels otherwise weigh "
-                   "a tenth), confidence+clean, confidence+agree, or none (every label trusted alike). Seeds are always "
+                   "a tenth), confidence+clean, confidence+agree, fuse (each label replaced by the most probable given both "
+                   "the teacher's label, its confusions estimated by EM, and the anchored student's probabilities; the "
+                   "dataset keeps the teacher's), or none (every label trusted alike). Seeds are always "
                    "trusted.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
