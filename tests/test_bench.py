@@ -640,3 +640,37 @@ def test_seed_option_runs_only_that_random_seeds_jobs(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     err = result.stderr.strip()
     assert err == "evokd: error: --seed 4: not a random seed of this config; expected one of: 1, 2, 3", err
+
+
+def test_paired_rows_pairs_two_benches_rows_by_draw(tmp_path):
+    """benchmarks/paired_rows.py on two hand-written results files (logic test: no cell is run): rows pair
+    by dataset, student and seed; equal time compares final rounds, equal rounds the shorter cell's
+    last round; a seed only one file finished is left out; a missing row is a one-line error naming it."""
+    import subprocess
+    import sys
+
+    def cell(row, seed, curve):
+        return {"dataset": "trec", "student": "minilm", "seed": seed, "row": row,
+                "rounds": [{"round": i, "eval_macro_f1": f} for i, f in enumerate(curve)]}
+
+    (tmp_path / "a.json").write_text(json.dumps({"cells": [cell("pool-errors", 1, [0.5, 0.6, 0.7]),
+                                                           cell("pool-errors", 2, [0.5, 0.8]),
+                                                           cell("pool-errors", 3, [0.5, 0.9])]}))
+    (tmp_path / "b.json").write_text(json.dumps({"cells": [cell("pool-errors --noise x", 1, [0.5, 0.65]),
+                                                           cell("pool-errors --noise x", 2, [0.5, 0.6, 0.7, 0.75]),
+                                                           cell("seed-only", 1, [0.5])]}))
+    script = [sys.executable, str(ROOT / "benchmarks" / "paired_rows.py"), "--results-dir", str(tmp_path)]
+    done = subprocess.run(script + ["--out", str(tmp_path / "p.json"), "--row", "a.json:pool-errors=new",
+                                    "--row", "b.json:pool-errors --noise x=old", "--row", "b.json:seed-only"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "p.json").read_text())
+    versus_old, versus_seeds = (c["pairs"]["trec / minilm"] for c in result["comparisons"])
+    assert versus_old["seeds"] == [1, 2] and versus_old["equal_time"] == [5.0, 5.0]
+    assert versus_old["equal_rounds"] == [-5.0, 20.0] and versus_old["rounds"] == [[2, 1], [1, 3]]
+    assert versus_seeds["seeds"] == [1] and versus_seeds["equal_time"] == [20.0] and versus_seeds["equal_rounds"] == []
+    assert "| trec / minilm | 1, 2 | 0.750 | 0.700 | +5.0 ± 0.0 |" in (tmp_path / "p.md").read_text()
+    missing = subprocess.run(script + ["--out", str(tmp_path / "q.json"), "--row", "a.json:static",
+                                       "--row", "b.json:seed-only"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "no finished cell of row 'static'; expected one of pool-errors" in missing.stderr
+    assert not (tmp_path / "q.json").exists()
