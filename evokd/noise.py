@@ -146,13 +146,17 @@ def fuse_labels(texts: list[str], labels: list[str], confidence: list[float | No
     """(labels, confidences, what was done) with every teacher label (a text with a confidence)
     replaced by the label `fused_posterior` finds most probable and its confidence by that label's
     posterior probability. Trusted texts (no confidence) keep theirs and fit the anchored student;
-    with fewer than 2 labels among them and the descriptions, nothing changes and the record says so."""
+    unless they and the descriptions name every label, nothing changes and the record says why."""
     trusted = np.array([c is None for c in confidence], dtype=bool)
     if trusted.all():  # nothing the teacher labeled (a run's round 0)
         return list(labels), list(confidence), {}
     head = anchored_student(texts, labels, trusted, label_texts=label_texts, seed=seed)
     if head is None:
         return list(labels), list(confidence), {"fuse_skipped": "the trusted rows and label descriptions hold fewer than 2 labels"}
+    unknown = [name for name in label_names if name not in head.labels_]
+    if unknown:  # its prior would be ~0 for them, and every teacher label of theirs would be moved elsewhere
+        return list(labels), list(confidence), {"fuse_skipped": "no seed or description of label " + ", ".join(
+            repr(name) for name in unknown) + " for the anchored student to know it by"}
     taught = np.flatnonzero(~trusted)
     proba = head.predict_proba([texts[i] for i in taught])
     prior = np.zeros((len(taught), len(label_names)))

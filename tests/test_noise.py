@@ -199,6 +199,10 @@ def test_fuse_keeps_a_reliable_teachers_labels(sentences, sst2_task):
     confidence = [None if i % 40 < 10 else 0.9 for i in range(80)]
     fused, _, record = fuse_labels(texts, list(gold), confidence, LABELS, label_texts=sst2_task.label_descriptions)
     assert record["relabeled"] <= 3 and sum(f != g for f, g in zip(fused, gold)) == record["relabeled"]
+    # a third label with no seed and no description: the anchored student cannot know it, nothing is fused
+    kept, _, record = fuse_labels(texts, list(gold), confidence, LABELS + ["neutral"],
+                                  label_texts=sst2_task.label_descriptions)
+    assert kept == list(gold) and "no seed or description of label 'neutral'" in record["fuse_skipped"]
 
 
 def test_training_rows_relabel_only_for_fuse_and_only_classification(sentences, sst2_task):
