@@ -81,7 +81,7 @@ def _learning_lines(train: dict) -> list[str]:
         if "why" in noise:
             parts.append(f"no weights ({noise['why']})")
         if "mean_weight" in noise:
-            whose = "the fused label's probability" if noise["mode"] == "fuse" else "the teacher's confidence"
+            whose = "the fused label's probability" if "relabeled" in noise else "the teacher's confidence"
             parts.append(f"texts weighted by {whose} beyond chance (mean weight {noise['mean_weight']:.2f}; "
                          "rows without a confidence weigh 1)")
         if "dropped" in noise:
