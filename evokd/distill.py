@@ -284,8 +284,9 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                          "pass --eval FILE or set `eval` in the task")
     target = task.target_key
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
-    if noise == "fuse":
-        progress("fusing the teacher's labels with the anchored student's view (--noise fuse)")
+    if noise in ("fuse", "auto") and any(r.get("teacher_confidence") is not None for r in rows):
+        progress("fusing the teacher's labels with the anchored student's view (--noise fuse)" if noise == "fuse" else
+                 "estimating per label how often the teacher is right (--noise auto: fuse its labels or weigh them)")
     rows, fused = training_rows(rows, task, noise)
     texts, targets = [r["text"] for r in rows], [r[target] for r in rows]
     selection = None

@@ -71,6 +71,9 @@ def _learning_lines(train: dict) -> list[str]:
                   ""]
     else:
         parts = []
+        if "auto_chose" in noise:
+            chose = "label fusion" if noise["auto_chose"] == "fuse" else "the teacher's own labels"
+            parts.append(f"{chose} chosen ({noise['auto_why']})")
         if "relabeled" in noise:
             right = ", ".join(f"{label} {share:.0%}" for label, share in noise.get("teacher_right_estimate", {}).items())
             parts.append(f"the teacher's labels fused with the anchored student's probabilities (EM over the teacher's "

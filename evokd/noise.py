@@ -30,10 +30,18 @@ its confidence says where: its most confident half is 18-30 points more accurate
   on 92.3% of sst2's texts (the teacher's: 92.3%), 62.7% of trec's (54.7%), 73.4% of ag_news's (65.7%);
   mpnet trained on them scores trec 76.0% and ag_news 84.0% (with "confidence" 65.5% and 69.3%) and
   sst2 86.5% (87.4%).
+- "auto" (the default): "fuse" where the fusion's EM estimates that the teacher names some label's texts
+  right less than half the time (AUTO_FUSE_BELOW), "confidence" otherwise, decided afresh on every set
+  of rows it trains on. Where the teacher is reliable, fusing keeps its labels and only swaps its
+  confidence weights for the posterior's, which cost sst2 up to 1.5 points (frozen minilm, 16-256
+  texts; mpnet 0.9 at 1,000); where it is not, fusing gained trec 2.4-13.8 and ag_news 5.7-13.5 points.
+  On the teacher-labeled sets (5 draws at each of 16-1,000 texts, benchmarks/noise_auto.md) the
+  lowest per-label estimate fell in two groups at every size: sst2's 0.66-0.99, trec's and ag_news's
+  0.00-0.13; so "auto" took the better of the two modes on all three.
 
 `noise_weights` returns the weights and what it did; the students that take sample weights
 (`ClassifierStudent.takes_sample_weight`) train with them. Which mode is the default is decided in
-benchmarks/students.md ("Noise-aware training").
+benchmarks/noise_auto.md ("confidence" was, until 2026-12-07, by benchmarks/students.md).
 """
 
 from __future__ import annotations
@@ -42,8 +50,8 @@ from collections import Counter
 
 import numpy as np
 
-NOISE_MODES = ("none", "confidence", "clean", "confidence+clean", "agree", "confidence+agree", "fuse")
-DEFAULT_NOISE = "confidence"  # what `evokd generate` and `evokd distill` use without --noise (students.md)
+NOISE_MODES = ("none", "confidence", "clean", "confidence+clean", "agree", "confidence+agree", "fuse", "auto")
+DEFAULT_NOISE = "auto"  # what `evokd generate` and `evokd distill` use without --noise (benchmarks/noise_auto.md)
 MIN_WEIGHT = 0.05  # a text the teacher gave at chance still counts a little
 # Squared: on trec's teacher-labeled rows (46% wrong; frozen minilm, 3 draws of 1,000) the powers 1, 2, 3, 4, 8
 # gave 60.9, 61.7, 61.5, 61.6, 60.7% against 59.9% unweighted. On sst2's (8% wrong) no power moved the frozen
@@ -53,6 +61,9 @@ CLEAN_FOLDS = 5
 AGREE_FLOOR = 0.1  # the weight factor of a text the anchored student labels otherwise (0.3: 3.8 points less on trec, one draw)
 FUSE_ITERATIONS = 50  # EM steps of "fuse" (it settles within ~20 on the teacher-labeled sets)
 FUSE_PSEUDO_COUNT = 1.0  # spread over each row of the teacher's confusion matrix, so no cell is ever 0
+# "auto" fuses when the teacher is estimated to name some label's texts right less often than not: the
+# point where its label for such a text says less than the student's view (benchmarks/noise_auto.md)
+AUTO_FUSE_BELOW = 0.5
 
 
 def confidence_weights(confidence: list[float | None], n_labels: int) -> np.ndarray:
@@ -181,13 +192,14 @@ def noise_weights(texts: list[str], labels: list[str], confidence: list[float | 
     A text without a confidence (a seed, a hand-labeled or oracle-labeled row) is trusted: it weighs 1
     and is never dropped. Cleaning needs 2 texts of every label for its cross-validation; with fewer it
     is skipped, and the record says so. For "fuse" the labels and confidences are `fuse_labels`' (as
-    `training_rows` gives them), and the weights are their "confidence" weights."""
+    `training_rows` gives them), and the weights are their "confidence" weights; so are "auto"'s,
+    whichever labels `training_rows` chose."""
     if mode not in NOISE_MODES:
         raise ValueError(f"expected the noise handling to be one of {', '.join(NOISE_MODES)}, got {mode!r}")
     weights = np.ones(len(texts))
     trusted = np.array([c is None for c in confidence], dtype=bool)
     record: dict = {"mode": mode}
-    if "confidence" in mode or mode == "fuse":  # "fuse": the confidences are fuse_labels' posteriors
+    if "confidence" in mode or mode in ("fuse", "auto"):  # fused rows carry fuse_labels' posteriors
         weights = confidence_weights(confidence, len(label_names))
         record["mean_weight"] = round(float(weights.mean()), 4)
     if "clean" in mode and not trusted.all():
@@ -213,19 +225,41 @@ def noise_weights(texts: list[str], labels: list[str], confidence: list[float | 
 
 
 def training_rows(rows: list[dict], task, mode: str, seed: int = 0) -> tuple[list[dict], dict]:
-    """(the rows a student trains on, what was done): for "fuse", copies of the teacher-labeled rows
-    (those with a "teacher_confidence") with `fuse_labels`' label and confidence; the rows themselves
-    for every other mode. Every student trains on these, whether it takes weights or not."""
-    if mode != "fuse":
+    """(the rows a student trains on, what was done): for "fuse", and for "auto" where it fuses
+    (`auto_fuses`), copies of the teacher-labeled rows (those with a "teacher_confidence") with
+    `fuse_labels`' label and confidence; the rows themselves otherwise. Every student trains on these,
+    whether it takes weights or not. "auto"'s record says which it chose ("auto_chose") and why."""
+    if mode not in ("fuse", "auto"):
         return rows, {}
     if task.kind != "classification":
-        return rows, {"fuse_skipped": "label fusion is for classification; entity spans are kept as the teacher gave them"}
+        why = "label fusion is for classification; entity spans are kept as the teacher gave them"
+        return rows, {"fuse_skipped": why} if mode == "fuse" else {"auto_chose": "confidence", "auto_why": why}
     labels, confidence, record = fuse_labels(
         [r["text"] for r in rows], [r[task.target_key] for r in rows], [r.get("teacher_confidence") for r in rows],
         task.label_names, label_texts=task.label_descriptions, seed=seed)
+    if mode == "auto":
+        fuses, why = auto_fuses(record)
+        if not fuses:  # the teacher's own labels, and only what the fusion estimated
+            kept = {k: record[k] for k in ("teacher_right_estimate",) if k in record}
+            return rows, {**kept, "auto_chose": "confidence", "auto_why": why}
+        record = {**record, "auto_chose": "fuse", "auto_why": why}
     fused = [r if r.get("teacher_confidence") is None else {**r, task.target_key: label, "teacher_confidence": conf}
              for r, label, conf in zip(rows, labels, confidence)]
     return fused, record
+
+
+def auto_fuses(record: dict) -> tuple[bool, str]:
+    """(whether "auto" trains on the fused labels, why) from `fuse_labels`' record: yes when EM estimated
+    that the teacher names some label's texts right less than AUTO_FUSE_BELOW of the time."""
+    if "fuse_skipped" in record:
+        return False, "no label fusion: " + record["fuse_skipped"]
+    estimate = record.get("teacher_right_estimate")
+    if not estimate:
+        return False, "no teacher-labeled rows"
+    label, lowest = min(estimate.items(), key=lambda item: item[1])
+    if lowest < AUTO_FUSE_BELOW:
+        return True, f"the teacher is estimated to name {label!r} texts right {lowest:.0%} of the time"
+    return False, f"the teacher is estimated to name every label's texts right at least {lowest:.0%} of the time"
 
 
 def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) -> tuple[np.ndarray | None, dict]:
@@ -235,8 +269,8 @@ def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) 
     if mode not in NOISE_MODES:
         raise ValueError(f"expected the noise handling to be one of {', '.join(NOISE_MODES)}, got {mode!r}")
     if mode == "none" or not getattr(student, "takes_sample_weight", False):
-        # "fuse" still changed the labels it trains on (training_rows): its record keeps the mode
-        return None, {"mode": "none"} if mode == "none" else {"mode": "fuse" if mode == "fuse" else "none",
+        # "fuse" (and "auto") may still have changed the labels it trains on (training_rows): the record keeps the mode
+        return None, {"mode": "none"} if mode == "none" else {"mode": mode if mode in ("fuse", "auto") else "none",
                                                               "why": f"{student.name} trains without weights"}
     return noise_weights([r["text"] for r in rows], [r[task.target_key] for r in rows],
                          [r.get("teacher_confidence") for r in rows], task.label_names, mode,

@@ -299,14 +299,15 @@ def test_students_folder_ships_only_listed_working_students():
 
 
 def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(trec_task, trec_data, tmp_path):
-    """Rows with the teacher's confidence (as dataset.jsonl carries it): --noise confidence weights them,
-    the default; --noise none trusts them alike; metrics.json and the model card say which."""
+    """Rows with the teacher's confidence (as dataset.jsonl carries it): --noise confidence weights them;
+    --noise none trusts them alike; auto, the default, chooses between fusing and confidence weights;
+    metrics.json and the model card say which."""
     rows = [json.loads(line) for line in trec_data.read_text().splitlines()]
     for i, r in enumerate(rows):
         r["teacher_confidence"] = None if i % 5 == 0 else 0.6 + 0.05 * (i % 8)  # every 5th: a hand-labeled row
     data = write_jsonl(tmp_path / "teacher.jsonl", rows)
-    result = run(["distill", str(data), "--task", str(trec_task), "--student", "minilm", "--out", str(tmp_path / "s"),
-                  "--quiet"])
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "minilm", "--noise", "confidence",
+                  "--out", str(tmp_path / "s"), "--quiet"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
     from evokd.noise import confidence_weights
@@ -320,8 +321,8 @@ def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(tre
     assert ("Teacher labels (`--noise confidence`): texts weighted by the teacher's confidence beyond chance "
             f"(mean weight {expected:.2f}; rows without a confidence weigh 1).") in card
 
-    result = run(["distill", str(data), "--task", str(trec_task), "--student", "spacy-textcat", "--out",
-                  str(tmp_path / "t"), "--quiet"])
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "spacy-textcat", "--noise", "confidence",
+                  "--out", str(tmp_path / "t"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["train"]["noise"] == {
         "mode": "none", "why": "spacy-textcat trains without weights"}
@@ -353,3 +354,15 @@ def test_distill_weighs_the_teachers_labels_as_noise_says_and_the_card_tells(tre
     textcat = json.loads((tmp_path / "g" / "metrics.json").read_text())["train"]["noise"]
     assert textcat["mode"] == "fuse" and textcat["relabeled"] == fused["noise"]["relabeled"]
     assert "no weights (spacy-textcat trains without weights)" in (tmp_path / "g" / "MODEL_CARD.md").read_text()
+
+    # auto, the default: the record says which of the two it chose and why, and the card repeats it
+    result = run(["distill", str(data), "--task", str(trec_task), "--student", "minilm", "--out", str(tmp_path / "d"),
+                  "--quiet"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((tmp_path / "d" / "metrics.json").read_text())["train"]["noise"]
+    assert chosen["mode"] == "auto" and chosen["auto_chose"] in ("fuse", "confidence") and "mean_weight" in chosen
+    assert ("relabeled" in chosen) == (chosen["auto_chose"] == "fuse")
+    assert set(chosen["teacher_right_estimate"]) == set(TREC_LABELS)
+    lowest = min(chosen["teacher_right_estimate"].values())
+    assert (chosen["auto_chose"] == "fuse") == (lowest < 0.5)
+    assert f"chosen ({chosen['auto_why']})" in (tmp_path / "d" / "MODEL_CARD.md").read_text()

@@ -70,9 +70,11 @@ def test_after_a_rolled_back_round_the_analysis_sees_the_last_kept_batch():
 
 def _run(task_path, pool, out, **cfg):
     task = load_task(task_path)
-    # TEST DOUBLE teacher that labels 90% of texts wrongly: the texts it labels make the student worse
+    # TEST DOUBLE teacher that labels 90% of texts wrongly: the texts it labels make the student worse, weighed by
+    # its confidence (the default, auto, would fuse such labels with the seed student's view and undo much of the harm)
     lm = scripted_lm(pool, task.label_names, seed=1, label_noise=0.9)
-    loop = RoundRunner(task, out, LoopConfig(rounds=3, per_round=16, strategy="evokd-paper", student="minilm", **cfg),
+    loop = RoundRunner(task, out, LoopConfig(rounds=3, per_round=16, strategy="evokd-paper", student="minilm",
+                                             noise="confidence", **cfg),
                        teacher_lm=lm, teacher_name="scripted")
     return loop, loop.run()
 
@@ -105,7 +107,7 @@ def test_a_round_that_lowers_the_eval_score_is_rolled_back_and_its_texts_are_not
 
     # The same run without the guard keeps the mislabeled texts and ends below its seed-only student.
     unguarded = RoundRunner(load_task(sst2_task), tmp_path / "off", LoopConfig(
-        rounds=3, per_round=16, strategy="evokd-paper", student="minilm", eval_guard=False),
+        rounds=3, per_round=16, strategy="evokd-paper", student="minilm", noise="confidence", eval_guard=False),
         teacher_lm=scripted_lm(sst2_pool, loop.labels, seed=1, label_noise=0.9), teacher_name="scripted")
     plain = unguarded.run()
     assert unguarded.guard_off == "--no-eval-guard"

@@ -226,7 +226,7 @@ def test_a_round_reads_the_run_state_once(sst2_task, sst2_pool, tmp_path, monkey
 
 
 def test_the_student_trains_with_the_teachers_confidence_as_weights(sst2_task, sst2_pool, tmp_path, monkeypatch):
-    """--noise confidence (the default): every student fit weighs a teacher label by the teacher's confidence
+    """--noise confidence: every student fit weighs a teacher label by the teacher's confidence
     beyond chance and a seed by 1; --noise none trains unweighted. The scripted TEST DOUBLE labels with
     probability 0.95 (gold) or 0.55 (noise). The real fit runs; only its arguments are recorded."""
     import evokd.students
@@ -240,7 +240,7 @@ def test_the_student_trains_with_the_teachers_confidence_as_weights(sst2_task, s
         return real(student, texts, targets, task, sample_weight=sample_weight)
 
     monkeypatch.setattr(evokd.students, "fit_student", recording)
-    run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, engine={"label_noise": 0.4})
+    run(sst2_task, tmp_path / "run", sst2_pool, rounds=1, per_round=8, engine={"label_noise": 0.4}, noise="confidence")
     rows = [json.loads(line) for line in (tmp_path / "run" / "dataset.jsonl").read_text().splitlines()]
     confidence = {r["text"]: r["teacher_confidence"] for r in rows}
     texts, weights = fits[-1]  # the fit that made round 1's student: seeds and round 1's accepted texts
@@ -310,7 +310,8 @@ def test_each_round_records_and_says_how_many_teacher_labels_its_student_doubted
     table = capsys.readouterr().out
     assert "doubted" in table and f"{first['disagreed']} of {teacher_rows}" in table
 
-    rounds, _ = run(sst2_task, tmp_path / "weighed", sst2_pool, rounds=1, per_round=16, engine={"label_noise": 0.4})
+    rounds, _ = run(sst2_task, tmp_path / "weighed", sst2_pool, rounds=1, per_round=16, engine={"label_noise": 0.4},
+                    noise="confidence")
     assert rounds[1]["training"]["mode"] == "confidence" and "disagreed" not in rounds[1]["training"]
     print_summary(rounds, tmp_path / "weighed")
     assert "doubted" not in capsys.readouterr().out

@@ -59,7 +59,7 @@ def test_noise_modes_and_their_edges(sentences):
     # cleaning needs 2 texts of every label for its cross-validation: skipped, and said so
     few, record = noise_weights(texts[:3] + texts[-1:], labels[:3] + labels[-1:], [0.9] * 4, LABELS, "clean")
     assert list(few) == [1.0] * 4 and "2+ texts of every label" in record["clean_skipped"]
-    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, agree, confidence\\+agree, fuse, got 'all'"):
+    with pytest.raises(ValueError, match="one of none, confidence, clean, confidence\\+clean, agree, confidence\\+agree, fuse, auto, got 'all'"):
         noise_weights(texts, labels, confidence, LABELS, "all")
 
 
@@ -215,7 +215,7 @@ def test_training_rows_relabel_only_for_fuse_and_only_classification(sentences, 
             for i, (t, g) in enumerate(zip(texts, gold))]
     before = [dict(r) for r in rows]
     for mode in NOISE_MODES:
-        if mode != "fuse":
+        if mode not in ("fuse", "auto"):
             assert training_rows(rows, sst2_task, mode) == (rows, {})
     fused, record = training_rows(rows, sst2_task, "fuse")
     assert rows == before and record["relabeled"] == sum(a["label"] != b["label"] for a, b in zip(rows, fused)) > 10
@@ -225,3 +225,43 @@ def test_training_rows_relabel_only_for_fuse_and_only_classification(sentences, 
     ner = sst2_task.model_copy(update={"kind": "ner"})
     same, why = training_rows(rows, ner, "fuse")
     assert same is rows and "classification" in why["fuse_skipped"]
+
+
+def test_auto_fuses_only_where_the_teacher_is_estimated_wrong_on_some_label(sentences, sst2_task):
+    """Real MiniLM on real sst2 sentences, 10 seeds of each label trusted. A teacher right on every text:
+    "auto" keeps its labels and weighs them exactly as "confidence" does. A teacher that calls every
+    text "positive": EM estimates it names negatives right far below half the time, so "auto" trains on
+    the fused labels, as "fuse" does, and its record says which it chose and why."""
+    from evokd.noise import AUTO_FUSE_BELOW, fit_recorded, training_rows
+
+    texts, gold = sentences
+    confidence = [None if i % 40 < 10 else 0.7 + 0.003 * i for i in range(80)]
+    reliable = [{"text": t, "label": g, **({} if c is None else {"teacher_confidence": c})}
+                for t, g, c in zip(texts, gold, confidence)]
+    kept, record = training_rows(reliable, sst2_task, "auto")
+    assert kept is reliable and record["auto_chose"] == "confidence" and "relabeled" not in record
+    assert min(record["teacher_right_estimate"].values()) >= AUTO_FUSE_BELOW and "at least" in record["auto_why"]
+    auto_weights = fit_recorded("minilm", reliable, sst2_task, "auto")[1]
+    plain_weights = fit_recorded("minilm", reliable, sst2_task, "confidence")[1]
+    assert auto_weights["mean_weight"] == plain_weights["mean_weight"] and auto_weights["mode"] == "auto"
+
+    biased = [r if "teacher_confidence" not in r else {**r, "label": "positive"} for r in reliable]
+    auto_rows, auto_record = training_rows(biased, sst2_task, "auto")
+    fuse_rows, fuse_record = training_rows(biased, sst2_task, "fuse")
+    assert auto_rows == fuse_rows and auto_record["relabeled"] == fuse_record["relabeled"] > 10
+    assert auto_record["auto_chose"] == "fuse" and "'negative' texts right" in auto_record["auto_why"]
+    # NER: nothing to fuse, the teacher's spans weighed by its confidence, and the record says why
+    ner = sst2_task.model_copy(update={"kind": "ner"})
+    same, why = training_rows(biased, ner, "auto")
+    assert same is biased and why["auto_chose"] == "confidence" and "classification" in why["auto_why"]
+
+
+def test_auto_choice_from_the_fusion_record():
+    """Logic test on made-up records (no student): the lowest per-label estimate decides."""
+    from evokd.noise import AUTO_FUSE_BELOW, auto_fuses
+
+    assert auto_fuses({"teacher_right_estimate": {"a": 0.9, "b": AUTO_FUSE_BELOW - 0.01}})[0]
+    assert not auto_fuses({"teacher_right_estimate": {"a": 0.9, "b": AUTO_FUSE_BELOW}})[0]
+    assert auto_fuses({"fuse_skipped": "no seed or description of label 'c'"}) == (
+        False, "no label fusion: no seed or description of label 'c'")
+    assert auto_fuses({}) == (False, "no teacher-labeled rows")

@@ -37,7 +37,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
                    "mislabeled dropped), agree (rows the anchored student, fitted on the trusted rows and the label "
                    "descriptions, labels otherwise weigh a tenth), confidence+clean, confidence+agree, fuse (each label "
                    "replaced by the most probable given both the teacher's label, with its confusions estimated by EM, "
-                   "and the anchored student's probabilities; weighted by that probability), or none. Rows "
+                   "and the anchored student's probabilities; weighted by that probability), auto (fuse where EM "
+                   "estimates the teacher names some label's texts right less than half the time, confidence "
+                   "otherwise), or none. Rows "
                    "without a confidence are always trusted. [default: the run's own --noise when DATASET is a run "
                    f"directory, so the shipped student learns as the run's students did; else {DEFAULT_NOISE}]")
 @click.option("--auto-minutes", default=20.0, show_default=True, type=click.FloatRange(0.0, min_open=True),

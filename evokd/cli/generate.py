@@ -61,8 +61,9 @@ from evokd.noise import DEFAULT_NOISE, NOISE_MODES
                    "(texts the anchored student, fitted on the seeds and the label descriptions, labels otherwise weigh "
                    "a tenth), confidence+clean, confidence+agree, fuse (each label replaced by the most probable given both "
                    "the teacher's label, its confusions estimated by EM, and the anchored student's probabilities; the "
-                   "dataset keeps the teacher's), or none (every label trusted alike). Seeds are always "
-                   "trusted.")
+                   "dataset keeps the teacher's), auto (fuse where EM estimates the teacher names some label's texts "
+                   "right less than half the time, confidence otherwise, decided every round), or none (every label "
+                   "trusted alike). Seeds are always trusted.")
 @click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0, 2.0), help="Teacher sampling temperature.")
 @click.option("--label-temperature", default=0.0, show_default=True, type=click.FloatRange(0.0, 2.0),
               help="Temperature of each text's first labeling call (0: greedy, the most accurate labels from a small "
