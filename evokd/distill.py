@@ -24,7 +24,7 @@ from evokd.io import ReadReport, write_json_atomic
 from evokd.task import TaskSpec, read_data
 from evokd.model_card import model_card
 from evokd.run_dir import dataset_file, is_run_dir
-from evokd.noise import DEFAULT_NOISE, training_rows, weights_once
+from evokd.noise import DEFAULT_NOISE, RELABELING_MODES, training_rows, weights_once
 from evokd.task_kinds import kind_rules
 from evokd.vector_cache import VECTORS_DIR, remember_for
 
@@ -284,7 +284,7 @@ def distill(dataset: str | Path, task: TaskSpec, student_name: str, out_dir: str
                          "pass --eval FILE or set `eval` in the task")
     target = task.target_key
     eval_name = str(eval_path) if eval_path else (str(task.eval) if task.eval else None)
-    if noise in ("fuse", "auto") and any(r.get("teacher_confidence") is not None for r in rows):
+    if noise in RELABELING_MODES and any(r.get("teacher_confidence") is not None for r in rows):
         progress("fusing the teacher's labels with the anchored student's view (--noise fuse)" if noise == "fuse" else
                  "estimating per label how often the teacher is right (--noise auto: fuse its labels or weigh them)")
     rows, fused = training_rows(rows, task, noise)

@@ -52,6 +52,7 @@ import numpy as np
 
 NOISE_MODES = ("none", "confidence", "clean", "confidence+clean", "agree", "confidence+agree", "fuse", "auto")
 DEFAULT_NOISE = "auto"  # what `evokd generate` and `evokd distill` use without --noise (benchmarks/noise_auto.md)
+RELABELING_MODES = ("fuse", "auto")  # the modes whose `training_rows` may change labels (their weights: the rows' confidences)
 MIN_WEIGHT = 0.05  # a text the teacher gave at chance still counts a little
 # Squared: on trec's teacher-labeled rows (46% wrong; frozen minilm, 3 draws of 1,000) the powers 1, 2, 3, 4, 8
 # gave 60.9, 61.7, 61.5, 61.6, 60.7% against 59.9% unweighted. On sst2's (8% wrong) no power moved the frozen
@@ -200,7 +201,7 @@ def noise_weights(texts: list[str], labels: list[str], confidence: list[float | 
     weights = np.ones(len(texts))
     trusted = np.array([c is None for c in confidence], dtype=bool)
     record: dict = {"mode": mode}
-    if "confidence" in mode or mode in ("fuse", "auto"):  # fused rows carry fuse_labels' posteriors
+    if "confidence" in mode or mode in RELABELING_MODES:  # fused rows carry fuse_labels' posteriors
         weights = confidence_weights(confidence, len(label_names))
         record["mean_weight"] = round(float(weights.mean()), 4)
     if "clean" in mode and not trusted.all():
@@ -230,7 +231,7 @@ def training_rows(rows: list[dict], task, mode: str, seed: int = 0) -> tuple[lis
     (`auto_fuses`), copies of the teacher-labeled rows (those with a "teacher_confidence") with
     `fuse_labels`' label and confidence; the rows themselves otherwise. Every student trains on these,
     whether it takes weights or not. "auto"'s record says which it chose ("auto_chose") and why."""
-    if mode not in ("fuse", "auto"):
+    if mode not in RELABELING_MODES:
         return rows, {}
     if task.kind != "classification":
         why = "label fusion is for classification; entity spans are kept as the teacher gave them"
@@ -271,7 +272,7 @@ def training_weights(student, rows: list[dict], task, mode: str, seed: int = 0) 
         raise ValueError(f"expected the noise handling to be one of {', '.join(NOISE_MODES)}, got {mode!r}")
     if mode == "none" or not getattr(student, "takes_sample_weight", False):
         # "fuse" (and "auto") may still have changed the labels it trains on (training_rows): the record keeps the mode
-        return None, {"mode": "none"} if mode == "none" else {"mode": mode if mode in ("fuse", "auto") else "none",
+        return None, {"mode": "none"} if mode == "none" else {"mode": mode if mode in RELABELING_MODES else "none",
                                                               "why": f"{student.name} trains without weights"}
     return noise_weights([r["text"] for r in rows], [r[task.target_key] for r in rows],
                          [r.get("teacher_confidence") for r in rows], task.label_names, mode,
