@@ -154,22 +154,22 @@ def fused_posterior(prior: np.ndarray, given: np.ndarray, n_labels: int) -> tupl
     return posterior, confusion
 
 
-def fuse_labels(texts: list[str], labels: list[str], confidence: list[float | None], label_names: list[str], *,
-                label_texts: dict[str, str] | None = None, seed: int = 0) -> tuple[list[str], list[float | None], dict]:
-    """(labels, confidences, what was done) with every teacher label (a text with a confidence)
-    replaced by the label `fused_posterior` finds most probable and its confidence by that label's
-    posterior probability. Trusted texts (no confidence) keep theirs and fit the anchored student;
-    unless they and the descriptions name every label, nothing changes and the record says why."""
+def fusion(texts: list[str], labels: list[str], confidence: list[float | None], label_names: list[str], *,
+           label_texts: dict[str, str] | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """(the indices of the teacher-labeled texts (those with a confidence), their posteriors over
+    label_names, the teacher's confusion matrix) from `fused_posterior`, with the anchored student
+    fitted on the trusted texts as the prior; or why there is no fusion: "" when no text is
+    teacher-labeled, else a sentence (the trusted rows and descriptions do not name every label)."""
     trusted = np.array([c is None for c in confidence], dtype=bool)
     if trusted.all():  # nothing the teacher labeled (a run's round 0)
-        return list(labels), list(confidence), {}
+        return ""
     head = anchored_student(texts, labels, trusted, label_texts=label_texts, seed=seed)
     if head is None:
-        return list(labels), list(confidence), {"fuse_skipped": "the trusted rows and label descriptions hold fewer than 2 labels"}
+        return "the trusted rows and label descriptions hold fewer than 2 labels"
     unknown = [name for name in label_names if name not in head.labels_]
     if unknown:  # its prior would be ~0 for them, and every teacher label of theirs would be moved elsewhere
-        return list(labels), list(confidence), {"fuse_skipped": "no seed or description of label " + ", ".join(
-            repr(name) for name in unknown) + " for the anchored student to know it by"}
+        return "no seed or description of label " + ", ".join(repr(name) for name in unknown) + \
+            " for the anchored student to know it by"
     taught = np.flatnonzero(~trusted)
     proba = head.predict_proba([texts[i] for i in taught])
     prior = np.zeros((len(taught), len(label_names)))
@@ -177,6 +177,19 @@ def fuse_labels(texts: list[str], labels: list[str], confidence: list[float | No
         prior[:, label_names.index(name)] = proba[:, j]
     given = np.array([label_names.index(labels[i]) for i in taught])
     posterior, confusion = fused_posterior(prior, given, len(label_names))
+    return taught, posterior, confusion
+
+
+def fuse_labels(texts: list[str], labels: list[str], confidence: list[float | None], label_names: list[str], *,
+                label_texts: dict[str, str] | None = None, seed: int = 0) -> tuple[list[str], list[float | None], dict]:
+    """(labels, confidences, what was done) with every teacher label (a text with a confidence)
+    replaced by the label `fused_posterior` finds most probable and its confidence by that label's
+    posterior probability. Trusted texts (no confidence) keep theirs and fit the anchored student;
+    unless they and the descriptions name every label, nothing changes and the record says why."""
+    fused_rows = fusion(texts, labels, confidence, label_names, label_texts=label_texts, seed=seed)
+    if isinstance(fused_rows, str):
+        return list(labels), list(confidence), {"fuse_skipped": fused_rows} if fused_rows else {}
+    taught, posterior, confusion = fused_rows
     fused, fused_confidence = list(labels), list(confidence)
     for row, i in enumerate(taught):
         fused[i] = label_names[int(posterior[row].argmax())]
