@@ -125,10 +125,12 @@ def render(result: dict) -> str:
               "else confidence; the mean over the replays above of the difference from `confidence` and from "
               "the line in use, in macro-F1 points.", "",
               "| line | replays fused | − confidence (mean ± sd) | − auto as run (mean ± sd) |", "|---|---|---|---|"]
+    def spread(xs: list[float]) -> float:
+        return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
     for line in AUTO_LINES:
         to_conf = [100 * (auto_below(e, line) - e["confidence"]) for e in replays]
         to_auto = [100 * (auto_below(e, line) - e["auto"]) for e in replays]
-        spread = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
         fused = sum(e.get("lowest_estimate") is not None and e["lowest_estimate"] < line for e in replays)
         lines.append(f"| {line} | {fused} of {len(replays)} | {statistics.mean(to_conf):+.1f} ± {spread(to_conf):.1f} | "
                      f"{statistics.mean(to_auto):+.1f} ± {spread(to_auto):.1f} |")
